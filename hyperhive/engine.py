@@ -1,0 +1,183 @@
+"""Suggestions: hyperopt's algorithms asked for the next configuration from a search's history.
+
+The engine keeps, per search and per process, the compiled hyperopt ``Domain`` and one hyperopt trial
+document per stored trial. On each ask it reads only ``(id, version, state)`` of the search's trials and
+re-decodes the trials whose version changed, then hands the documents to hyperopt with
+``trials_from_docs(validate=False)``: history is never reloaded and re-validated in full (at 1,000
+trials that alone costs ~100 ms). Random search needs no history and reads none.
+
+Running trials are passed to hyperopt as running jobs with their sampled values and no loss; TPE counts
+them as observed with infinite loss, so parallel workers are steered away from near-duplicates.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from hyperopt import Trials, anneal, rand, tpe, trials_from_docs
+from hyperopt.base import (
+    JOB_STATE_DONE,
+    JOB_STATE_ERROR,
+    JOB_STATE_NEW,
+    JOB_STATE_RUNNING,
+    STATUS_FAIL,
+    STATUS_NEW,
+    STATUS_OK,
+    Domain,
+)
+
+from hyperhive.models import Search, Trial, TrialState
+
+if TYPE_CHECKING:
+    from hyperhive.store.base import Store
+
+Algorithm = Callable[..., list[dict[str, Any]]]
+
+_CMD = ("domain_attachment", "FMinIter_Domain")
+
+
+def _objective_placeholder(_: Any) -> float:
+    """The Domain needs a function; workers evaluate trials, never the engine."""
+    raise RuntimeError("the engine does not evaluate trials")
+
+
+def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
+    """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound."""
+    if name == "random":
+        return rand.suggest
+    if name == "anneal":
+        return functools.partial(anneal.suggest, **options)
+    if name == "tpe":
+        renamed = {
+            "n_startup_trials": "n_startup_jobs",
+            "n_ei_candidates": "n_EI_candidates",
+            "gamma": "gamma",
+            "prior_weight": "prior_weight",
+        }
+        kw = {renamed[k]: v for k, v in options.items() if k in renamed}
+        return functools.partial(tpe.suggest, verbose=False, **kw)
+    raise ValueError(f"unknown algorithm {name!r}")
+
+
+def trial_to_doc(trial: Trial) -> dict[str, Any] | None:
+    """The hyperopt trial document of a stored trial, or ``None`` if it carries nothing to learn from
+    (no suggestion yet, or cancelled before it ran)."""
+    if trial.vals is None or trial.state == TrialState.CANCELLED:
+        return None
+    if trial.state == TrialState.DONE or (trial.state == TrialState.PRUNED and trial.loss is not None):
+        state, result = JOB_STATE_DONE, {"status": STATUS_OK, "loss": trial.loss}
+    elif trial.state in (TrialState.FAILED, TrialState.PRUNED):
+        state, result = JOB_STATE_ERROR, {"status": STATUS_FAIL}
+    elif trial.state == TrialState.RUNNING:
+        state, result = JOB_STATE_RUNNING, {"status": STATUS_NEW}
+    else:
+        state, result = JOB_STATE_NEW, {"status": STATUS_NEW}
+    tid = trial.number
+    return {
+        "state": state,
+        "tid": tid,
+        "spec": None,
+        "result": result,
+        "misc": {
+            "tid": tid,
+            "cmd": _CMD,
+            "workdir": None,
+            "idxs": {k: ([tid] if v else []) for k, v in trial.vals.items()},
+            "vals": trial.vals,
+        },
+        "exp_key": None,
+        "owner": None,
+        "version": 0,
+        "book_time": None,
+        "refresh_time": None,
+    }
+
+
+@dataclass
+class _SearchCache:
+    space: Any
+    domain: Domain
+    algorithm: Algorithm
+    needs_history: bool
+    versions: dict[str, int] = field(default_factory=dict)
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class Engine:
+    """Asks hyperopt for configurations; one per process, shared by every search it sees."""
+
+    def __init__(self) -> None:
+        self._cache: dict[str, _SearchCache] = {}
+        self._lock = threading.Lock()
+
+    def _search_cache(self, search: Search) -> _SearchCache:
+        with self._lock:
+            cached = self._cache.get(search.id)
+            if cached is None:
+                from search_spaces import validate
+
+                spec = validate(search.document)
+                space = spec.space
+                cached = _SearchCache(
+                    space=space,
+                    domain=Domain(_objective_placeholder, space),
+                    algorithm=make_algorithm(spec.algorithm, dict(spec.algorithm_options)),
+                    needs_history=spec.algorithm != "random",
+                )
+                self._cache[search.id] = cached
+            return cached
+
+    def forget(self, search_id: str) -> None:
+        with self._lock:
+            self._cache.pop(search_id, None)
+
+    def history(self, store: Store, search: Search) -> Trials:
+        """The search's trials as a hyperopt ``Trials``, refreshed from the trials that changed."""
+        cache = self._search_cache(search)
+        with cache.lock:
+            return self._refresh(cache, store, search.id)
+
+    @staticmethod
+    def _refresh(cache: _SearchCache, store: Store, search_id: str) -> Trials:
+        versions = store.trial_versions(search_id)
+        changed = [tid for tid, (v, _) in versions.items() if cache.versions.get(tid) != v]
+        for gone in set(cache.versions) - set(versions):
+            cache.versions.pop(gone, None)
+            cache.docs.pop(gone, None)
+        for t in store.get_trials(changed):
+            cache.versions[t.id] = t.version
+            doc = trial_to_doc(t)
+            if doc is None:
+                cache.docs.pop(t.id, None)
+            else:
+                cache.docs[t.id] = doc
+        docs = sorted(cache.docs.values(), key=lambda d: d["tid"])
+        return trials_from_docs(docs, validate=False)
+
+    def suggest(self, store: Store, search: Search, trial: Trial) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+        """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
+        ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
+        document-shaped sampled configuration."""
+        from search_spaces import config_from_vals
+
+        cache = self._search_cache(search)
+        with cache.lock:
+            trials = self._refresh(cache, store, search.id) if cache.needs_history else Trials()
+            new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
+        vals = {k: [_plain(x) for x in v] for k, v in new_docs[0]["misc"]["vals"].items()}
+        point = {k: v[0] for k, v in vals.items() if v}
+        config = config_from_vals(cache.space, point)
+        return vals, config
+
+
+def _plain(x: Any) -> Any:
+    """numpy scalars to Python ones, so that vals are JSON-serialisable."""
+    if isinstance(x, np.generic):
+        return x.item()
+    return x

@@ -1,0 +1,36 @@
+"""Errors the store and the engine raise; the service maps each to one HTTP status."""
+
+from __future__ import annotations
+
+
+class HyperhiveError(Exception):
+    """Base of every error Hyperhive raises on purpose."""
+
+
+class NotFound(HyperhiveError, LookupError):
+    """No such search, trial, token, worker or dataset (HTTP 404)."""
+
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(HyperhiveError):
+    """The operation does not fit the record's current state, e.g. extending a cancelled search (409)."""
+
+
+class LeaseLost(HyperhiveError):
+    """A heartbeat or report came with a lease token that is not the trial's current one.
+
+    The trial was requeued after its lease expired, handed to another worker, or cancelled. The caller
+    must drop the trial and not retry the report: nothing it sends is counted.
+    """
+
+
+class StoreUnavailable(HyperhiveError):
+    """The store cannot be reached right now (network, server down, election). Safe to retry later."""
+
+
+class BadStoreURL(HyperhiveError, ValueError):
+    """A store URL that names no known backend or is malformed."""

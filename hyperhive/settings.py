@@ -1,0 +1,63 @@
+"""All of Hyperhive's settings in one typed object, read from flags, the environment and defaults.
+
+Environment variables carry the ``HYPERHIVE_`` prefix: ``HYPERHIVE_STORE``, ``HYPERHIVE_URL``,
+``HYPERHIVE_TOKEN``, ``HYPERHIVE_HOST``, ``HYPERHIVE_PORT``, ... Command-line flags override them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_HOME = Path(".hyperhive")
+DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
+
+
+class Settings(BaseSettings):
+    """Hyperhive's settings. Every field can be set as ``HYPERHIVE_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="HYPERHIVE_", extra="ignore")
+
+    # where the data lives
+    store: str = Field(DEFAULT_STORE, description="store URL: sqlite:///path.db or mongodb://...")
+    home: Path = Field(DEFAULT_HOME, description="folder for the embedded store, caches and logs")
+
+    # the API client (CLI)
+    url: str = Field("http://127.0.0.1:8000", description="base URL of a Hyperhive API server")
+    token: SecretStr | None = Field(None, description="API token for the client")
+
+    # the API server
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    no_auth: bool = Field(False, description="serve without authentication (a laptop only)")
+    cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; none = off")
+    max_request_bytes: int = Field(1 << 20, ge=1024, description="largest JSON/YAML request body")
+    max_upload_bytes: int = Field(512 << 20, ge=1024, description="largest dataset upload")
+
+    # workers
+    lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
+    heartbeat_seconds: float = Field(10.0, gt=0.0, description="interval between a worker's heartbeats")
+    worker_timeout_seconds: float = Field(90.0, gt=0.0, description="a worker unseen this long is lost")
+    allow_objective: list[str] = Field(
+        default_factory=lambda: ["search_spaces.objectives"],
+        description="module prefixes whose functions workers may run as objectives",
+    )
+    data_cache: Path | None = Field(None, description="where workers cache datasets (default home/data)")
+
+    @field_validator("store")
+    @classmethod
+    def _store_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("the store URL is empty")
+        return v.strip()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.data_cache or self.home / "data"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Settings from the environment with the given (non-None) overrides, e.g. from CLI flags."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]

@@ -1,0 +1,539 @@
+"""The store interface: the only thing in Hyperhive that touches a database.
+
+Contract (every backend; ``tests/store_contract.py`` checks it against each one)
+==============================================================================
+
+Records and states are defined in :mod:`hyperhive.models` (``SearchStatus``, ``TrialState``).
+
+Searches
+    ``create_search`` stores a validated document as ``pending`` with its seed resolved (drawn and recorded
+    when the document has none). ``cancel_search`` makes it ``cancelled`` and every non-final trial
+    ``cancelled`` in one step. ``extend_search(n)`` adds ``n`` slots; a ``completed`` or ``failed`` search
+    becomes ``running`` again (its consecutive-failure count reset); extending a cancelled search is a
+    :class:`Conflict`. ``delete_search`` removes the search and all its trials.
+
+Budget and completion
+    A search has ``max_trials`` slots. Every trial takes exactly one slot for its whole life (a requeued
+    trial keeps its slot and its ``number``). ``counts.total`` never exceeds ``max_trials``. A search is
+    ``completed`` when ``counts.finished == max_trials``. It is ``failed`` when
+    ``max_consecutive_failures`` trials in a row ended ``failed`` (a ``done`` trial resets the count); its
+    ``error`` then holds the last trial error and its non-final trials are cancelled.
+
+Claims (atomic)
+    ``claim(worker_id, lease_seconds)`` returns a ``running`` trial holding a fresh ``lease_token`` and
+    ``lease_expires_at = now + lease_seconds``, or ``None`` when there is no work. Order: first the sweep
+    of expired leases, then a ``queued`` trial (oldest first; it keeps its config), else a new slot of a
+    runnable search (``pending``/``running`` with slots left) chosen fairly: fewest running trials, then
+    least recently claimed. Taking a slot and inserting its trial is one atomic step: two concurrent
+    claims never take the same slot, and no slot is taken without its trial existing. The configuration
+    is then suggested by the :class:`~hyperhive.engine.Engine` from the search's history (running trials
+    count as pending) and saved on the trial; if the claimer dies in between, the trial's lease expires
+    and the next claimer of the requeued trial makes the suggestion.
+
+Leases
+    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch ``history``, and
+    answers ``stop`` when the search was cancelled or failed (the trial is then already ``cancelled``),
+    when the trial should be pruned (median rule on the search's ``training.pruning``), or when the token
+    is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
+    spending a retry (a worker told to stop). ``requeue_expired`` returns every ``running`` trial whose
+    lease expired to ``queued`` (token cleared, ``attempts`` kept) while it has retries left
+    (``attempts <= max_retries``), else marks it ``failed`` ("worker lost"); it is safe to run from many
+    processes at once: a trial is requeued once.
+
+Reports (atomic, idempotent)
+    ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
+    trial is ``running`` (a lease that expired but was not swept yet still counts: the report wins and the
+    trial can no longer be requeued). It sets the final state, the objective ``value`` (from
+    ``metrics[objective_metric]``; missing or non-finite turns ``done`` into ``failed``), ``loss`` (what
+    hyperopt minimises), updates the search's counts, best trial and status in the same atomic step.
+    Repeating a report with the same token after it was accepted returns the stored trial unchanged and
+    counts nothing twice. Any other stale token raises :class:`~hyperhive.errors.LeaseLost`.
+
+Concurrency
+    A store object may be used from several threads (the worker's heartbeat thread) and several
+    processes or machines may open the same store. Backends never fail with "database is locked"-style
+    errors under contention: they wait and retry; only :class:`~hyperhive.errors.StoreUnavailable`
+    escapes when the database cannot be reached at all.
+
+Tokens and datasets
+    API tokens are stored as SHA-256 hashes of high-entropy secrets; the secret is returned once by
+    ``create_token``. Uploaded datasets are stored as chunks, so workers on other machines can read them.
+"""
+
+from __future__ import annotations
+
+import abc
+import hashlib
+import math
+import secrets
+import statistics
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from hyperhive.errors import Conflict, LeaseLost, NotFound
+from hyperhive.models import (
+    DatasetInfo,
+    HeartbeatAction,
+    HeartbeatReply,
+    Search,
+    SearchStatus,
+    TokenInfo,
+    Trial,
+    TrialResult,
+    TrialState,
+    WorkerInfo,
+    objective_loss,
+)
+
+if TYPE_CHECKING:
+    from hyperhive.engine import Engine
+    from search_spaces import SearchSpec
+
+TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
+DEFAULT_LEASE_SECONDS = 60.0
+EXPORT_FORMAT = "hyperhive-export/1"
+
+
+def new_id() -> str:
+    """A new record id: 16 hex characters (64 random bits)."""
+    return uuid.uuid4().hex[:16]
+
+
+def new_lease_token() -> str:
+    return secrets.token_hex(16)
+
+
+def hash_token(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+def trial_seed(search_seed: int, number: int) -> int:
+    """The seed of trial ``number``: fixed by the search's seed, different for every slot."""
+    return (search_seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+
+
+def finite_or_none(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+class Store(abc.ABC):
+    """One interface over the SQLite and MongoDB stores. See the module docstring for the contract."""
+
+    url: str
+
+    def __init__(self) -> None:
+        self.clock: Callable[[], float] = time.time
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+        self._done_histories: dict[str, dict[str, list[dict[str, Any]]]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. The store must not be used afterwards."""
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`~hyperhive.errors.StoreUnavailable` unless the database answers."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def engine(self) -> Engine:
+        """The suggestion engine of this process (one per store object, caching each search's history)."""
+        with self._engine_lock:
+            if self._engine is None:
+                from hyperhive.engine import Engine
+
+                self._engine = Engine()
+            return self._engine
+
+    # ------------------------------------------------------------------ searches
+    def create_search(self, spec: SearchSpec, owner: str | None = None) -> Search:
+        """Store a validated search as ``pending``; its seed is resolved (drawn if the spec has none)."""
+        now = self.clock()
+        seed = spec.seed if spec.seed is not None else secrets.randbelow(2**31 - 1)
+        search = Search(
+            id=new_id(),
+            name=spec.name,
+            owner=owner,
+            status=SearchStatus.PENDING,
+            document=spec.to_document(),
+            algorithm=spec.algorithm,
+            max_trials=spec.max_trials,
+            seed=seed,
+            objective_metric=spec.objective_metric,
+            objective_mode=spec.objective_mode,
+            max_consecutive_failures=spec.max_consecutive_failures,
+            max_retries=spec.max_retries,
+            created_at=now,
+            updated_at=now,
+        )
+        self._insert_search(search)
+        return search
+
+    @abc.abstractmethod
+    def _insert_search(self, search: Search) -> None: ...
+
+    @abc.abstractmethod
+    def get_search(self, search_id: str) -> Search:
+        """The search, or :class:`NotFound`."""
+
+    @abc.abstractmethod
+    def list_searches(
+        self,
+        *,
+        status: SearchStatus | str | None = None,
+        name: str | None = None,
+        owner: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Search]:
+        """Searches matching every given filter, newest first."""
+
+    @abc.abstractmethod
+    def count_searches(
+        self, *, status: SearchStatus | str | None = None, name: str | None = None, owner: str | None = None
+    ) -> int: ...
+
+    @abc.abstractmethod
+    def cancel_search(self, search_id: str) -> Search:
+        """Cancel a non-final search and its non-final trials; cancelling a final search is a no-op."""
+
+    @abc.abstractmethod
+    def extend_search(self, search_id: str, n: int) -> Search:
+        """Add ``n >= 1`` slots (see the contract)."""
+
+    @abc.abstractmethod
+    def delete_search(self, search_id: str) -> None:
+        """Delete the search and its trials; :class:`NotFound` if absent."""
+
+    # ------------------------------------------------------------------ claims and leases
+    def claim(
+        self, worker_id: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, *, search_id: str | None = None
+    ) -> Trial | None:
+        """Claim the next trial (see the contract); ``search_id`` restricts the claim to one search."""
+        self.requeue_expired()
+        now = self.clock()
+        trial = self._claim_queued(worker_id, lease_seconds, now, search_id)
+        if trial is None:
+            trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id)
+        if trial is None:
+            return None
+        if trial.config is None:
+            assert trial.lease_token is not None
+            search = self.get_search(trial.search_id)
+            try:
+                vals, config = self.engine.suggest(self, search, trial)
+            except Exception as exc:  # a broken space must fail its trial, not the worker
+                return self.report(
+                    trial.id,
+                    trial.lease_token,
+                    TrialResult.failed(f"suggestion failed: {type(exc).__name__}: {exc}"),
+                )
+            trial = self._set_suggestion(trial.id, trial.lease_token, vals, config)
+        return trial
+
+    @abc.abstractmethod
+    def _claim_queued(
+        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+    ) -> Trial | None:
+        """Atomically turn the oldest ``queued`` trial of a runnable search into ``running`` for us."""
+
+    @abc.abstractmethod
+    def _claim_new_slot(
+        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+    ) -> Trial | None:
+        """Atomically take one slot of the fairest runnable search and insert its ``running`` trial
+        (``config`` None, ``number`` = slot, ``seed`` from :func:`trial_seed`); marks the search running."""
+
+    @abc.abstractmethod
+    def _set_suggestion(
+        self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
+    ) -> Trial:
+        """Save the suggested ``vals``/``config`` on our running trial; :class:`LeaseLost` if not ours."""
+
+    def heartbeat(
+        self,
+        trial_id: str,
+        lease_token: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        history: list[dict[str, Any]] | None = None,
+    ) -> HeartbeatReply:
+        """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
+        now = self.clock()
+        try:
+            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
+        except LeaseLost:
+            current = self.get_trial(trial_id)
+            if current.state == TrialState.CANCELLED:
+                return HeartbeatReply(HeartbeatAction.STOP, "cancelled")
+            return HeartbeatReply(HeartbeatAction.STOP, "lease_lost")
+        if history:
+            search = self.get_search(trial.search_id)
+            if self._should_prune(search, trial):
+                return HeartbeatReply(HeartbeatAction.STOP, "pruned", trial.lease_expires_at)
+        return HeartbeatReply(HeartbeatAction.CONTINUE, None, trial.lease_expires_at)
+
+    @abc.abstractmethod
+    def _touch_lease(
+        self,
+        trial_id: str,
+        lease_token: str,
+        lease_seconds: float,
+        history: list[dict[str, Any]] | None,
+        now: float,
+    ) -> Trial:
+        """Atomically extend our lease (and save history) if ``trial`` is running under ``lease_token``;
+        else :class:`LeaseLost` (:class:`NotFound` if there is no such trial)."""
+
+    def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
+        """Finish our trial (see the contract); idempotent for the same token."""
+        if result.state not in (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED):
+            raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+        trial = self.get_trial(trial_id)
+        if trial.state.is_final:
+            if trial.info.get("reported_token") == hash_token(lease_token):
+                return trial  # the same report again: already counted
+            raise LeaseLost(f"trial {trial_id} is already {trial.state}")
+        search = self.get_search(trial.search_id)
+        state, error = result.state, result.error
+        value = loss = None
+        if state == TrialState.DONE:
+            value = finite_or_none(result.metrics.get(search.objective_metric))
+            if value is None:
+                state = TrialState.FAILED
+                got = result.metrics.get(search.objective_metric, "nothing")
+                error = (
+                    f"objective metric {search.objective_metric!r} missing or not a finite number "
+                    f"in the reported metrics (got {got!r})"
+                )
+        elif state == TrialState.PRUNED and result.history:
+            last = result.history[-1].get(search.objective_metric)
+            value = finite_or_none(last)
+        if value is not None:
+            loss = objective_loss(value, search.objective_mode)
+        info = {**result.info, "reported_token": hash_token(lease_token)}
+        return self._finish_trial(
+            trial_id,
+            lease_token,
+            state=state,
+            value=value,
+            loss=loss,
+            metrics=result.metrics,
+            history=result.history,
+            error=error,
+            info=info,
+            now=self.clock(),
+        )
+
+    @abc.abstractmethod
+    def _finish_trial(
+        self,
+        trial_id: str,
+        lease_token: str,
+        *,
+        state: TrialState,
+        value: float | None,
+        loss: float | None,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]] | None,
+        error: str | None,
+        info: dict[str, Any],
+        now: float,
+    ) -> Trial:
+        """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
+        update the search's counts, consecutive failures, best trial and status (completed/failed, the
+        failed case cancelling the other non-final trials). If the trial is already final with
+        ``info.reported_token == info['reported_token']`` return it unchanged. Else :class:`LeaseLost`."""
+
+    @abc.abstractmethod
+    def release(self, trial_id: str, lease_token: str) -> Trial:
+        """Hand our running trial back to the queue (``queued``, no retry spent, ``attempts`` reduced by
+        one); :class:`LeaseLost` if it is not ours."""
+
+    @abc.abstractmethod
+    def requeue_expired(self) -> int:
+        """Requeue (or fail, once out of retries) every running trial whose lease expired before now.
+        Returns how many trials this call changed. Safe to run concurrently from many processes."""
+
+    # ------------------------------------------------------------------ reading trials
+    @abc.abstractmethod
+    def get_trial(self, trial_id: str) -> Trial:
+        """The trial, or :class:`NotFound`."""
+
+    @abc.abstractmethod
+    def list_trials(
+        self,
+        search_id: str,
+        *,
+        state: TrialState | str | None = None,
+        sort: str = "number",
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Trial]:
+        """Trials of a search. ``sort`` is one of :data:`TRIAL_SORT_FIELDS`; sorting by ``value`` puts
+        trials without a value last."""
+
+    @abc.abstractmethod
+    def count_trials(self, search_id: str, *, state: TrialState | str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def get_trials(self, trial_ids: Iterable[str]) -> list[Trial]:
+        """The trials with these ids that exist (any order)."""
+
+    @abc.abstractmethod
+    def trial_versions(self, search_id: str) -> dict[str, tuple[int, TrialState]]:
+        """``{trial_id: (version, state)}`` for every trial of the search: cheap, so that readers
+        (the engine's history cache, the pruner) fetch only the trials that changed."""
+
+    def best_trial(self, search_id: str) -> Trial | None:
+        """The done trial with the best value for the search's objective mode, or ``None``."""
+        search = self.get_search(search_id)
+        if search.best_trial_id is None:
+            return None
+        return self.get_trial(search.best_trial_id)
+
+    # ------------------------------------------------------------------ pruning
+    def _should_prune(self, search: Search, trial: Trial) -> bool:
+        """Median rule: prune when the trial's latest epoch value is worse than the median of the done
+        trials' values at the same epoch (needs ``min_trials`` of them, and ``warmup_epochs`` passed)."""
+        pruning = (search.document.get("training") or {}).get("pruning") or {}
+        if not isinstance(pruning, dict) or pruning.get("type", "none") != "median" or not trial.history:
+            return False
+        latest = trial.history[-1]
+        epoch = int(latest.get("epoch", len(trial.history)))
+        if epoch <= int(pruning.get("warmup_epochs", 1)):
+            return False
+        metric = search.objective_metric
+        mine = finite_or_none(latest.get(metric))
+        if mine is None:
+            return False
+        values = []
+        for history in self._done_trial_histories(search.id).values():
+            for row in history:
+                if int(row.get("epoch", -1)) == epoch:
+                    v = finite_or_none(row.get(metric))
+                    if v is not None:
+                        values.append(v)
+                    break
+        if len(values) < int(pruning.get("min_trials", 5)):
+            return False
+        median = statistics.median(values)
+        return mine < median if search.objective_mode == "max" else mine > median
+
+    def _done_trial_histories(self, search_id: str) -> dict[str, list[dict[str, Any]]]:
+        """Histories of the search's done trials, cached: done trials never change."""
+        cache = self._done_histories.setdefault(search_id, {})
+        done = [tid for tid, (_, st) in self.trial_versions(search_id).items() if st == TrialState.DONE]
+        missing = [tid for tid in done if tid not in cache]
+        for t in self.get_trials(missing):
+            cache[t.id] = t.history
+        return cache
+
+    # ------------------------------------------------------------------ workers
+    @abc.abstractmethod
+    def register_worker(self, worker: WorkerInfo) -> None:
+        """Insert or replace the worker's record."""
+
+    @abc.abstractmethod
+    def touch_worker(self, worker_id: str, *, status: str, current_trial_id: str | None) -> None:
+        """Refresh ``last_seen`` and the worker's status / current trial."""
+
+    @abc.abstractmethod
+    def list_workers(self) -> list[WorkerInfo]: ...
+
+    # ------------------------------------------------------------------ tokens
+    def create_token(self, name: str, admin: bool = False) -> tuple[TokenInfo, str]:
+        """Create an API token; returns its record and the secret (shown once, stored hashed)."""
+        secret = "hh_" + secrets.token_urlsafe(32)
+        info = TokenInfo(id=new_id(), name=name, admin=admin, created_at=self.clock())
+        self._insert_token(info, hash_token(secret))
+        return info, secret
+
+    def authenticate(self, secret: str) -> TokenInfo | None:
+        """The live token whose secret this is, or ``None``."""
+        info = self._token_by_hash(hash_token(secret))
+        if info is None or info.revoked:
+            return None
+        return info
+
+    @abc.abstractmethod
+    def _insert_token(self, info: TokenInfo, token_hash: str) -> None: ...
+
+    @abc.abstractmethod
+    def _token_by_hash(self, token_hash: str) -> TokenInfo | None: ...
+
+    @abc.abstractmethod
+    def list_tokens(self) -> list[TokenInfo]: ...
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: str) -> None: ...
+
+    # ------------------------------------------------------------------ datasets
+    @abc.abstractmethod
+    def save_dataset(self, info: DatasetInfo, chunks: Iterable[bytes]) -> DatasetInfo:
+        """Store an uploaded dataset's bytes (in chunks) and its metadata."""
+
+    @abc.abstractmethod
+    def get_dataset(self, dataset_id: str) -> DatasetInfo: ...
+
+    @abc.abstractmethod
+    def list_datasets(self, *, owner: str | None = None) -> list[DatasetInfo]: ...
+
+    @abc.abstractmethod
+    def read_dataset(self, dataset_id: str) -> Iterator[bytes]:
+        """The dataset's bytes, chunk by chunk, in order."""
+
+    @abc.abstractmethod
+    def delete_dataset(self, dataset_id: str) -> None: ...
+
+    # ------------------------------------------------------------------ export / import
+    def export_search(self, search_id: str) -> dict[str, Any]:
+        """A JSON-serialisable bundle of the search and all its trials (``import_search`` reads it)."""
+        search = self.get_search(search_id)
+        trials = self.list_trials(search_id)
+        return {
+            "format": EXPORT_FORMAT,
+            "search": search.to_dict(),
+            "trials": [t.to_dict() for t in trials],
+        }
+
+    def import_search(self, bundle: dict[str, Any]) -> Search:
+        """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the id exists.
+        Running trials are imported as ``queued`` (their workers belong to the other store)."""
+        from hyperhive.store.codec import search_from_dict, trial_from_dict
+
+        if bundle.get("format") != EXPORT_FORMAT:
+            raise ValueError(f"not a Hyperhive export (format {bundle.get('format')!r})")
+        search = search_from_dict(bundle["search"])
+        trials = [trial_from_dict(t) for t in bundle.get("trials", [])]
+        for t in trials:
+            if t.state == TrialState.RUNNING:
+                t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
+        try:
+            self.get_search(search.id)
+        except NotFound:
+            pass
+        else:
+            raise Conflict(f"search {search.id} already exists in this store")
+        search.counts = search.counts.__class__(
+            **{s: sum(1 for t in trials if t.state == s) for s in TrialState}  # type: ignore[misc]
+        )
+        self._insert_imported(search, trials)
+        return self.get_search(search.id)
+
+    @abc.abstractmethod
+    def _insert_imported(self, search: Search, trials: list[Trial]) -> None: ...

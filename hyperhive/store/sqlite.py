@@ -1,0 +1,830 @@
+"""The embedded store: one SQLite file, shared safely by the API server and many worker processes.
+
+WAL journal, ``synchronous=NORMAL``, one connection per thread. Every write is one ``BEGIN IMMEDIATE``
+transaction, so a writer takes the write lock before reading what it will change (no lock upgrades, no
+``SQLITE_BUSY`` deadlocks between readers turned writers); a writer that finds the lock held waits
+(``busy_timeout``) and retries with backoff instead of failing with "database is locked".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
+from hyperhive.models import (
+    DatasetInfo,
+    Search,
+    SearchStatus,
+    TokenInfo,
+    Trial,
+    TrialCounts,
+    TrialState,
+    WorkerInfo,
+    is_better,
+)
+from hyperhive.store.base import TRIAL_SORT_FIELDS, Store, new_id, new_lease_token, trial_seed
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS searches (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT,
+    status TEXT NOT NULL,
+    document TEXT NOT NULL,
+    algorithm TEXT NOT NULL,
+    max_trials INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    objective_metric TEXT NOT NULL,
+    objective_mode TEXT NOT NULL,
+    max_consecutive_failures INTEGER NOT NULL,
+    max_retries INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    started_at REAL,
+    finished_at REAL,
+    n_queued INTEGER NOT NULL DEFAULT 0,
+    n_running INTEGER NOT NULL DEFAULT 0,
+    n_done INTEGER NOT NULL DEFAULT 0,
+    n_failed INTEGER NOT NULL DEFAULT 0,
+    n_pruned INTEGER NOT NULL DEFAULT 0,
+    n_cancelled INTEGER NOT NULL DEFAULT 0,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    best_trial_id TEXT,
+    best_value REAL,
+    error TEXT,
+    last_claim_at REAL NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS searches_status ON searches(status, n_running, last_claim_at);
+CREATE INDEX IF NOT EXISTS searches_created ON searches(created_at);
+CREATE TABLE IF NOT EXISTS trials (
+    id TEXT PRIMARY KEY,
+    search_id TEXT NOT NULL REFERENCES searches(id) ON DELETE CASCADE,
+    number INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    config TEXT,
+    vals TEXT,
+    seed INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    value REAL,
+    loss REAL,
+    metrics TEXT NOT NULL DEFAULT '{}',
+    history TEXT NOT NULL DEFAULT '[]',
+    error TEXT,
+    worker_id TEXT,
+    lease_token TEXT,
+    lease_expires_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    finished_at REAL,
+    info TEXT NOT NULL DEFAULT '{}',
+    version INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (search_id, number)
+);
+CREATE INDEX IF NOT EXISTS trials_lease ON trials(state, lease_expires_at);
+CREATE INDEX IF NOT EXISTS trials_search_state ON trials(search_id, state);
+CREATE INDEX IF NOT EXISTS trials_search_value ON trials(search_id, value);
+CREATE TABLE IF NOT EXISTS workers (
+    id TEXT PRIMARY KEY,
+    last_seen REAL NOT NULL,
+    status TEXT NOT NULL,
+    current_trial_id TEXT,
+    data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS tokens (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    last_used_at REAL,
+    revoked INTEGER NOT NULL DEFAULT 0,
+    hash TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS datasets (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    owner TEXT,
+    size INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS dataset_chunks (
+    dataset_id TEXT NOT NULL REFERENCES datasets(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (dataset_id, seq)
+);
+"""
+
+_COUNT_COLUMNS = {s: f"n_{s.value}" for s in TrialState}
+_TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
+_RUNNABLE = "status IN ('pending', 'running')"
+
+
+def _dumps(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), allow_nan=False)
+
+
+def _loads(s: str | None) -> Any:
+    return None if s is None else json.loads(s)
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+class SQLiteStore(Store):
+    """The SQLite backend. ``path`` is the database file (created with its folder if missing)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.busy_timeout = busy_timeout
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._retry(lambda: self._conn().executescript(SCHEMA))
+
+    # ------------------------------------------------------------------ connections
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+                )
+                conn.row_factory = sqlite3.Row
+                self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # type: ignore[union-attr]
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute("PRAGMA foreign_keys=ON")
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            except sqlite3.Error as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._conns_lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _retry(self, fn: Any, attempts: int = 50) -> Any:
+        delay = 0.005
+        for i in range(attempts):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_locked(exc) or i == attempts - 1:
+                    raise
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the write lock from its first statement."""
+        conn = self._conn()
+        self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        else:
+            self._retry(lambda: conn.execute("COMMIT"))
+
+    def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
+        conn = self._conn()
+        return self._retry(lambda: conn.execute(sql, tuple(args)).fetchall())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        with self._conns_lock:
+            for conn in self._all_conns:
+                try:
+                    conn.close()
+                except sqlite3.Error:
+                    pass
+            self._all_conns.clear()
+        self._local = threading.local()
+
+    def ping(self) -> None:
+        try:
+            self._read("SELECT 1")
+        except sqlite3.Error as exc:
+            raise StoreUnavailable(str(exc)) from exc
+
+    # ------------------------------------------------------------------ row decoding
+    @staticmethod
+    def _search(row: sqlite3.Row) -> Search:
+        return Search(
+            id=row["id"],
+            name=row["name"],
+            owner=row["owner"],
+            status=SearchStatus(row["status"]),
+            document=json.loads(row["document"]),
+            algorithm=row["algorithm"],
+            max_trials=row["max_trials"],
+            seed=row["seed"],
+            objective_metric=row["objective_metric"],
+            objective_mode=row["objective_mode"],
+            max_consecutive_failures=row["max_consecutive_failures"],
+            max_retries=row["max_retries"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            counts=TrialCounts(
+                queued=row["n_queued"],
+                running=row["n_running"],
+                done=row["n_done"],
+                failed=row["n_failed"],
+                pruned=row["n_pruned"],
+                cancelled=row["n_cancelled"],
+            ),
+            consecutive_failures=row["consecutive_failures"],
+            best_trial_id=row["best_trial_id"],
+            best_value=row["best_value"],
+            error=row["error"],
+        )
+
+    @staticmethod
+    def _trial(row: sqlite3.Row) -> Trial:
+        return Trial(
+            id=row["id"],
+            search_id=row["search_id"],
+            number=row["number"],
+            state=TrialState(row["state"]),
+            config=_loads(row["config"]),
+            vals=_loads(row["vals"]),
+            seed=row["seed"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            value=row["value"],
+            loss=row["loss"],
+            metrics=json.loads(row["metrics"]),
+            history=json.loads(row["history"]),
+            error=row["error"],
+            worker_id=row["worker_id"],
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            info=json.loads(row["info"]),
+            version=row["version"],
+        )
+
+    def _get_trial_in(self, conn: sqlite3.Connection, trial_id: str) -> Trial:
+        row = conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        if row is None:
+            raise NotFound("trial", trial_id)
+        return self._trial(row)
+
+    def _get_search_in(self, conn: sqlite3.Connection, search_id: str) -> Search:
+        row = conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
+        if row is None:
+            raise NotFound("search", search_id)
+        return self._search(row)
+
+    # ------------------------------------------------------------------ searches
+    def _insert_search(self, search: Search) -> None:
+        with self._write() as conn:
+            self._insert_search_in(conn, search)
+
+    def _insert_search_in(self, conn: sqlite3.Connection, s: Search) -> None:
+        c = s.counts
+        conn.execute(
+            "INSERT INTO searches (id, name, owner, status, document, algorithm, max_trials, seed,"
+            " objective_metric, objective_mode, max_consecutive_failures, max_retries, created_at,"
+            " updated_at, started_at, finished_at, n_queued, n_running, n_done, n_failed, n_pruned,"
+            " n_cancelled, consecutive_failures, best_trial_id, best_value, error)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                s.id, s.name, s.owner, str(s.status), _dumps(s.document), s.algorithm, s.max_trials,
+                s.seed, s.objective_metric, s.objective_mode, s.max_consecutive_failures, s.max_retries,
+                s.created_at, s.updated_at, s.started_at, s.finished_at, c.queued, c.running, c.done,
+                c.failed, c.pruned, c.cancelled, s.consecutive_failures, s.best_trial_id, s.best_value,
+                s.error,
+            ),
+        )  # fmt: skip
+
+    def get_search(self, search_id: str) -> Search:
+        rows = self._read("SELECT * FROM searches WHERE id = ?", (search_id,))
+        if not rows:
+            raise NotFound("search", search_id)
+        return self._search(rows[0])
+
+    @staticmethod
+    def _search_filters(status: Any, name: str | None, owner: str | None) -> tuple[str, list[Any]]:
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(str(SearchStatus(status)))
+        if name is not None:
+            where.append("name = ?")
+            args.append(name)
+        if owner is not None:
+            where.append("owner = ?")
+            args.append(owner)
+        return (" WHERE " + " AND ".join(where)) if where else "", args
+
+    def list_searches(
+        self,
+        *,
+        status: SearchStatus | str | None = None,
+        name: str | None = None,
+        owner: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[Search]:
+        where, args = self._search_filters(status, name, owner)
+        rows = self._read(
+            f"SELECT * FROM searches{where} ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            [*args, limit, offset],
+        )
+        return [self._search(r) for r in rows]
+
+    def count_searches(
+        self, *, status: SearchStatus | str | None = None, name: str | None = None, owner: str | None = None
+    ) -> int:
+        where, args = self._search_filters(status, name, owner)
+        return int(self._read(f"SELECT COUNT(*) FROM searches{where}", args)[0][0])
+
+    def _cancel_open_trials(self, conn: sqlite3.Connection, search_id: str, now: float) -> None:
+        """Cancel every queued/running trial of the search and move the counts (inside a write)."""
+        n = conn.execute(
+            "UPDATE trials SET state = 'cancelled', lease_token = NULL, lease_expires_at = NULL,"
+            " finished_at = ?, updated_at = ?, version = version + 1"
+            " WHERE search_id = ? AND state IN ('queued', 'running')",
+            (now, now, search_id),
+        ).rowcount
+        if n:
+            conn.execute(
+                "UPDATE searches SET n_cancelled = n_cancelled + n_queued + n_running, n_queued = 0,"
+                " n_running = 0 WHERE id = ?",
+                (search_id,),
+            )
+
+    def cancel_search(self, search_id: str) -> Search:
+        now = self.clock()
+        with self._write() as conn:
+            search = self._get_search_in(conn, search_id)
+            if not search.status.is_final:
+                self._cancel_open_trials(conn, search_id, now)
+                conn.execute(
+                    "UPDATE searches SET status = 'cancelled', finished_at = ?, updated_at = ? WHERE id = ?",
+                    (now, now, search_id),
+                )
+            return self._get_search_in(conn, search_id)
+
+    def extend_search(self, search_id: str, n: int) -> Search:
+        if n < 1:
+            raise ValueError("extend needs n >= 1")
+        now = self.clock()
+        with self._write() as conn:
+            search = self._get_search_in(conn, search_id)
+            if search.status == SearchStatus.CANCELLED:
+                raise Conflict(f"search {search_id} is cancelled and cannot be extended")
+            reopen = search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
+            conn.execute(
+                "UPDATE searches SET max_trials = max_trials + ?, updated_at = ?,"
+                " status = CASE WHEN ? THEN 'running' ELSE status END,"
+                " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures END,"
+                " finished_at = CASE WHEN ? THEN NULL ELSE finished_at END,"
+                " error = CASE WHEN ? THEN NULL ELSE error END WHERE id = ?",
+                (n, now, reopen, reopen, reopen, reopen, search_id),
+            )
+            return self._get_search_in(conn, search_id)
+
+    def delete_search(self, search_id: str) -> None:
+        with self._write() as conn:
+            if conn.execute("DELETE FROM searches WHERE id = ?", (search_id,)).rowcount == 0:
+                raise NotFound("search", search_id)
+        self._done_histories.pop(search_id, None)
+
+    # ------------------------------------------------------------------ claims
+    def _claim_queued(
+        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+    ) -> Trial | None:
+        only = " AND t.search_id = ?" if search_id else ""
+        args = [search_id] if search_id else []
+        sql = (
+            "SELECT t.id FROM trials t JOIN searches s ON s.id = t.search_id"
+            f" WHERE t.state = 'queued' AND s.{_RUNNABLE}{only} ORDER BY t.updated_at, t.number LIMIT 1"
+        )
+        if not self._read(sql, args):  # cheap read first: most claims find no queued trial
+            return None
+        with self._write() as conn:
+            row = conn.execute(sql, args).fetchone()
+            if row is None:
+                return None
+            token = new_lease_token()
+            conn.execute(
+                "UPDATE trials SET state = 'running', worker_id = ?, lease_token = ?, lease_expires_at = ?,"
+                " attempts = attempts + 1, started_at = ?, updated_at = ?, version = version + 1"
+                " WHERE id = ?",
+                (worker_id, token, now + lease_seconds, now, now, row["id"]),
+            )
+            trial = self._get_trial_in(conn, row["id"])
+            conn.execute(
+                "UPDATE searches SET n_queued = n_queued - 1, n_running = n_running + 1,"
+                " last_claim_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, trial.search_id),
+            )
+            return trial
+
+    def _claim_new_slot(
+        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+    ) -> Trial | None:
+        only = " AND id = ?" if search_id else ""
+        args = [search_id] if search_id else []
+        sql = (
+            f"SELECT id, seed, {_TOTAL} AS total FROM searches WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
+            f"{only} ORDER BY n_running, last_claim_at, created_at LIMIT 1"
+        )
+        if not self._read(sql, args):
+            return None
+        with self._write() as conn:
+            row = conn.execute(sql, args).fetchone()
+            if row is None:
+                return None
+            number = int(row["total"])
+            trial = Trial(
+                id=new_id(),
+                search_id=row["id"],
+                number=number,
+                state=TrialState.RUNNING,
+                config=None,
+                vals=None,
+                seed=trial_seed(int(row["seed"]), number),
+                created_at=now,
+                updated_at=now,
+                worker_id=worker_id,
+                lease_token=new_lease_token(),
+                lease_expires_at=now + lease_seconds,
+                attempts=1,
+                started_at=now,
+            )
+            self._insert_trial_in(conn, trial)
+            conn.execute(
+                "UPDATE searches SET n_running = n_running + 1, status = 'running',"
+                " started_at = COALESCE(started_at, ?), last_claim_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, now, trial.search_id),
+            )
+            return trial
+
+    def _insert_trial_in(self, conn: sqlite3.Connection, t: Trial) -> None:
+        conn.execute(
+            "INSERT INTO trials (id, search_id, number, state, config, vals, seed, created_at, updated_at,"
+            " value, loss, metrics, history, error, worker_id, lease_token, lease_expires_at, attempts,"
+            " started_at, finished_at, info, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                t.id, t.search_id, t.number, str(t.state),
+                None if t.config is None else _dumps(t.config),
+                None if t.vals is None else _dumps(t.vals),
+                t.seed, t.created_at, t.updated_at, t.value, t.loss, _dumps(t.metrics), _dumps(t.history),
+                t.error, t.worker_id, t.lease_token, t.lease_expires_at, t.attempts, t.started_at,
+                t.finished_at, _dumps(t.info), t.version,
+            ),
+        )  # fmt: skip
+
+    def _set_suggestion(
+        self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
+    ) -> Trial:
+        now = self.clock()
+        with self._write() as conn:
+            n = conn.execute(
+                "UPDATE trials SET vals = ?, config = ?, updated_at = ?, version = version + 1"
+                " WHERE id = ? AND state = 'running' AND lease_token = ?",
+                (_dumps(vals), _dumps(config), now, trial_id, lease_token),
+            ).rowcount
+            if n == 0:
+                self._get_trial_in(conn, trial_id)
+                raise LeaseLost(f"trial {trial_id} is no longer held by this lease")
+            return self._get_trial_in(conn, trial_id)
+
+    def _touch_lease(
+        self,
+        trial_id: str,
+        lease_token: str,
+        lease_seconds: float,
+        history: list[dict[str, Any]] | None,
+        now: float,
+    ) -> Trial:
+        with self._write() as conn:
+            n = conn.execute(
+                "UPDATE trials SET lease_expires_at = ?, history = COALESCE(?, history), updated_at = ?,"
+                " version = version + 1 WHERE id = ? AND state = 'running' AND lease_token = ?",
+                (now + lease_seconds, None if history is None else _dumps(history), now, trial_id,
+                 lease_token),
+            ).rowcount  # fmt: skip
+            trial = self._get_trial_in(conn, trial_id)
+            if n == 0:
+                raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
+            return trial
+
+    def _finish_in(
+        self,
+        conn: sqlite3.Connection,
+        trial: Trial,
+        *,
+        state: TrialState,
+        value: float | None,
+        loss: float | None,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]] | None,
+        error: str | None,
+        info: dict[str, Any],
+        now: float,
+    ) -> None:
+        """Make a running trial final and update its search (inside a write transaction)."""
+        conn.execute(
+            "UPDATE trials SET state = ?, value = ?, loss = ?, metrics = ?, history = COALESCE(?, history),"
+            " error = ?, info = ?, lease_token = NULL, lease_expires_at = NULL, finished_at = ?,"
+            " updated_at = ?, version = version + 1 WHERE id = ?",
+            (
+                str(state), value, loss, _dumps(metrics), None if history is None else _dumps(history),
+                error, _dumps({**trial.info, **info}), now, now, trial.id,
+            ),
+        )  # fmt: skip
+        search = self._get_search_in(conn, trial.search_id)
+        col = _COUNT_COLUMNS[state]
+        consecutive = search.consecutive_failures
+        if state == TrialState.FAILED:
+            consecutive += 1
+        elif state == TrialState.DONE:
+            consecutive = 0
+        best_id, best_value = search.best_trial_id, search.best_value
+        if state == TrialState.DONE and value is not None and is_better(value, best_value, search.objective_mode):
+            best_id, best_value = trial.id, value
+        conn.execute(
+            f"UPDATE searches SET n_running = n_running - 1, {col} = {col} + 1, consecutive_failures = ?,"
+            " best_trial_id = ?, best_value = ?, updated_at = ? WHERE id = ?",
+            (consecutive, best_id, best_value, now, search.id),
+        )
+        if search.status.is_final:
+            return
+        if consecutive >= search.max_consecutive_failures:
+            self._cancel_open_trials(conn, search.id, now)
+            conn.execute(
+                "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+                (now, f"{consecutive} consecutive trials failed; last error: {error}", search.id),
+            )
+        else:
+            conn.execute(
+                f"UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?"
+                f" AND {_TOTAL} - n_queued - n_running >= max_trials",
+                (now, search.id),
+            )
+
+    def _finish_trial(
+        self,
+        trial_id: str,
+        lease_token: str,
+        *,
+        state: TrialState,
+        value: float | None,
+        loss: float | None,
+        metrics: dict[str, Any],
+        history: list[dict[str, Any]] | None,
+        error: str | None,
+        info: dict[str, Any],
+        now: float,
+    ) -> Trial:
+        with self._write() as conn:
+            trial = self._get_trial_in(conn, trial_id)
+            if trial.state.is_final and trial.info.get("reported_token") == info.get("reported_token"):
+                return trial
+            if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
+                raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
+            self._finish_in(
+                conn, trial, state=state, value=value, loss=loss, metrics=metrics, history=history,
+                error=error, info=info, now=now,
+            )  # fmt: skip
+            return self._get_trial_in(conn, trial_id)
+
+    def release(self, trial_id: str, lease_token: str) -> Trial:
+        now = self.clock()
+        with self._write() as conn:
+            trial = self._get_trial_in(conn, trial_id)
+            if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
+                raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
+            conn.execute(
+                "UPDATE trials SET state = 'queued', worker_id = NULL, lease_token = NULL,"
+                " lease_expires_at = NULL, attempts = MAX(attempts - 1, 0), updated_at = ?,"
+                " version = version + 1 WHERE id = ?",
+                (now, trial_id),
+            )
+            conn.execute(
+                "UPDATE searches SET n_running = n_running - 1, n_queued = n_queued + 1, updated_at = ?"
+                " WHERE id = ?",
+                (now, trial.search_id),
+            )
+            return self._get_trial_in(conn, trial_id)
+
+    def requeue_expired(self) -> int:
+        now = self.clock()
+        sql = "SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < ?"
+        if not self._read(sql + " LIMIT 1", (now,)):
+            return 0
+        changed = 0
+        with self._write() as conn:
+            for row in conn.execute(sql, (now,)).fetchall():
+                trial = self._get_trial_in(conn, row["id"])
+                search = self._get_search_in(conn, trial.search_id)
+                if trial.attempts <= search.max_retries:
+                    conn.execute(
+                        "UPDATE trials SET state = 'queued', worker_id = NULL, lease_token = NULL,"
+                        " lease_expires_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
+                        (now, trial.id),
+                    )
+                    conn.execute(
+                        "UPDATE searches SET n_running = n_running - 1, n_queued = n_queued + 1,"
+                        " updated_at = ? WHERE id = ?",
+                        (now, search.id),
+                    )
+                else:
+                    self._finish_in(
+                        conn, trial, state=TrialState.FAILED, value=None, loss=None, metrics=trial.metrics,
+                        history=None, info={},
+                        error=f"worker lost: lease expired on attempt {trial.attempts} of "
+                        f"{search.max_retries + 1} (worker {trial.worker_id})",
+                        now=now,
+                    )  # fmt: skip
+                changed += 1
+        return changed
+
+    # ------------------------------------------------------------------ reading trials
+    def get_trial(self, trial_id: str) -> Trial:
+        rows = self._read("SELECT * FROM trials WHERE id = ?", (trial_id,))
+        if not rows:
+            raise NotFound("trial", trial_id)
+        return self._trial(rows[0])
+
+    def list_trials(
+        self,
+        search_id: str,
+        *,
+        state: TrialState | str | None = None,
+        sort: str = "number",
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Trial]:
+        if sort not in TRIAL_SORT_FIELDS:
+            raise ValueError(f"sort must be one of {', '.join(TRIAL_SORT_FIELDS)}")
+        where, args = "search_id = ?", [search_id]
+        if state is not None:
+            where += " AND state = ?"
+            args.append(str(TrialState(state)))
+        direction = "DESC" if descending else "ASC"
+        order = f"{sort} IS NULL, {sort} {direction}, number"
+        rows = self._read(
+            f"SELECT * FROM trials WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            [*args, -1 if limit is None else limit, offset],
+        )
+        return [self._trial(r) for r in rows]
+
+    def count_trials(self, search_id: str, *, state: TrialState | str | None = None) -> int:
+        if state is None:
+            return int(self._read("SELECT COUNT(*) FROM trials WHERE search_id = ?", (search_id,))[0][0])
+        sql = "SELECT COUNT(*) FROM trials WHERE search_id = ? AND state = ?"
+        return int(self._read(sql, (search_id, str(TrialState(state))))[0][0])
+
+    def get_trials(self, trial_ids: Iterable[str]) -> list[Trial]:
+        ids = list(trial_ids)
+        out: list[Trial] = []
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.extend(self._trial(r) for r in self._read(f"SELECT * FROM trials WHERE id IN ({marks})", chunk))
+        return out
+
+    def trial_versions(self, search_id: str) -> dict[str, tuple[int, TrialState]]:
+        rows = self._read("SELECT id, version, state FROM trials WHERE search_id = ?", (search_id,))
+        return {r[0]: (r[1], TrialState(r[2])) for r in rows}
+
+    # ------------------------------------------------------------------ workers
+    def register_worker(self, worker: WorkerInfo) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT OR REPLACE INTO workers (id, last_seen, status, current_trial_id, data)"
+                " VALUES (?,?,?,?,?)",
+                (worker.id, worker.last_seen, worker.status, worker.current_trial_id, _dumps(worker.to_dict())),
+            )
+
+    def touch_worker(self, worker_id: str, *, status: str, current_trial_id: str | None) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "UPDATE workers SET last_seen = ?, status = ?, current_trial_id = ? WHERE id = ?",
+                (self.clock(), status, current_trial_id, worker_id),
+            )
+
+    def list_workers(self) -> list[WorkerInfo]:
+        out = []
+        for r in self._read("SELECT * FROM workers ORDER BY last_seen DESC"):
+            d = json.loads(r["data"])
+            d.update(last_seen=r["last_seen"], status=r["status"], current_trial_id=r["current_trial_id"])
+            out.append(WorkerInfo(**d))
+        return out
+
+    # ------------------------------------------------------------------ tokens
+    def _insert_token(self, info: TokenInfo, token_hash: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO tokens (id, name, admin, created_at, last_used_at, revoked, hash)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (info.id, info.name, int(info.admin), info.created_at, None, 0, token_hash),
+            )
+
+    @staticmethod
+    def _token(r: sqlite3.Row) -> TokenInfo:
+        return TokenInfo(
+            id=r["id"],
+            name=r["name"],
+            admin=bool(r["admin"]),
+            created_at=r["created_at"],
+            last_used_at=r["last_used_at"],
+            revoked=bool(r["revoked"]),
+        )
+
+    def _token_by_hash(self, token_hash: str) -> TokenInfo | None:
+        rows = self._read("SELECT * FROM tokens WHERE hash = ?", (token_hash,))
+        return self._token(rows[0]) if rows else None
+
+    def list_tokens(self) -> list[TokenInfo]:
+        return [self._token(r) for r in self._read("SELECT * FROM tokens ORDER BY created_at")]
+
+    def revoke_token(self, token_id: str) -> None:
+        with self._write() as conn:
+            if conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,)).rowcount == 0:
+                raise NotFound("token", token_id)
+
+    # ------------------------------------------------------------------ datasets
+    def save_dataset(self, info: DatasetInfo, chunks: Iterable[bytes]) -> DatasetInfo:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO datasets (id, name, owner, size, sha256, created_at, meta) VALUES (?,?,?,?,?,?,?)",
+                (info.id, info.name, info.owner, info.size, info.sha256, info.created_at, _dumps(info.meta)),
+            )
+            for seq, chunk in enumerate(chunks):
+                conn.execute(
+                    "INSERT INTO dataset_chunks (dataset_id, seq, data) VALUES (?,?,?)", (info.id, seq, chunk)
+                )
+        return info
+
+    @staticmethod
+    def _dataset(r: sqlite3.Row) -> DatasetInfo:
+        return DatasetInfo(
+            id=r["id"],
+            name=r["name"],
+            owner=r["owner"],
+            size=r["size"],
+            sha256=r["sha256"],
+            created_at=r["created_at"],
+            meta=json.loads(r["meta"]),
+        )
+
+    def get_dataset(self, dataset_id: str) -> DatasetInfo:
+        rows = self._read("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
+        if not rows:
+            raise NotFound("dataset", dataset_id)
+        return self._dataset(rows[0])
+
+    def list_datasets(self, *, owner: str | None = None) -> list[DatasetInfo]:
+        if owner is None:
+            rows = self._read("SELECT * FROM datasets ORDER BY created_at DESC")
+        else:
+            rows = self._read("SELECT * FROM datasets WHERE owner = ? ORDER BY created_at DESC", (owner,))
+        return [self._dataset(r) for r in rows]
+
+    def read_dataset(self, dataset_id: str) -> Iterator[bytes]:
+        self.get_dataset(dataset_id)
+        n = self._read("SELECT COUNT(*) FROM dataset_chunks WHERE dataset_id = ?", (dataset_id,))[0][0]
+        for seq in range(n):
+            rows = self._read(
+                "SELECT data FROM dataset_chunks WHERE dataset_id = ? AND seq = ?", (dataset_id, seq)
+            )
+            yield bytes(rows[0][0])
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        with self._write() as conn:
+            if conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,)).rowcount == 0:
+                raise NotFound("dataset", dataset_id)
+
+    # ------------------------------------------------------------------ import
+    def _insert_imported(self, search: Search, trials: list[Trial]) -> None:
+        with self._write() as conn:
+            self._insert_search_in(conn, search)
+            for t in trials:
+                self._insert_trial_in(conn, t)
