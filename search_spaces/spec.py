@@ -1,0 +1,309 @@
+"""A validated search: :class:`SearchSpec`, :func:`validate` and :func:`load`.
+
+Top-level keys of a document (anything else is an error):
+
+=========================  ================================================================
+name                       required; 1-100 characters ``[A-Za-z0-9][A-Za-z0-9_.-]*``
+description                optional string
+algorithm                  ``tpe`` (default) | ``random`` | ``anneal``, or
+                           ``{type: tpe, n_startup_trials: 10, gamma: 0.25, ...}``
+max_trials                 required; 1..MAX_TRIALS_LIMIT
+seed                       optional; 0..2**31-1
+objective                  ``{metric, mode, function}``, all optional
+dataset                    required with ``model`` (see :mod:`.dataset_section`)
+model                      a Keras model (see :mod:`.model_section`), or
+params                     free parameters; required with ``objective.function``
+training                   only with ``model`` (see :mod:`.training_section`)
+max_consecutive_failures   default 5, >= 1: the search fails after so many failed trials in a row
+max_retries                default 2, 0..100: requeues of a trial whose worker died
+=========================  ================================================================
+
+A search is either a Keras search (``model`` + ``dataset``, optional ``training`` and
+``params``) or a function search (``objective.function: "package.module:callable"`` +
+``params``; the callable gets the sampled ``params`` and returns a loss or a dict with
+``loss``). Objective defaults: metric ``val_accuracy`` for a model, ``loss`` for a function;
+mode ``max`` when the metric name contains accuracy, precision, recall, f1 or auc, else
+``min``.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .checks import EnumRule, Nullable, NumberRule, Rule, StrRule, check, check_keys, int_rule, node_kind
+from .compiler import compile_space, config_from_vals, parameter_labels, parse_sections, sample
+from .dataset_section import check_dataset
+from .document import MAX_TRIALS_LIMIT, normalize_document, parse_text
+from .errors import DOCUMENT_LOC, ErrorList
+from .model_section import check_model
+from .nodes import Const, MapNode, Node, plain
+from .paths import describe
+from .training_section import check_training
+
+TOP_LEVEL_KEYS = frozenset(
+    {
+        "name",
+        "description",
+        "algorithm",
+        "max_trials",
+        "seed",
+        "objective",
+        "dataset",
+        "model",
+        "training",
+        "params",
+        "max_consecutive_failures",
+        "max_retries",
+    }
+)
+OBJECTIVE_KEYS = frozenset({"metric", "mode", "function"})
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
+FUNCTION_PATTERN = (
+    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+)
+MAX_SEED = 2**31 - 1
+_MAXIMISED = re.compile(r"accuracy|precision|recall|f1|auc", re.IGNORECASE)
+
+ALGORITHM_OPTIONS: Mapping[str, Mapping[str, tuple[Rule, Any]]] = {
+    "tpe": {
+        "n_startup_trials": (int_rule(0), 20),
+        "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.25),
+        "n_ei_candidates": (int_rule(1), 24),
+        "prior_weight": (NumberRule(lo=0, lo_open=True), 1.0),
+    },
+    "anneal": {
+        "avg_best_idx": (NumberRule(lo=0, lo_open=True), 2.0),
+        "shrink_coef": (NumberRule(lo=0, lo_open=True), 0.1),
+    },
+    "random": {},
+}
+"""Each algorithm's options: (rule, default)."""
+
+_TOP_RULES: Mapping[str, Rule] = {
+    "name": StrRule(
+        pattern=NAME_PATTERN, max_len=100, what="a name of letters, digits, _ . - (1-100 characters)"
+    ),
+    "description": Nullable(StrRule(max_len=10_000, what="a string")),
+    "max_trials": int_rule(1, MAX_TRIALS_LIMIT),
+    "seed": Nullable(int_rule(0, MAX_SEED)),
+    "max_consecutive_failures": int_rule(1),
+    "max_retries": int_rule(0, 100),
+}
+_OBJECTIVE_RULES: Mapping[str, Rule] = {
+    "metric": StrRule(pattern=r"[A-Za-z_][A-Za-z0-9_./-]*", max_len=100, what="a metric name"),
+    "mode": EnumRule(("min", "max")),
+    "function": StrRule(pattern=FUNCTION_PATTERN, max_len=300, what="'package.module:callable'"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SearchSpec:
+    """A validated search document. Built by :func:`validate`; treat it as read-only.
+
+    ``model``, ``training`` and ``params`` are the raw sections (distributions still in them;
+    None when absent); ``document`` is the whole normalised document (JSON-serialisable), which
+    ``validate`` accepts again. ``space`` is the compiled hyperopt space (computed once).
+    """
+
+    name: str
+    algorithm: str
+    algorithm_options: dict[str, Any]
+    max_trials: int
+    seed: int | None
+    objective_metric: str
+    objective_mode: str
+    objective_function: str | None
+    dataset: dict[str, Any] | None
+    model: Any
+    training: Any
+    params: Any
+    max_consecutive_failures: int = 5
+    max_retries: int = 2
+    description: str | None = None
+    document: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    def to_document(self) -> dict[str, Any]:
+        """A copy of the whole document, to store and to ``validate`` again later."""
+        return copy.deepcopy(self.document)
+
+    @functools.cached_property
+    def space(self) -> dict[str, Any]:
+        """The hyperopt space: ``{"model": ..., "training": ..., "params": ...}`` (present sections)."""
+        return compile_space(self.document)
+
+    @property
+    def parameter_labels(self) -> list[str]:
+        """The hyperopt labels of the space, in document order."""
+        return parameter_labels(self)
+
+    def config_from_vals(self, vals: Mapping[str, Any]) -> dict[str, Any]:
+        """The configuration for hyperopt ``vals`` (see :func:`.compiler.config_from_vals`)."""
+        return config_from_vals(self.space, vals)
+
+    def sample(self, rng_seed: int | None = None) -> dict[str, Any]:
+        """One random configuration."""
+        return sample(self, rng_seed)
+
+    @property
+    def maximize(self) -> bool:
+        """Whether the objective metric is maximised (the loss given to hyperopt is then -metric)."""
+        return self.objective_mode == "max"
+
+    def hyperopt_algo(self) -> Callable[..., Any]:
+        """The hyperopt ``suggest`` function with this search's options bound (for ``fmin``'s algo)."""
+        from hyperopt import anneal, rand, tpe
+
+        opts = self.algorithm_options
+        if self.algorithm == "tpe":
+            return functools.partial(
+                tpe.suggest,
+                n_startup_jobs=opts["n_startup_trials"],
+                gamma=opts["gamma"],
+                n_EI_candidates=opts["n_ei_candidates"],
+                prior_weight=opts["prior_weight"],
+            )
+        if self.algorithm == "anneal":
+            return functools.partial(
+                anneal.suggest, avg_best_idx=opts["avg_best_idx"], shrink_coef=opts["shrink_coef"]
+            )
+        return rand.suggest
+
+
+def _algorithm(node: Node | None, errors: ErrorList) -> tuple[str, dict[str, Any]]:
+    """The algorithm name and its options with defaults filled in."""
+    if node is None or (isinstance(node, Const) and node.value is None):
+        return "tpe", {k: d for k, (_, d) in ALGORITHM_OPTIONS["tpe"].items()}
+    given: dict[str, Node] = {}
+    if isinstance(node, Const):
+        name_node: Node = node
+    elif isinstance(node, MapNode):
+        if "type" not in node.items:
+            errors.add(node.path, f"needs a 'type', one of {', '.join(sorted(ALGORITHM_OPTIONS))}")
+            return "tpe", {}
+        name_node = node.items["type"]
+        given = {k: v for k, v in node.items.items() if k != "type"}
+    else:
+        errors.add(
+            node.path, f"must be an algorithm name or {{type: tpe, ...options}}, got {node_kind(node)}"
+        )
+        return "tpe", {}
+    name = name_node.value if isinstance(name_node, Const) else None
+    if not isinstance(name, str) or name not in ALGORITHM_OPTIONS:
+        shown = describe(name) if isinstance(name_node, Const) else node_kind(name_node)
+        errors.add(
+            name_node.path,
+            f"unknown algorithm {shown}; expected one of {', '.join(sorted(ALGORITHM_OPTIONS))}",
+        )
+        return "tpe", {}
+    table = ALGORITHM_OPTIONS[name]
+    options: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in table:
+            expected = f"expected one of {', '.join(sorted(table))}" if table else f"{name} takes no options"
+            errors.add(value.path, f"unknown option for {name}; {expected}")
+    for key, (rule, default) in table.items():
+        if key in given:
+            check(given[key], rule, errors, allow_dist=False)
+            value_node = given[key]
+            options[key] = value_node.value if isinstance(value_node, Const) else default
+        else:
+            options[key] = default
+    return name, options
+
+
+def validate(doc: Mapping[str, Any]) -> SearchSpec:
+    """Check a whole document and return its SearchSpec.
+
+    Raises SpecError listing every problem found (document-level limits such as size and depth
+    are reported alone, before the rest is checked).
+    """
+    doc = normalize_document(doc)
+    errors = ErrorList()
+    root = plain(doc, "")
+    assert isinstance(root, MapNode)
+    check_keys(root, TOP_LEVEL_KEYS, errors, required=("name", "max_trials"))
+    for key, rule in _TOP_RULES.items():
+        check(root.items.get(key), rule, errors, allow_dist=False)
+    algorithm, algorithm_options = _algorithm(root.items.get("algorithm"), errors)
+
+    objective: dict[str, Any] = {}
+    objective_node = root.items.get("objective")
+    if objective_node is not None and not (
+        isinstance(objective_node, Const) and objective_node.value is None
+    ):
+        if isinstance(objective_node, MapNode):
+            check_keys(objective_node, OBJECTIVE_KEYS, errors)
+            for key, rule in _OBJECTIVE_RULES.items():
+                check(objective_node.items.get(key), rule, errors, allow_dist=False)
+            objective = {k: v for k, v in doc["objective"].items() if v is not None}
+        else:
+            errors.add(
+                "objective", f"must be a mapping {{metric, mode, function}}, got {node_kind(objective_node)}"
+            )
+
+    def present(key: str) -> bool:
+        return doc.get(key) is not None
+
+    function = objective.get("function")
+    if present("model"):
+        if function is not None:
+            errors.add("objective.function", "cannot be combined with model; a search has one or the other")
+        if not present("dataset"):
+            errors.add("dataset", "required when model is given")
+    elif function is not None:
+        if not present("params"):
+            errors.add("params", "required when objective.function is given")
+        for key in ("training", "dataset"):
+            if present(key):
+                errors.add(key, "only used with model")
+    else:
+        errors.add(
+            DOCUMENT_LOC,
+            "needs either model (a Keras search) or objective.function with params (a function search)",
+        )
+
+    nodes = parse_sections(doc, errors=errors)
+    if "model" in nodes:
+        check_model(nodes["model"], errors)
+    if "training" in nodes:
+        check_training(nodes["training"], errors)
+    if "params" in nodes and not isinstance(nodes["params"], MapNode):
+        errors.add(
+            "params",
+            f"must be a mapping of names to values or distributions, got {node_kind(nodes['params'])}",
+        )
+    if present("dataset"):
+        check_dataset(plain(doc["dataset"], "dataset"), errors)
+    errors.raise_if_any()
+
+    metric = objective.get("metric") or ("val_accuracy" if present("model") else "loss")
+    mode = objective.get("mode") or ("max" if _MAXIMISED.search(metric) else "min")
+    return SearchSpec(
+        name=doc["name"],
+        description=doc.get("description"),
+        algorithm=algorithm,
+        algorithm_options=algorithm_options,
+        max_trials=doc["max_trials"],
+        seed=doc.get("seed"),
+        objective_metric=metric,
+        objective_mode=mode,
+        objective_function=function,
+        dataset=doc.get("dataset"),
+        model=doc.get("model"),
+        training=doc.get("training"),
+        params=doc.get("params"),
+        max_consecutive_failures=doc.get("max_consecutive_failures", 5),
+        max_retries=doc.get("max_retries", 2),
+        document=doc,
+    )
+
+
+def load(source: str | bytes | Mapping[str, Any], fmt: str | None = None) -> SearchSpec:
+    """Validate a document given as YAML/JSON text (see :func:`.document.parse_text`) or a mapping."""
+    doc = source if isinstance(source, Mapping) else parse_text(source, fmt)
+    return validate(doc)
