@@ -204,9 +204,13 @@ def _normalise_vals(vals: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _active_vals(space: Any, vals: dict[str, Any]) -> dict[str, Any]:
-    """Check that every parameter reached under ``vals`` has a value; choice indices become ints."""
+    """Check that every parameter reached under ``vals`` has a good value; choice indices become ints.
+
+    Raises ValueError naming every missing label (or the first bad value).
+    """
     root = pyll.as_apply(space)
     fixed = dict(vals)
+    missing: list[str] = []
     stack: list[Apply] = [root]
     seen: set[int] = set()
     while stack:
@@ -214,30 +218,29 @@ def _active_vals(space: Any, vals: dict[str, Any]) -> dict[str, Any]:
         if id(node) in seen:
             continue
         seen.add(id(node))
-        if node.name == "hyperopt_param":
-            label = _label_of(node)
+        is_switch = node.name == "switch" and node.pos_args[0].name == "hyperopt_param"
+        if node.name == "hyperopt_param" or is_switch:
+            label = _label_of(node.pos_args[0] if is_switch else node)
             if label not in fixed:
-                raise ValueError(f"vals: no value for {label!r}")
+                missing.append(label)
+                continue
             value = fixed[label]
             if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
-                raise ValueError(f"vals[{label!r}]: expected a number, got {value!r}")
-            continue
-        if node.name == "switch" and node.pos_args[0].name == "hyperopt_param":
-            label = _label_of(node.pos_args[0])
-            if label not in fixed:
-                raise ValueError(f"vals: no value for {label!r}")
-            index = fixed[label]
+                expected = "an option index" if is_switch else "a number"
+                raise ValueError(f"vals[{label!r}]: expected {expected}, got {value!r}")
+            if not is_switch:
+                continue
             n_options = len(node.pos_args) - 1
-            if isinstance(index, bool) or not isinstance(index, int | float | np.integer | np.floating):
-                raise ValueError(f"vals[{label!r}]: expected an option index, got {index!r}")
-            if not (math.isfinite(index) and index == int(index) and 0 <= index < n_options):
+            if not (math.isfinite(value) and value == int(value) and 0 <= value < n_options):
                 raise ValueError(
-                    f"vals[{label!r}]: option index must be an integer in [0, {n_options}), got {index!r}"
+                    f"vals[{label!r}]: option index must be an integer in [0, {n_options}), got {value!r}"
                 )
-            fixed[label] = int(index)
-            stack.append(node.pos_args[int(index) + 1])
+            fixed[label] = int(value)
+            stack.append(node.pos_args[int(value) + 1])
             continue
-        stack.extend(node.inputs())
+        stack.extend(reversed(node.inputs()))
+    if missing:
+        raise ValueError("vals: no value for " + ", ".join(repr(m) for m in sorted(missing)))
     return fixed
 
 
