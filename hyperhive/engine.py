@@ -160,7 +160,9 @@ class Engine:
         docs = sorted(cache.docs.values(), key=lambda d: d["tid"])
         return trials_from_docs(docs, validate=False)
 
-    def suggest(self, store: Store, search: Search, trial: Trial) -> tuple[dict[str, list[Any]], dict[str, Any]]:
+    def suggest(
+        self, store: Store, search: Search, trial: Trial
+    ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
         """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
         ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
         document-shaped sampled configuration."""

@@ -123,6 +123,20 @@ def finite_or_none(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def json_safe(v: Any) -> Any:
+    """``v`` with non-finite floats replaced by ``None`` and numpy scalars/arrays made plain, so that
+    metrics and histories (a NaN loss from a diverged model, say) can be stored as JSON."""
+    if isinstance(v, dict):
+        return {str(k): json_safe(x) for k, x in v.items()}
+    if isinstance(v, list | tuple):
+        return [json_safe(x) for x in v]
+    if hasattr(v, "tolist"):  # numpy scalars and arrays
+        return json_safe(v.tolist())
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
 class Store(abc.ABC):
     """One interface over the SQLite and MongoDB stores. See the module docstring for the contract."""
 
@@ -273,6 +287,8 @@ class Store(abc.ABC):
     ) -> HeartbeatReply:
         """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
         now = self.clock()
+        if history is not None:
+            history = json_safe(history)
         try:
             trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
         except LeaseLost:
@@ -308,6 +324,8 @@ class Store(abc.ABC):
                 return trial  # the same report again: already counted
             raise LeaseLost(f"trial {trial_id} is already {trial.state}")
         search = self.get_search(trial.search_id)
+        metrics = json_safe(result.metrics)
+        history = None if result.history is None else json_safe(result.history)
         state, error = result.state, result.error
         value = loss = None
         if state == TrialState.DONE:
@@ -319,20 +337,20 @@ class Store(abc.ABC):
                     f"objective metric {search.objective_metric!r} missing or not a finite number "
                     f"in the reported metrics (got {got!r})"
                 )
-        elif state == TrialState.PRUNED and result.history:
-            last = result.history[-1].get(search.objective_metric)
+        elif state == TrialState.PRUNED and history:
+            last = history[-1].get(search.objective_metric)
             value = finite_or_none(last)
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
-        info = {**result.info, "reported_token": hash_token(lease_token)}
+        info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
         return self._finish_trial(
             trial_id,
             lease_token,
             state=state,
             value=value,
             loss=loss,
-            metrics=result.metrics,
-            history=result.history,
+            metrics=metrics,
+            history=history,
             error=error,
             info=info,
             now=self.clock(),
@@ -530,7 +548,7 @@ class Store(abc.ABC):
         else:
             raise Conflict(f"search {search.id} already exists in this store")
         search.counts = search.counts.__class__(
-            **{s: sum(1 for t in trials if t.state == s) for s in TrialState}  # type: ignore[misc]
+            **{s: sum(1 for t in trials if t.state == s) for s in TrialState}
         )
         self._insert_imported(search, trials)
         return self.get_search(search.id)

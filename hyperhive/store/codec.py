@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperhive.models import Search, SearchStatus, TrialCounts, Trial, TrialState
+from hyperhive.models import Search, SearchStatus, Trial, TrialCounts, TrialState
 
 _COUNT_FIELDS = ("queued", "running", "done", "failed", "pruned", "cancelled")
 

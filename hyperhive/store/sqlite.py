@@ -15,7 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +167,7 @@ class SQLiteStore(Store):
                     self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
                 )
                 conn.row_factory = sqlite3.Row
-                self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))  # type: ignore[union-attr]
+                self._retry(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
@@ -205,15 +205,14 @@ class SQLiteStore(Store):
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._conn()
-        return self._retry(lambda: conn.execute(sql, tuple(args)).fetchall())  # type: ignore[no-any-return]
+        rows: list[sqlite3.Row] = self._retry(lambda: conn.execute(sql, tuple(args)).fetchall())
+        return rows
 
     def close(self) -> None:
         with self._conns_lock:
             for conn in self._all_conns:
-                try:
+                with suppress(sqlite3.Error):
                     conn.close()
-                except sqlite3.Error:
-                    pass
             self._all_conns.clear()
         self._local = threading.local()
 
@@ -565,7 +564,11 @@ class SQLiteStore(Store):
         elif state == TrialState.DONE:
             consecutive = 0
         best_id, best_value = search.best_trial_id, search.best_value
-        if state == TrialState.DONE and value is not None and is_better(value, best_value, search.objective_mode):
+        if (
+            state == TrialState.DONE
+            and value is not None
+            and is_better(value, best_value, search.objective_mode)
+        ):
             best_id, best_value = trial.id, value
         conn.execute(
             f"UPDATE searches SET n_running = n_running - 1, {col} = {col} + 1, consecutive_failures = ?,"
@@ -707,7 +710,9 @@ class SQLiteStore(Store):
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out.extend(self._trial(r) for r in self._read(f"SELECT * FROM trials WHERE id IN ({marks})", chunk))
+            out.extend(
+                self._trial(r) for r in self._read(f"SELECT * FROM trials WHERE id IN ({marks})", chunk)
+            )
         return out
 
     def trial_versions(self, search_id: str) -> dict[str, tuple[int, TrialState]]:
@@ -720,7 +725,13 @@ class SQLiteStore(Store):
             conn.execute(
                 "INSERT OR REPLACE INTO workers (id, last_seen, status, current_trial_id, data)"
                 " VALUES (?,?,?,?,?)",
-                (worker.id, worker.last_seen, worker.status, worker.current_trial_id, _dumps(worker.to_dict())),
+                (
+                    worker.id,
+                    worker.last_seen,
+                    worker.status,
+                    worker.current_trial_id,
+                    _dumps(worker.to_dict()),
+                ),
             )
 
     def touch_worker(self, worker_id: str, *, status: str, current_trial_id: str | None) -> None:
@@ -774,7 +785,8 @@ class SQLiteStore(Store):
     def save_dataset(self, info: DatasetInfo, chunks: Iterable[bytes]) -> DatasetInfo:
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO datasets (id, name, owner, size, sha256, created_at, meta) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO datasets (id, name, owner, size, sha256, created_at, meta)"
+                " VALUES (?,?,?,?,?,?,?)",
                 (info.id, info.name, info.owner, info.size, info.sha256, info.created_at, _dumps(info.meta)),
             )
             for seq, chunk in enumerate(chunks):

@@ -1,0 +1,274 @@
+"""Core overhead: Hyperhive's store + engine against hyperopt's fmin and Optuna, in one run.
+
+Prints three tables:
+1. per-trial overhead (claim + suggest + report, trivial objective, 3 parameters), random and TPE;
+2. throughput with 1 and 2 worker processes sharing one SQLite file, against Optuna with SQLite;
+3. TPE ask latency at 100 / 1,000 / 3,000 finished trials against bare ``tpe.suggest`` on the same trials.
+
+Run: ``.venv/bin/python benchmarks/core_overhead.py`` (``--quick`` for a smoke run). Numbers move by
+2x on a shared machine: compare rows of the same run, and read medians and ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing as mp
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
+from hyperopt.base import Domain
+
+from hyperhive.models import TrialResult
+from hyperhive.store import SQLiteStore, Store
+from search_spaces import validate
+
+
+def doc(algorithm: Any, max_trials: int, name: str = "bench") -> dict[str, Any]:
+    return {
+        "name": name,
+        "algorithm": algorithm,
+        "max_trials": max_trials,
+        "seed": 3,
+        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "params": {"x": {"uniform": [0, 1]}, "y": {"uniform": [0, 1]}, "z": {"choice": [1, 2, 3]}},
+    }
+
+
+def objective(p: dict[str, Any]) -> float:
+    return (p["x"] - 0.3) ** 2 + (p["y"] - 0.6) ** 2 + 0.1 * p["z"]
+
+
+# ---------------------------------------------------------------- per-trial overhead
+
+
+def hyperhive_per_trial(algorithm: str, n: int) -> float:
+    """Median ms per trial of claim (incl. suggestion) + report on a fresh SQLite file."""
+    with tempfile.TemporaryDirectory() as d:
+        store = SQLiteStore(Path(d) / "b.db")
+        store.create_search(validate(doc(algorithm, n)))
+        times = []
+        while True:
+            t0 = time.perf_counter()
+            t = store.claim("w", 60)
+            if t is None:
+                break
+            assert t.lease_token and t.config
+            store.report(t.id, t.lease_token, TrialResult.done({"loss": objective(t.config["params"])}))
+            times.append(time.perf_counter() - t0)
+        store.close()
+    return statistics.median(times) * 1e3
+
+
+def hyperopt_fmin_per_trial(algorithm: str, n: int) -> float:
+    """Mean ms per trial of hyperopt's in-memory fmin (it times no single trial)."""
+    space = {"x": hp.uniform("x", 0, 1), "y": hp.uniform("y", 0, 1), "z": hp.choice("z", [1, 2, 3])}
+    algo = tpe.suggest if algorithm == "tpe" else rand.suggest
+    t0 = time.perf_counter()
+    fmin(
+        lambda p: {"loss": objective(p), "status": STATUS_OK},
+        space,
+        algo=algo,
+        max_evals=n,
+        trials=Trials(),
+        rstate=np.random.default_rng(0),
+        show_progressbar=False,
+    )
+    return (time.perf_counter() - t0) / n * 1e3
+
+
+def optuna_per_trial(algorithm: str, n: int) -> float:
+    """Median ms per trial of Optuna ask + tell on its SQLite storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as d:
+        sampler = (
+            optuna.samplers.TPESampler(seed=0) if algorithm == "tpe" else optuna.samplers.RandomSampler(0)
+        )
+        study = optuna.create_study(storage=f"sqlite:///{d}/o.db", sampler=sampler)
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            trial = study.ask()
+            p = {
+                "x": trial.suggest_float("x", 0, 1),
+                "y": trial.suggest_float("y", 0, 1),
+                "z": trial.suggest_categorical("z", [1, 2, 3]),
+            }
+            study.tell(trial, objective(p))
+            times.append(time.perf_counter() - t0)
+        study._storage.remove_session()  # type: ignore[attr-defined]
+    return statistics.median(times) * 1e3
+
+
+# ---------------------------------------------------------------- throughput
+
+
+def _hh_worker(path: str, name: str, barrier: Any) -> None:
+    store = SQLiteStore(path)
+    barrier.wait()
+    while (t := store.claim(name, 60)) is not None:
+        assert t.lease_token and t.config
+        store.report(t.id, t.lease_token, TrialResult.done({"loss": objective(t.config["params"])}))
+    store.close()
+
+
+def _optuna_worker(url: str, n: int, barrier: Any) -> None:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="bench", storage=url, sampler=optuna.samplers.RandomSampler())
+    barrier.wait()
+
+    def fn(trial: Any) -> float:
+        return objective(
+            {
+                "x": trial.suggest_float("x", 0, 1),
+                "y": trial.suggest_float("y", 0, 1),
+                "z": trial.suggest_categorical("z", [1, 2, 3]),
+            }
+        )
+
+    study.optimize(fn, n_trials=n)
+
+
+def _run_procs(target: Any, args_for: Any, procs: int) -> float:
+    ctx = mp.get_context("fork")
+    barrier = ctx.Barrier(procs + 1)
+    ps = [ctx.Process(target=target, args=(*args_for(i), barrier)) for i in range(procs)]
+    for p in ps:
+        p.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for p in ps:
+        p.join()
+        assert p.exitcode == 0
+    return time.perf_counter() - t0
+
+
+def hyperhive_throughput(procs: int, n: int) -> float:
+    with tempfile.TemporaryDirectory() as d:
+        path = str(Path(d) / "t.db")
+        store = SQLiteStore(path)
+        s = store.create_search(validate(doc("random", n)))
+        wall = _run_procs(_hh_worker, lambda i: (path, f"w{i}"), procs)
+        assert store.get_search(s.id).counts.done == n
+        store.close()
+    return n / wall
+
+
+def optuna_throughput(procs: int, n: int) -> float:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as d:
+        url = f"sqlite:///{d}/o.db"
+        optuna.create_study(study_name="bench", storage=url)
+        wall = _run_procs(_optuna_worker, lambda i: (url, n // procs), procs)
+    return (n // procs * procs) / wall
+
+
+# ---------------------------------------------------------------- ask latency
+
+
+def fill(store: Store, n: int) -> str:
+    """A TPE search holding ``n`` finished trials (filled with random suggestions, then imported)."""
+    filler = store.create_search(validate(doc("random", n, name="filler")))
+    while (t := store.claim("w", 60)) is not None:
+        assert t.lease_token and t.config
+        store.report(t.id, t.lease_token, TrialResult.done({"loss": objective(t.config["params"])}))
+    bundle = store.export_search(filler.id)
+    store.delete_search(filler.id)
+    tpe_doc = doc("tpe", n + 50, name="tpe-at-n")
+    bundle["search"].update(document=tpe_doc, algorithm="tpe", max_trials=n + 50, status="running")
+    return store.import_search(bundle).id
+
+
+def ask_latency(n: int, repeats: int) -> tuple[float, float]:
+    """(median ms of Hyperhive's claim with TPE, median ms of bare tpe.suggest) at ``n`` trials."""
+    with tempfile.TemporaryDirectory() as d:
+        store = SQLiteStore(Path(d) / "a.db")
+        search_id = fill(store, n)
+        search = store.get_search(search_id)
+        ours = []
+        for i in range(repeats + 1):
+            t0 = time.perf_counter()
+            t = store.claim("w", 60, search_id=search_id)
+            dt = time.perf_counter() - t0
+            assert t and t.lease_token and t.config
+            store.report(t.id, t.lease_token, TrialResult.done({"loss": objective(t.config["params"])}))
+            if i:  # the first ask loads the whole history into this process's cache
+                ours.append(dt)
+        trials = store.engine.history(store, store.get_search(search_id))
+        domain = Domain(lambda _: 0.0, validate(search.document).space)
+        bare = []
+        for i in range(repeats):
+            t0 = time.perf_counter()
+            tpe.suggest([n + 100 + i], domain, trials, i, verbose=False)
+            bare.append(time.perf_counter() - t0)
+        store.close()
+    return statistics.median(ours) * 1e3, statistics.median(bare) * 1e3
+
+
+def table(title: str, header: list[str], rows: list[list[str]]) -> None:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
+    print(f"\n{title}")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    args = ap.parse_args()
+    logging.getLogger("hyperopt").setLevel(logging.WARNING)
+    q = args.quick
+    n_rand, n_tpe, n_tp = (60, 40, 200) if q else (300, 300, 2000)
+    sizes, repeats = ((100, 300) if q else (100, 1000, 3000)), (3 if q else 7)
+    print(f"python {sys.version.split()[0]}, {mp.cpu_count()} cores; medians unless noted")
+
+    rows = []
+    for algo, n in (("random", n_rand), ("tpe", n_tpe)):
+        hh = hyperhive_per_trial(algo, n)
+        hf = hyperopt_fmin_per_trial(algo, n)
+        op = optuna_per_trial(algo, n)
+        rows.append([algo, str(n), f"{hh:.2f}", f"{hf:.2f} (mean)", f"{op:.2f}", f"{op / hh:.1f}x"])
+    table(
+        "Per-trial overhead, ms (claim+suggest+report; trivial objective; 3 params)",
+        ["algorithm", "trials", "hyperhive sqlite", "hyperopt fmin in-memory", "optuna sqlite", "optuna/hh"],
+        rows,
+    )
+
+    rows = []
+    for procs in (1, 2):
+        hh = hyperhive_throughput(procs, n_tp)
+        op = optuna_throughput(procs, n_tp // 4)
+        rows.append([str(procs), f"{hh:.0f}", f"{op:.0f}", f"{hh / op:.1f}x"])
+    table(
+        "Throughput, trials/s (random search, processes sharing one SQLite file)",
+        ["processes", "hyperhive", "optuna sqlite", "hh/optuna"],
+        rows,
+    )
+
+    rows = []
+    for n in sizes:
+        ours, bare = ask_latency(n, repeats)
+        rows.append([str(n), f"{ours:.1f}", f"{bare:.1f}", f"{ours / bare:.2f}x"])
+    table(
+        "TPE ask latency, ms (2 uniform + 1 choice)",
+        ["finished trials", "hyperhive claim (TPE)", "bare tpe.suggest", "ratio"],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()

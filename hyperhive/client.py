@@ -1,0 +1,196 @@
+"""A small Python client for the Hyperhive REST API (the ``hyperhive`` CLI uses it).
+
+>>> from hyperhive.client import Client
+>>> with Client("http://127.0.0.1:8000", token="hh_...") as hh:       # doctest: +SKIP
+...     search = hh.submit(open("search.yaml").read())
+...     hh.get_search(search["id"])["status"]
+
+Every method returns the server's JSON (dicts and lists) and raises :class:`ClientError` for any HTTP
+error (``status`` and the server's ``detail``) or when the server cannot be reached (``status`` 0).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+YAML_CONTENT_TYPE = "application/yaml"
+
+
+class ClientError(Exception):
+    """An API call failed: ``status`` (0 when no HTTP answer came) and the server's ``detail``."""
+
+    def __init__(self, status: int, detail: Any, url: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        self.url = url
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """One readable line (validation errors joined as ``path: msg; ...``)."""
+        detail = self.detail
+        if isinstance(detail, list):
+            parts = []
+            for item in detail:
+                if isinstance(item, dict):
+                    where = item.get("path") or ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                    parts.append(f"{where or '<document>'}: {item.get('msg', item)}")
+                else:
+                    parts.append(str(item))
+            detail = "; ".join(parts)
+        if self.status == 0:
+            return str(detail)
+        return f"HTTP {self.status}: {detail}"
+
+
+class Client:
+    """Calls the API at ``url`` with the bearer ``token`` (``None`` for a ``--no-auth`` server)."""
+
+    def __init__(self, url: str, token: str | None = None, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Accept": "application/json", "User-Agent": "hyperhive-client"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+    def request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+        """One call; :class:`ClientError` unless the answer is 2xx."""
+        try:
+            resp = self._http.request(method, path, **kw)
+        except httpx.ConnectError as exc:
+            raise ClientError(0, f"cannot connect to {self.url}: is the server running? ({exc})", self.url) from None
+        except httpx.TimeoutException:
+            raise ClientError(0, f"{self.url} did not answer in time", self.url) from None
+        except httpx.HTTPError as exc:
+            raise ClientError(0, f"request to {self.url}{path} failed: {exc}", self.url) from None
+        if resp.is_success:
+            return resp
+        try:
+            detail = resp.json().get("detail", resp.text)
+        except (ValueError, AttributeError):
+            detail = resp.text.strip() or resp.reason_phrase
+        raise ClientError(resp.status_code, detail, self.url)
+
+    def _json(self, method: str, path: str, **kw: Any) -> Any:
+        return self.request(method, path, **kw).json()
+
+    # ------------------------------------------------------------------ searches
+    def submit(self, document: str | bytes | dict[str, Any], fmt: str | None = None) -> dict[str, Any]:
+        """Submit a search: a mapping (sent as JSON) or its text; ``fmt`` ``yaml`` | ``json`` | None
+        (detected by the server). Returns the created search."""
+        if isinstance(document, dict):
+            return self._json("POST", "/api/searches", json=document)  # type: ignore[no-any-return]
+        ctype = {"yaml": YAML_CONTENT_TYPE, "json": "application/json"}.get(fmt or "", "text/plain")
+        content = document.encode("utf-8") if isinstance(document, str) else document
+        return self._json(  # type: ignore[no-any-return]
+            "POST", "/api/searches", content=content, headers={"Content-Type": ctype}
+        )
+
+    def submit_file(self, path: str | Path) -> dict[str, Any]:
+        """Submit a ``.yaml``/``.yml``/``.json`` file (other suffixes are detected by the server)."""
+        p = Path(path)
+        fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(p.suffix.lower())
+        return self.submit(p.read_bytes(), fmt)
+
+    def list_searches(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        owner: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page: ``{"items": [...], "total", "limit", "offset"}``."""
+        params = {"status": status, "name": name, "owner": owner, "limit": limit, "offset": offset}
+        return self._json("GET", "/api/searches", params=_clean(params))  # type: ignore[no-any-return]
+
+    def get_search(self, search_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/searches/{search_id}")  # type: ignore[no-any-return]
+
+    def trials(
+        self,
+        search_id: str,
+        *,
+        state: str | None = None,
+        sort: str = "number",
+        order: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of a search's trials."""
+        params = {"state": state, "sort": sort, "order": order, "limit": limit, "offset": offset}
+        return self._json("GET", f"/api/searches/{search_id}/trials", params=_clean(params))  # type: ignore[no-any-return]
+
+    def best(self, search_id: str) -> dict[str, Any]:
+        """The best done trial in full (``ClientError`` 404 while none is done)."""
+        return self._json("GET", f"/api/searches/{search_id}/best")  # type: ignore[no-any-return]
+
+    def trial(self, trial_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/api/trials/{trial_id}")  # type: ignore[no-any-return]
+
+    def cancel(self, search_id: str) -> dict[str, Any]:
+        return self._json("POST", f"/api/searches/{search_id}/cancel")  # type: ignore[no-any-return]
+
+    def extend(self, search_id: str, n: int) -> dict[str, Any]:
+        return self._json("POST", f"/api/searches/{search_id}/extend", json={"n": n})  # type: ignore[no-any-return]
+
+    def delete(self, search_id: str) -> None:
+        self.request("DELETE", f"/api/searches/{search_id}")
+
+    def export(self, search_id: str, fmt: str = "csv") -> str:
+        """The export as text: CSV, or the JSON bundle (``json.loads`` it)."""
+        return self.request("GET", f"/api/searches/{search_id}/export", params={"format": fmt}).text
+
+    # ------------------------------------------------------------------ datasets, workers, health
+    def upload_dataset(self, path: str | Path, name: str | None = None) -> dict[str, Any]:
+        """Upload an ``.npz``; returns its record (use ``{"upload": record["id"]}`` as the dataset)."""
+        p = Path(path)
+        with p.open("rb") as f:
+            files = {"file": (p.name, f, "application/octet-stream")}
+            data = {"name": name} if name else {}
+            return self._json("POST", "/api/datasets", files=files, data=data, timeout=None)  # type: ignore[no-any-return]
+
+    def datasets(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/datasets")  # type: ignore[no-any-return]
+
+    def workers(self) -> list[dict[str, Any]]:
+        return self._json("GET", "/api/workers")  # type: ignore[no-any-return]
+
+    def me(self) -> dict[str, Any]:
+        """Who the token belongs to: ``{"id", "name", "admin"}``."""
+        return self._json("GET", "/api/me")  # type: ignore[no-any-return]
+
+    def health(self) -> dict[str, Any]:
+        return self._json("GET", "/healthz")  # type: ignore[no-any-return]
+
+    def ready(self) -> bool:
+        """Whether the server answers and reaches its store."""
+        try:
+            self.request("GET", "/readyz")
+        except ClientError:
+            return False
+        return True
+
+
+def _clean(params: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def dumps(value: Any) -> str:
+    """JSON for ``--json`` output: indented, keys kept in server order."""
+    return json.dumps(value, indent=2)

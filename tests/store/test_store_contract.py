@@ -1,0 +1,463 @@
+"""The store contract (hyperhive/store/base.py), run against every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from storekit import FakeClock, make_store, search_doc
+
+from hyperhive.errors import Conflict, LeaseLost, NotFound
+from hyperhive.models import (
+    DatasetInfo,
+    SearchStatus,
+    TrialResult,
+    TrialState,
+    WorkerInfo,
+)
+from hyperhive.store import Store
+from hyperhive.store.base import hash_token
+from search_spaces import validate
+
+
+def create(store: Store, owner: str | None = "alice", **overrides: Any):
+    return store.create_search(validate(search_doc(**overrides)), owner=owner)
+
+
+def done(value: float, **extra: Any) -> TrialResult:
+    return TrialResult.done({"loss": value, **extra})
+
+
+# ---------------------------------------------------------------- searches
+
+
+def test_create_get_list_count(store: Store) -> None:
+    a = create(store, name="alpha")
+    b = create(store, owner="bob", name="beta", seed=None)
+    assert a.status == SearchStatus.PENDING and a.seed == 11
+    assert isinstance(b.seed, int) and 0 <= b.seed < 2**31, "a missing seed is drawn and recorded"
+    got = store.get_search(a.id)
+    assert got.name == "alpha" and got.owner == "alice" and got.max_trials == 4
+    assert got.document["params"]["x"] == {"uniform": [0, 1]}
+    assert got.objective_metric == "loss" and got.objective_mode == "min"
+    assert {s.id for s in store.list_searches()} == {a.id, b.id}
+    assert [s.id for s in store.list_searches(owner="bob")] == [b.id]
+    assert [s.id for s in store.list_searches(name="alpha")] == [a.id]
+    assert store.count_searches(status="pending") == 2
+    assert store.count_searches(owner="carol") == 0
+    assert len(store.list_searches(limit=1)) == 1
+    assert len(store.list_searches(limit=1, offset=1)) == 1
+    with pytest.raises(NotFound):
+        store.get_search("nope")
+
+
+def test_delete_search_removes_trials(store: Store) -> None:
+    s = create(store)
+    t = store.claim("w1")
+    assert t is not None
+    store.delete_search(s.id)
+    with pytest.raises(NotFound):
+        store.get_search(s.id)
+    with pytest.raises(NotFound):
+        store.get_trial(t.id)
+    with pytest.raises(NotFound):
+        store.delete_search(s.id)
+
+
+# ---------------------------------------------------------------- claims and reports
+
+
+def test_claim_takes_each_slot_once_then_nothing(store: Store, clock: FakeClock) -> None:
+    s = create(store, max_trials=3)
+    trials = [store.claim("w1", 30) for _ in range(3)]
+    assert all(t is not None for t in trials)
+    assert sorted(t.number for t in trials) == [0, 1, 2]  # type: ignore[union-attr]
+    for t in trials:
+        assert t is not None
+        assert t.state == TrialState.RUNNING and t.worker_id == "w1" and t.attempts == 1
+        assert t.lease_token and t.lease_expires_at == pytest.approx(clock.now + 30)
+        assert t.config is not None and 0 <= t.config["params"]["x"] <= 1
+        assert t.config["params"]["kind"] in ("a", "b")
+        assert t.vals is not None and set(t.vals) == {"params.x", "params.kind"}
+    assert len({t.seed for t in trials if t}) == 3, "every slot has its own seed"
+    assert store.claim("w1") is None
+    search = store.get_search(s.id)
+    assert search.status == SearchStatus.RUNNING and search.counts.running == 3 and search.slots_left == 0
+
+
+def test_report_done_updates_value_best_counts_and_completion(store: Store) -> None:
+    s = create(store, max_trials=2)
+    t1, t2 = store.claim("w"), store.claim("w")
+    assert t1 and t2 and t1.lease_token and t2.lease_token
+    r1 = store.report(t1.id, t1.lease_token, done(0.5, extra=1))
+    assert r1.state == TrialState.DONE and r1.value == 0.5 and r1.loss == 0.5
+    assert r1.metrics == {"loss": 0.5, "extra": 1} and r1.lease_token is None
+    mid = store.get_search(s.id)
+    assert mid.status == SearchStatus.RUNNING and mid.best_trial_id == t1.id and mid.best_value == 0.5
+    store.report(t2.id, t2.lease_token, done(0.25))
+    end = store.get_search(s.id)
+    assert end.status == SearchStatus.COMPLETED and end.finished_at is not None
+    assert end.counts.done == 2 and end.counts.running == 0 and end.counts.finished == 2
+    assert end.best_trial_id == t2.id and end.best_value == 0.25
+    best = store.best_trial(s.id)
+    assert best is not None and best.id == t2.id
+
+
+def test_maximised_objective_keeps_metric_units_and_negates_loss(store: Store) -> None:
+    objective = {"function": "search_spaces.objectives:quadratic", "metric": "acc", "mode": "max"}
+    s = create(store, objective=objective, max_trials=2)
+    t1, t2 = store.claim("w"), store.claim("w")
+    assert t1 and t2 and t1.lease_token and t2.lease_token
+    store.report(t1.id, t1.lease_token, TrialResult.done({"acc": 0.9}))
+    r2 = store.report(t2.id, t2.lease_token, TrialResult.done({"acc": 0.7}))
+    assert r2.value == 0.7 and r2.loss == -0.7
+    assert store.get_search(s.id).best_value == 0.9
+    assert store.best_trial(s.id).id == t1.id  # type: ignore[union-attr]
+
+
+def test_report_is_idempotent_and_stale_tokens_are_rejected(store: Store) -> None:
+    s = create(store, max_trials=2)
+    t = store.claim("w")
+    assert t and t.lease_token
+    first = store.report(t.id, t.lease_token, done(0.3))
+    again = store.report(t.id, t.lease_token, done(0.1))
+    assert again.value == 0.3 and again.version == first.version, "a repeated report changes nothing"
+    assert store.get_search(s.id).counts.done == 1, "counted once"
+    with pytest.raises(LeaseLost):
+        store.report(t.id, "not-the-token", done(0.1))
+    t2 = store.claim("w")
+    assert t2 is not None
+    with pytest.raises(LeaseLost):
+        store.report(t2.id, "forged", done(0.2))
+    with pytest.raises(NotFound):
+        store.report("missing", "x", done(0.2))
+
+
+def test_done_without_objective_metric_becomes_failed(store: Store) -> None:
+    create(store, max_trials=2)
+    t = store.claim("w")
+    assert t and t.lease_token
+    r = store.report(t.id, t.lease_token, TrialResult.done({"accuracy": 0.9}))
+    assert r.state == TrialState.FAILED and r.value is None
+    assert r.error and "'loss'" in r.error
+    t = store.claim("w")
+    assert t and t.lease_token
+    r = store.report(t.id, t.lease_token, TrialResult.done({"loss": float("nan")}))
+    assert r.state == TrialState.FAILED
+
+
+def test_report_rejects_non_final_state(store: Store) -> None:
+    create(store)
+    t = store.claim("w")
+    assert t and t.lease_token
+    with pytest.raises(ValueError):
+        store.report(t.id, t.lease_token, TrialResult(state=TrialState.RUNNING))
+
+
+# ---------------------------------------------------------------- leases
+
+
+def test_heartbeat_extends_lease_and_saves_history(store: Store, clock: FakeClock) -> None:
+    create(store)
+    t = store.claim("w", 10)
+    assert t and t.lease_token
+    clock.advance(8)
+    reply = store.heartbeat(t.id, t.lease_token, 10, [{"epoch": 1, "loss": 0.9}])
+    assert not reply.should_stop and reply.lease_expires_at == pytest.approx(clock.now + 10)
+    clock.advance(8)  # past the first expiry, within the renewed one
+    assert store.requeue_expired() == 0
+    got = store.get_trial(t.id)
+    assert got.state == TrialState.RUNNING and got.history == [{"epoch": 1, "loss": 0.9}]
+    assert store.heartbeat(t.id, "wrong", 10).reason == "lease_lost"
+
+
+def test_expired_lease_is_requeued_with_its_config_and_finished_by_another(
+    store: Store, clock: FakeClock
+) -> None:
+    s = create(store, max_trials=1, max_retries=2)
+    t = store.claim("dead-worker", 5)
+    assert t and t.lease_token
+    clock.advance(6)
+    assert store.requeue_expired() == 1
+    assert store.requeue_expired() == 0, "a trial is requeued once"
+    q = store.get_trial(t.id)
+    assert q.state == TrialState.QUEUED and q.lease_token is None and q.config == t.config
+    assert store.get_search(s.id).counts.queued == 1
+    t2 = store.claim("live-worker", 5)
+    assert t2 is not None and t2.id == t.id and t2.number == t.number and t2.config == t.config
+    assert t2.attempts == 2 and t2.worker_id == "live-worker" and t2.lease_token != t.lease_token
+    hb = store.heartbeat(t.id, t.lease_token, 5)
+    assert hb.should_stop and hb.reason == "lease_lost"
+    with pytest.raises(LeaseLost):
+        store.report(t.id, t.lease_token, done(0.1))
+    assert t2.lease_token
+    store.report(t.id, t2.lease_token, done(0.2))
+    final = store.get_search(s.id)
+    assert final.status == SearchStatus.COMPLETED and final.counts.done == 1 and final.counts.total == 1
+
+
+def test_out_of_retries_the_trial_fails_as_worker_lost(store: Store, clock: FakeClock) -> None:
+    s = create(store, max_trials=1, max_retries=1)
+    for _ in range(2):
+        t = store.claim("w", 5)
+        assert t is not None
+        clock.advance(6)
+        store.requeue_expired()
+    got = store.get_trial(t.id)
+    assert got.state == TrialState.FAILED and got.error and "worker lost" in got.error
+    search = store.get_search(s.id)
+    assert search.counts.failed == 1 and search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
+    assert store.claim("w") is None
+
+
+def test_claim_sweeps_expired_leases_first(store: Store, clock: FakeClock) -> None:
+    create(store, max_trials=1)
+    t = store.claim("w", 5)
+    assert t is not None
+    clock.advance(10)
+    again = store.claim("w2", 5)
+    assert again is not None and again.id == t.id
+
+
+def test_release_hands_back_without_spending_a_retry(store: Store) -> None:
+    s = create(store, max_trials=1, max_retries=0)
+    t = store.claim("w")
+    assert t and t.lease_token
+    r = store.release(t.id, t.lease_token)
+    assert r.state == TrialState.QUEUED and r.attempts == 0
+    assert store.get_search(s.id).counts.queued == 1
+    with pytest.raises(LeaseLost):
+        store.release(t.id, t.lease_token)
+    t2 = store.claim("w")
+    assert t2 is not None and t2.id == t.id and t2.attempts == 1 and t2.config == t.config
+
+
+def test_suggestion_missing_after_a_crash_is_made_by_the_next_claimer(store: Store, clock: FakeClock) -> None:
+    """A claimer that died between taking the slot and saving its suggestion leaves a config-less
+    trial; after the lease expires the next claimer suggests for it."""
+    s = create(store, max_trials=1)
+    now = clock()
+    raw = store._claim_new_slot("crashed", 5, now, None)
+    assert raw is not None and raw.config is None
+    clock.advance(6)
+    t = store.claim("w", 5)
+    assert t is not None and t.id == raw.id and t.config is not None and t.vals
+    assert store.get_search(s.id).counts.total == 1
+
+
+# ---------------------------------------------------------------- cancel, extend, failures
+
+
+def test_cancel_stops_running_and_queued_trials(store: Store, clock: FakeClock) -> None:
+    s = create(store, max_trials=3)
+    running = store.claim("w", 5)
+    queued = store.claim("w", 5)
+    assert running and queued and running.lease_token and queued.lease_token
+    store.release(queued.id, queued.lease_token)
+    c = store.cancel_search(s.id)
+    assert c.status == SearchStatus.CANCELLED and c.counts.cancelled == 2 and c.counts.running == 0
+    assert store.get_trial(queued.id).state == TrialState.CANCELLED
+    hb = store.heartbeat(running.id, running.lease_token, 5)
+    assert hb.should_stop and hb.reason == "cancelled"
+    with pytest.raises(LeaseLost):
+        store.report(running.id, running.lease_token, done(0.1))
+    assert store.claim("w") is None
+    assert store.cancel_search(s.id).status == SearchStatus.CANCELLED, "cancelling twice is a no-op"
+    with pytest.raises(Conflict):
+        store.extend_search(s.id, 2)
+
+
+def test_extend_reopens_a_completed_search(store: Store) -> None:
+    s = create(store, max_trials=1)
+    t = store.claim("w")
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, done(0.4))
+    assert store.get_search(s.id).status == SearchStatus.COMPLETED
+    e = store.extend_search(s.id, 2)
+    assert e.status == SearchStatus.RUNNING and e.max_trials == 3 and e.finished_at is None
+    more = [store.claim("w"), store.claim("w")]
+    assert sorted(m.number for m in more if m) == [1, 2]
+    assert store.claim("w") is None
+    with pytest.raises(ValueError):
+        store.extend_search(s.id, 0)
+
+
+def test_consecutive_failures_fail_the_search_and_keep_the_error(store: Store) -> None:
+    s = create(store, max_trials=10, max_consecutive_failures=3)
+    ok = store.claim("w")
+    assert ok and ok.lease_token
+    store.report(ok.id, ok.lease_token, TrialResult.failed("boom 0"))
+    store.report((t := store.claim("w")).id, t.lease_token, done(0.5))  # type: ignore[union-attr,arg-type]
+    bystander = store.claim("w")
+    assert bystander is not None
+    for i in range(3):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"boom {i + 1}"))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.error and "3 consecutive" in f.error and "boom 3" in f.error
+    assert store.get_trial(bystander.id).state == TrialState.CANCELLED
+    assert store.claim("w") is None
+    reopened = store.extend_search(s.id, 1)
+    assert reopened.status == SearchStatus.RUNNING and reopened.consecutive_failures == 0
+
+
+def test_claims_are_fair_across_searches(store: Store) -> None:
+    a = create(store, name="a", max_trials=10)
+    b = create(store, name="b", max_trials=10)
+    got = [store.claim("w") for _ in range(6)]
+    per = {a.id: 0, b.id: 0}
+    for t in got:
+        assert t is not None
+        per[t.search_id] += 1
+    assert per == {a.id: 3, b.id: 3}
+
+
+def test_claim_restricted_to_one_search(store: Store) -> None:
+    create(store, name="a")
+    b = create(store, name="b")
+    for _ in range(3):
+        t = store.claim("w", search_id=b.id)
+        assert t is not None and t.search_id == b.id
+
+
+# ---------------------------------------------------------------- reading trials
+
+
+def test_list_sort_filter_paginate_and_versions(store: Store) -> None:
+    s = create(store, max_trials=5)
+    values = [0.5, 0.1, 0.9, 0.3]
+    ids = []
+    for v in values:
+        t = store.claim("w")
+        assert t and t.lease_token
+        ids.append(t.id)
+        store.report(t.id, t.lease_token, done(v))
+    running = store.claim("w")
+    assert running is not None
+    assert [t.number for t in store.list_trials(s.id)] == [0, 1, 2, 3, 4]
+    assert [t.value for t in store.list_trials(s.id, sort="value")][:4] == [0.1, 0.3, 0.5, 0.9]
+    by_value_desc = store.list_trials(s.id, sort="value", descending=True)
+    assert [t.value for t in by_value_desc][:4] == [0.9, 0.5, 0.3, 0.1] and by_value_desc[-1].value is None
+    assert [t.number for t in store.list_trials(s.id, limit=2, offset=1)] == [1, 2]
+    assert [t.id for t in store.list_trials(s.id, state="running")] == [running.id]
+    assert store.count_trials(s.id) == 5 and store.count_trials(s.id, state=TrialState.DONE) == 4
+    assert {t.id for t in store.get_trials([ids[0], ids[2], "missing"])} == {ids[0], ids[2]}
+    before = store.trial_versions(s.id)
+    assert set(before) == {*ids, running.id} and before[running.id][1] == TrialState.RUNNING
+    assert running.lease_token
+    store.heartbeat(running.id, running.lease_token, 30, [{"epoch": 1}])
+    after = store.trial_versions(s.id)
+    assert after[running.id][0] > before[running.id][0] and after[ids[0]] == before[ids[0]]
+    with pytest.raises(ValueError):
+        store.list_trials(s.id, sort="lease_token")
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def test_median_pruning_stops_a_trial_worse_than_finished_ones(store: Store) -> None:
+    training = {"epochs": 3, "pruning": {"type": "median", "warmup_epochs": 1, "min_trials": 3}}
+    model = {"layers": [{"type": "Dense", "units": {"choice": [8, 16]}}]}
+    objective = {"metric": "val_accuracy", "mode": "max"}
+    create(
+        store,
+        max_trials=6,
+        training=training,
+        objective=objective,
+        model=model,
+        params=None,
+        dataset={"name": "digits"},
+    )
+    for acc in (0.6, 0.7, 0.8):
+        t = store.claim("w")
+        assert t and t.lease_token
+        hist = [{"epoch": 1, "val_accuracy": acc / 2}, {"epoch": 2, "val_accuracy": acc}]
+        store.report(t.id, t.lease_token, TrialResult.done({"val_accuracy": acc}, history=hist))
+    t = store.claim("w")
+    assert t and t.lease_token
+    warm = store.heartbeat(t.id, t.lease_token, 30, [{"epoch": 1, "val_accuracy": 0.01}])
+    assert not warm.should_stop, "no pruning during warm-up epochs"
+    good = store.heartbeat(
+        t.id, t.lease_token, 30, [{"epoch": 1, "val_accuracy": 0.01}, {"epoch": 2, "val_accuracy": 0.75}]
+    )
+    assert not good.should_stop
+    bad = store.heartbeat(
+        t.id, t.lease_token, 30, [{"epoch": 1, "val_accuracy": 0.01}, {"epoch": 2, "val_accuracy": 0.65}]
+    )
+    assert bad.should_stop and bad.reason == "pruned"
+    hist = store.get_trial(t.id).history
+    pruned = store.report(t.id, t.lease_token, TrialResult(state=TrialState.PRUNED, history=hist))
+    assert pruned.state == TrialState.PRUNED and pruned.value == 0.65
+
+
+# ---------------------------------------------------------------- workers, tokens, datasets
+
+
+def test_workers_register_touch_list(store: Store, clock: FakeClock) -> None:
+    w = WorkerInfo(id="w1", host="gpu-1", pid=42, started_at=clock(), last_seen=clock(), gpus=["0"])
+    store.register_worker(w)
+    clock.advance(5)
+    store.touch_worker("w1", status="busy", current_trial_id="t1")
+    [got] = store.list_workers()
+    assert got.host == "gpu-1" and got.gpus == ["0"] and got.status == "busy"
+    assert got.current_trial_id == "t1" and got.last_seen == clock()
+    assert got.is_alive(clock(), 10) and not got.is_alive(clock() + 20, 10)
+
+
+def test_tokens_are_hashed_and_revocable(store: Store) -> None:
+    info, secret = store.create_token("alice", admin=False)
+    _admin, admin_secret = store.create_token("root", admin=True)
+    assert secret != admin_secret and len(secret) > 30
+    auth = store.authenticate(secret)
+    assert auth is not None and auth.id == info.id and not auth.admin
+    assert store.authenticate(admin_secret).admin  # type: ignore[union-attr]
+    assert store.authenticate("hh_wrong") is None
+    assert store._token_by_hash(hash_token(secret)) is not None
+    assert store._token_by_hash(secret) is None, "the secret itself is not stored"
+    store.revoke_token(info.id)
+    assert store.authenticate(secret) is None
+    assert {t.name for t in store.list_tokens()} == {"alice", "root"}
+    with pytest.raises(NotFound):
+        store.revoke_token("missing")
+
+
+def test_datasets_round_trip_in_chunks(store: Store, clock: FakeClock) -> None:
+    chunks = [b"a" * 1000, b"b" * 10, bytes(range(256))]
+    info = DatasetInfo(
+        id="d1", name="x.npz", owner="alice", size=1266, sha256="0" * 64, created_at=clock(), meta={"n": 1}
+    )
+    store.save_dataset(info, chunks)
+    assert b"".join(store.read_dataset("d1")) == b"".join(chunks)
+    assert store.get_dataset("d1").meta == {"n": 1}
+    assert [d.id for d in store.list_datasets(owner="alice")] == ["d1"]
+    assert store.list_datasets(owner="bob") == []
+    store.delete_dataset("d1")
+    with pytest.raises(NotFound):
+        store.get_dataset("d1")
+
+
+# ---------------------------------------------------------------- export / import
+
+
+def test_export_import_round_trip(store: Store, backend: str, tmp_path: Any) -> None:
+    s = create(store, max_trials=3)
+    t1 = store.claim("w")
+    assert t1 and t1.lease_token
+    store.report(t1.id, t1.lease_token, done(0.4, extra="x"))
+    running = store.claim("w")
+    assert running is not None
+    bundle = store.export_search(s.id)
+    other, cleanup = make_store(backend, tmp_path / "other")
+    try:
+        imported = other.import_search(bundle)
+        assert imported.id == s.id and imported.best_trial_id == t1.id
+        assert imported.counts.done == 1 and imported.counts.queued == 1 and imported.counts.running == 0
+        got = other.get_trial(t1.id)
+        assert got.metrics == {"loss": 0.4, "extra": "x"} and got.config == t1.config
+        requeued = other.claim("w2")
+        assert requeued is not None and requeued.id == running.id, "running trials arrive queued"
+        with pytest.raises(Conflict):
+            other.import_search(bundle)
+    finally:
+        cleanup()
