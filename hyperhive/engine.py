@@ -113,12 +113,13 @@ class Engine:
     """Asks hyperopt for configurations; one per process, shared by every search it sees."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, _SearchCache] = {}
+        self._cache: dict[tuple[str, float], _SearchCache] = {}
         self._lock = threading.Lock()
 
     def _search_cache(self, search: Search) -> _SearchCache:
+        key = (search.id, search.created_at)  # an id re-imported after a delete is another search
         with self._lock:
-            cached = self._cache.get(search.id)
+            cached = self._cache.get(key)
             if cached is None:
                 from search_spaces import validate
 
@@ -130,12 +131,14 @@ class Engine:
                     algorithm=make_algorithm(spec.algorithm, dict(spec.algorithm_options)),
                     needs_history=spec.algorithm != "random",
                 )
-                self._cache[search.id] = cached
+                self._cache[key] = cached
             return cached
 
     def forget(self, search_id: str) -> None:
+        """Drop what is cached for a search (it was deleted)."""
         with self._lock:
-            self._cache.pop(search_id, None)
+            for key in [k for k in self._cache if k[0] == search_id]:
+                del self._cache[key]
 
     def history(self, store: Store, search: Search) -> Trials:
         """The search's trials as a hyperopt ``Trials``, refreshed from the trials that changed."""

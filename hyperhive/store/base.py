@@ -173,6 +173,12 @@ class Store(abc.ABC):
                 self._engine = Engine()
             return self._engine
 
+    def _forget(self, search_id: str) -> None:
+        """Drop this process's caches of a deleted search (backends call it from ``delete_search``)."""
+        self._done_histories.pop(search_id, None)
+        if self._engine is not None:
+            self._engine.forget(search_id)
+
     # ------------------------------------------------------------------ searches
     def create_search(self, spec: SearchSpec, owner: str | None = None) -> Search:
         """Store a validated search as ``pending``; its seed is resolved (drawn if the spec has none)."""

@@ -409,7 +409,7 @@ class SQLiteStore(Store):
         with self._write() as conn:
             if conn.execute("DELETE FROM searches WHERE id = ?", (search_id,)).rowcount == 0:
                 raise NotFound("search", search_id)
-        self._done_histories.pop(search_id, None)
+        self._forget(search_id)
 
     # ------------------------------------------------------------------ claims
     def _claim_queued(
