@@ -72,7 +72,9 @@ class Client:
         try:
             resp = self._http.request(method, path, **kw)
         except httpx.ConnectError as exc:
-            raise ClientError(0, f"cannot connect to {self.url}: is the server running? ({exc})", self.url) from None
+            raise ClientError(
+                0, f"cannot connect to {self.url}: is the server running? ({exc})", self.url
+            ) from None
         except httpx.TimeoutException:
             raise ClientError(0, f"{self.url} did not answer in time", self.url) from None
         except httpx.HTTPError as exc:
@@ -93,12 +95,10 @@ class Client:
         """Submit a search: a mapping (sent as JSON) or its text; ``fmt`` ``yaml`` | ``json`` | None
         (detected by the server). Returns the created search."""
         if isinstance(document, dict):
-            return self._json("POST", "/api/searches", json=document)  # type: ignore[no-any-return]
+            return self._json("POST", "/api/searches", json=document)
         ctype = {"yaml": YAML_CONTENT_TYPE, "json": "application/json"}.get(fmt or "", "text/plain")
         content = document.encode("utf-8") if isinstance(document, str) else document
-        return self._json(  # type: ignore[no-any-return]
-            "POST", "/api/searches", content=content, headers={"Content-Type": ctype}
-        )
+        return self._json("POST", "/api/searches", content=content, headers={"Content-Type": ctype})
 
     def submit_file(self, path: str | Path) -> dict[str, Any]:
         """Submit a ``.yaml``/``.yml``/``.json`` file (other suffixes are detected by the server)."""
@@ -117,10 +117,10 @@ class Client:
     ) -> dict[str, Any]:
         """One page: ``{"items": [...], "total", "limit", "offset"}``."""
         params = {"status": status, "name": name, "owner": owner, "limit": limit, "offset": offset}
-        return self._json("GET", "/api/searches", params=_clean(params))  # type: ignore[no-any-return]
+        return self._json("GET", "/api/searches", params=_clean(params))
 
     def get_search(self, search_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/api/searches/{search_id}")  # type: ignore[no-any-return]
+        return self._json("GET", f"/api/searches/{search_id}")
 
     def trials(
         self,
@@ -134,20 +134,20 @@ class Client:
     ) -> dict[str, Any]:
         """One page of a search's trials."""
         params = {"state": state, "sort": sort, "order": order, "limit": limit, "offset": offset}
-        return self._json("GET", f"/api/searches/{search_id}/trials", params=_clean(params))  # type: ignore[no-any-return]
+        return self._json("GET", f"/api/searches/{search_id}/trials", params=_clean(params))
 
     def best(self, search_id: str) -> dict[str, Any]:
         """The best done trial in full (``ClientError`` 404 while none is done)."""
-        return self._json("GET", f"/api/searches/{search_id}/best")  # type: ignore[no-any-return]
+        return self._json("GET", f"/api/searches/{search_id}/best")
 
     def trial(self, trial_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/api/trials/{trial_id}")  # type: ignore[no-any-return]
+        return self._json("GET", f"/api/trials/{trial_id}")
 
     def cancel(self, search_id: str) -> dict[str, Any]:
-        return self._json("POST", f"/api/searches/{search_id}/cancel")  # type: ignore[no-any-return]
+        return self._json("POST", f"/api/searches/{search_id}/cancel")
 
     def extend(self, search_id: str, n: int) -> dict[str, Any]:
-        return self._json("POST", f"/api/searches/{search_id}/extend", json={"n": n})  # type: ignore[no-any-return]
+        return self._json("POST", f"/api/searches/{search_id}/extend", json={"n": n})
 
     def delete(self, search_id: str) -> None:
         self.request("DELETE", f"/api/searches/{search_id}")
@@ -163,20 +163,20 @@ class Client:
         with p.open("rb") as f:
             files = {"file": (p.name, f, "application/octet-stream")}
             data = {"name": name} if name else {}
-            return self._json("POST", "/api/datasets", files=files, data=data, timeout=None)  # type: ignore[no-any-return]
+            return self._json("POST", "/api/datasets", files=files, data=data, timeout=None)
 
     def datasets(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/api/datasets")  # type: ignore[no-any-return]
+        return self._json("GET", "/api/datasets")
 
     def workers(self) -> list[dict[str, Any]]:
-        return self._json("GET", "/api/workers")  # type: ignore[no-any-return]
+        return self._json("GET", "/api/workers")
 
     def me(self) -> dict[str, Any]:
         """Who the token belongs to: ``{"id", "name", "admin"}``."""
-        return self._json("GET", "/api/me")  # type: ignore[no-any-return]
+        return self._json("GET", "/api/me")
 
     def health(self) -> dict[str, Any]:
-        return self._json("GET", "/healthz")  # type: ignore[no-any-return]
+        return self._json("GET", "/healthz")
 
     def ready(self) -> bool:
         """Whether the server answers and reaches its store."""

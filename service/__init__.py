@@ -1,0 +1,9 @@
+"""Hyperhive's REST service: FastAPI routes per resource over the store, bearer-token auth, and the
+``hyperhive`` commands that serve it, talk to it (through :mod:`hyperhive.client`) or run it embedded.
+
+The web app reads and writes only through the :class:`~hyperhive.store.base.Store` interface and never
+imports Keras or the workers: it is not in the trial path and can restart while a search runs.
+
+Importing this package is cheap (``service.cli`` is loaded by every ``hyperhive`` command); the app
+lives in :mod:`service.app` (``create_app``).
+"""

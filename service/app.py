@@ -1,0 +1,79 @@
+"""The FastAPI application: :func:`create_app`.
+
+One app holds one store (``app.state.store``) and one :class:`~hyperhive.settings.Settings`
+(``app.state.settings``). Routes are sync functions run in FastAPI's thread pool (the store is
+thread-safe), except those that stream a request body.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+import hyperhive
+from hyperhive.settings import Settings, get_settings
+from hyperhive.store import open_store
+from hyperhive.store.base import Store
+from service.errors import install_error_handlers
+from service.middleware import RequestGuard
+from service.routes import datasets, health, searches, trials, workers
+
+log = logging.getLogger("hyperhive.service")
+
+NO_AUTH_WARNING = (
+    "AUTHENTICATION IS OFF (--no-auth): anyone who can reach this server can read, submit, cancel and "
+    "delete every search. Use it only on a laptop bound to 127.0.0.1."
+)
+
+DESCRIPTION = """Submit hyperparameter searches for Keras image classifiers and follow their trials.
+
+Every `/api` route needs `Authorization: Bearer <token>` (create one with `hyperhive token create NAME`).
+A user sees only their own searches and datasets; an admin token sees all.
+"""
+
+
+def create_app(settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """The API over ``store`` (opened from ``settings.store`` when not given, and then closed when the app
+    shuts down; a store passed in stays the caller's to close)."""
+    settings = settings or get_settings()
+    owns_store = store is None
+    the_store = store if store is not None else open_store(settings.store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.no_auth:
+            log.warning(NO_AUTH_WARNING)
+        try:
+            yield
+        finally:
+            if owns_store:
+                the_store.close()
+
+    app = FastAPI(
+        title="Hyperhive",
+        version=hyperhive.__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = the_store
+    install_error_handlers(app)
+    for module in (searches, trials, datasets, workers, health):
+        app.include_router(module.router)
+    app.add_middleware(
+        RequestGuard,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    return app

@@ -1,0 +1,295 @@
+"""Client commands: ``submit``, ``follow``, ``status``, ``trials``, ``best``, ``trial``, ``cancel``,
+``extend``, ``delete``, ``export``, ``workers``, ``dataset upload|list``, ``whoami``.
+
+They talk to a server through :class:`hyperhive.client.Client` (see :mod:`service.cli_common` for
+how the URL and token are found). Output is a rich table, or plain JSON with ``--json``. Errors are one
+line on stderr with exit status 1.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from service.cli_common import (
+    JSON_OPTION,
+    TOKEN_OPTION,
+    URL_OPTION,
+    cli_errors,
+    console,
+    err_console,
+    make_client,
+    print_json,
+)
+from service.cli_render import (
+    datasets_table,
+    search_table,
+    searches_table,
+    trial_table,
+    trials_table,
+    workers_table,
+)
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    json = "json"
+
+
+class TrialSort(StrEnum):
+    number = "number"
+    value = "value"
+    created_at = "created_at"
+    finished_at = "finished_at"
+
+
+EXIT_BY_STATUS = {"completed": 0, "cancelled": 0, "failed": 1}
+"""Exit status of ``submit --follow`` / ``follow`` by the search's final status."""
+
+
+def follow_and_report(client: Any, search_id: str, interval: float, as_json: bool = False) -> int:
+    """Follow to the end, print the summary (or JSON), return the exit status for its final status."""
+    from service.follow import follow
+
+    final = follow(client, search_id, console=err_console if as_json else console, interval=interval)
+    if as_json:
+        print_json(final)
+    else:
+        console.print(search_table(final))
+        if final["status"] == "cancelled":
+            console.print("the search was cancelled")
+    return EXIT_BY_STATUS.get(final["status"], 1)
+
+
+def submit(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, readable=True, help="a .yaml or .json search"
+    ),
+    follow_: bool = typer.Option(False, "--follow", "-f", help="show live progress until the search ends"),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="seconds between polls with --follow"),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Submit a search document; print its id (with --follow: follow it until it ends)."""
+    with make_client(url, token) as client:
+        search = client.submit_file(file)
+        if not follow_:
+            if as_json:
+                print_json(search)
+            else:
+                what = f"{search['name']}, {search['max_trials']} trials"
+                console.print(f"submitted search [bold]{search['id']}[/] ({what})")
+                console.print(f"follow it with: hyperhive follow {search['id']}")
+            return
+        (err_console if as_json else console).print(f"submitted search [bold]{search['id']}[/]")
+        code = follow_and_report(client, search["id"], interval, as_json)
+    raise typer.Exit(code)
+
+
+def follow_cmd(
+    search_id: str = typer.Argument(..., help="search id"),
+    interval: float = typer.Option(1.0, "--interval", min=0.05, help="seconds between polls"),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Show a search's live progress until it ends (Ctrl-C stops following, not the search)."""
+    with make_client(url, token) as client:
+        code = follow_and_report(client, search_id, interval, as_json)
+    raise typer.Exit(code)
+
+
+def status(
+    search_id: str | None = typer.Argument(None, help="a search id; without it, list searches"),
+    state: str | None = typer.Option(None, "--status", help="list only searches in this status"),
+    name: str | None = typer.Option(None, "--name", help="list only searches with this name"),
+    limit: int = typer.Option(20, "--limit", min=1, max=500),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """One search's status, trial counts, progress and best trial; or the list of searches."""
+    with make_client(url, token) as client:
+        if search_id is None:
+            page = client.list_searches(status=state, name=name, limit=limit)
+            print_json(page) if as_json else console.print(searches_table(page))
+            return
+        s = client.get_search(search_id)
+        print_json(s) if as_json else console.print(search_table(s))
+
+
+def trials(
+    search_id: str = typer.Argument(..., help="search id"),
+    state: str | None = typer.Option(None, "--state", help="only trials in this state"),
+    sort: TrialSort = typer.Option(TrialSort.number, "--sort"),
+    desc: bool = typer.Option(False, "--desc", help="descending (sort=value lists the best first anyway)"),
+    limit: int = typer.Option(100, "--limit", min=1, max=1000),
+    offset: int = typer.Option(0, "--offset", min=0),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """A search's trials as a table."""
+    with make_client(url, token) as client:
+        order = "desc" if desc else None
+        page = client.trials(search_id, state=state, sort=sort.value, order=order, limit=limit, offset=offset)
+        if as_json:
+            print_json(page)
+            return
+        objective = client.get_search(search_id)["objective_metric"]
+        console.print(trials_table(page, objective))
+
+
+def best(
+    search_id: str = typer.Argument(..., help="search id"),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """The best trial so far: value, configuration, metrics."""
+    with make_client(url, token) as client:
+        tr = client.best(search_id)
+        print_json(tr) if as_json else console.print(trial_table(tr, title="best trial"))
+
+
+def trial(
+    trial_id: str = typer.Argument(..., help="trial id"),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """One trial in full (--json includes per-epoch history and the confusion matrix)."""
+    with make_client(url, token) as client:
+        tr = client.trial(trial_id)
+        print_json(tr) if as_json else console.print(trial_table(tr))
+
+
+def cancel(
+    search_id: str = typer.Argument(..., help="search id"),
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Cancel a search (running trials stop at their next heartbeat)."""
+    with make_client(url, token) as client:
+        s = client.cancel(search_id)
+    console.print(f"search {s['id']} is {s['status']}")
+
+
+def extend(
+    search_id: str = typer.Argument(..., help="search id"),
+    n: int = typer.Argument(..., min=1, help="how many trials to add"),
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Add N trials to a search's budget (a completed search runs again)."""
+    with make_client(url, token) as client:
+        s = client.extend(search_id, n)
+    console.print(f"search {s['id']} now has max_trials {s['max_trials']} ({s['status']})")
+
+
+def delete(
+    search_id: str = typer.Argument(..., help="search id"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="do not ask"),
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Delete a search and all its trials."""
+    if not yes:
+        typer.confirm(f"delete search {search_id} and all its trials?", abort=True)
+    with make_client(url, token) as client:
+        client.delete(search_id)
+    console.print(f"deleted search {search_id}")
+
+
+def export(
+    search_id: str = typer.Argument(..., help="search id"),
+    fmt: ExportFormat = typer.Option(
+        ExportFormat.csv, "--format", help="csv: one row per trial; json: everything"
+    ),
+    out: Path | None = typer.Option(None, "--out", "-o", dir_okay=False, help="write here instead of stdout"),
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Export a search's trials as CSV or JSON."""
+    with make_client(url, token) as client:
+        text = client.export(search_id, fmt.value)
+    if out is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        out.write_text(text)
+        err_console.print(f"wrote {out}")
+
+
+def workers(
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """The workers: host, GPUs, current trial, last heartbeat, alive or lost."""
+    with make_client(url, token) as client:
+        items = client.workers()
+    print_json(items) if as_json else console.print(workers_table(items))
+
+
+def whoami(url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:
+    """Which server and token the commands use, and who the token belongs to."""
+    with make_client(url, token) as client:
+        me = client.me()
+        console.print(f"{client.url}: {me['name']}{' (admin)' if me['admin'] else ''}")
+
+
+dataset_app = typer.Typer(help="Upload and list .npz datasets.", no_args_is_help=True)
+
+
+@dataset_app.command("upload")
+@cli_errors
+def dataset_upload(
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True, help="an .npz file"),
+    name: str | None = typer.Option(None, "--name", help="default: the file name"),
+    as_json: bool = JSON_OPTION,
+    url: str | None = URL_OPTION,
+    token: str | None = TOKEN_OPTION,
+) -> None:
+    """Upload an .npz (x_train, y_train[, x_val, y_val][, x_test, y_test]); prints its id."""
+    with make_client(url, token) as client:
+        d = client.upload_dataset(file, name)
+    if as_json:
+        print_json(d)
+    else:
+        console.print(f"uploaded dataset [bold]{d['id']}[/] ({d['name']}, {d['size']} bytes)")
+        console.print(f"use it in a search as:  dataset: {{upload: {d['id']}}}")
+
+
+@dataset_app.command("list")
+@cli_errors
+def dataset_list(
+    as_json: bool = JSON_OPTION, url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION
+) -> None:
+    """Your uploaded datasets (an admin: everyone's)."""
+    with make_client(url, token) as client:
+        items = client.datasets()
+    print_json(items) if as_json else console.print(datasets_table(items))
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to ``app``."""
+    for fn, name in (
+        (submit, "submit"),
+        (follow_cmd, "follow"),
+        (status, "status"),
+        (trials, "trials"),
+        (best, "best"),
+        (trial, "trial"),
+        (cancel, "cancel"),
+        (extend, "extend"),
+        (delete, "delete"),
+        (export, "export"),
+        (workers, "workers"),
+        (whoami, "whoami"),
+    ):
+        app.command(name)(cli_errors(fn))
+    app.add_typer(dataset_app, name="dataset")

@@ -1,0 +1,305 @@
+"""Server-side commands: ``serve``, ``token create|list|revoke``, ``up`` and ``run``.
+
+``token`` works on the store directly (no server needed). ``up`` is the embedded default (see
+:mod:`service.embedded`); ``run FILE`` is ``up`` + submit + follow + best + stop in one command, with the
+bundled lecture example when no file is given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import signal
+import sys
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+from types import FrameType
+
+import typer
+from rich.panel import Panel
+
+from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
+
+LECTURE_EXAMPLE = "lecture-cnn.yaml"
+TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+STORE_OPTION = typer.Option(
+    None, "--store", help="store URL [env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db]"
+)
+
+
+def example_path(name: str = LECTURE_EXAMPLE) -> Path:
+    """A search document bundled in ``search_spaces/examples``."""
+    path = Path(str(resources.files("search_spaces") / "examples" / name))
+    if not path.is_file():
+        raise FileNotFoundError(f"the bundled example {name} is missing from search_spaces/examples")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- serve
+def serve(
+    store: str | None = STORE_OPTION,
+    host: str | None = typer.Option(
+        None, "--host", help="address to bind [env HYPERHIVE_HOST; default 127.0.0.1]"
+    ),
+    port: int | None = typer.Option(
+        None, "--port", min=0, max=65535, help="[env HYPERHIVE_PORT; default 8000]"
+    ),
+    no_auth: bool = typer.Option(False, "--no-auth", help="no tokens needed: for a laptop only"),
+    log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+) -> None:
+    """Run the REST API (OpenAPI docs at /docs)."""
+    import uvicorn
+
+    from service.app import NO_AUTH_WARNING, create_app
+
+    settings = settings_for(store=store, host=host, port=port, no_auth=True if no_auth else None)
+    logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    if settings.no_auth:
+        err_console.print(Panel(f"[bold]{NO_AUTH_WARNING}[/]", title="WARNING", style="bold red"))
+    app = create_app(settings)
+    console.print(
+        f"Hyperhive API on http://{settings.host}:{settings.port}  (docs: /docs, store: {settings.store})"
+    )
+    uvicorn.run(
+        app, host=settings.host, port=settings.port, log_config=None, access_log=False, log_level=log_level
+    )
+
+
+# ---------------------------------------------------------------------------------------------- tokens
+token_app = typer.Typer(
+    help="Create, list and revoke API tokens (on the store, no server needed).", no_args_is_help=True
+)
+
+
+@contextlib.contextmanager
+def _open_store(store: str | None) -> Iterator[object]:
+    from hyperhive.store import open_store
+
+    settings = settings_for(store=store)
+    s = open_store(settings.store)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@token_app.command("create")
+@cli_errors
+def token_create(
+    name: str = typer.Argument(..., help="who the token is for: searches are owned by this name"),
+    admin: bool = typer.Option(False, "--admin", help="may see and change every user's searches"),
+    store: str | None = STORE_OPTION,
+) -> None:
+    """Create a token. The secret is printed once, alone on the last line; only its hash is stored."""
+    if not TOKEN_NAME.match(name):
+        raise ValueError(
+            f"bad token name {name!r}: 1-100 characters of letters, digits and _ . @ -, "
+            "starting with a letter or digit"
+        )
+    with _open_store(store) as s:
+        info, secret = s.create_token(name, admin=admin)  # type: ignore[attr-defined]
+    typer.echo(f"created {'admin ' if admin else ''}token {info.id} for {name!r}; it is shown only now:")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+@cli_errors
+def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """The tokens (never their secrets)."""
+    from rich.table import Table
+
+    from service.cli_render import when
+
+    with _open_store(store) as s:
+        tokens = s.list_tokens()  # type: ignore[attr-defined]
+    if as_json:
+        print_json([t.to_dict() for t in tokens])
+        return
+    table = Table(title=f"tokens ({len(tokens)})", title_justify="left")
+    for col in ("id", "name", "admin", "created", "revoked"):
+        table.add_column(col)
+    for t in tokens:
+        table.add_row(
+            t.id, t.name, "yes" if t.admin else "", when(t.created_at), "[red]revoked[/]" if t.revoked else ""
+        )
+    console.print(table)
+
+
+@token_app.command("revoke")
+@cli_errors
+def token_revoke(
+    token_id: str = typer.Argument(..., help="the token's id (see `token list`)"),
+    store: str | None = STORE_OPTION,
+) -> None:
+    """Revoke a token: it stops working at once."""
+    with _open_store(store) as s:
+        s.revoke_token(token_id)  # type: ignore[attr-defined]
+    console.print(f"revoked token {token_id}")
+
+
+# ---------------------------------------------------------------------------------------------- up / run
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _all_final(client: object, search_id: str | None) -> bool:
+    from service.follow import FINAL_STATUSES
+
+    if search_id is not None:
+        return client.get_search(search_id)["status"] in FINAL_STATUSES  # type: ignore[attr-defined]
+    page = client.list_searches(limit=500)  # type: ignore[attr-defined]
+    return page["total"] > 0 and all(s["status"] in FINAL_STATUSES for s in page["items"])
+
+
+def run_embedded(
+    *,
+    store: str | None,
+    home: Path | None,
+    workers: int,
+    gpus: str | None,
+    port: int | None,
+    submit_file: Path | None,
+    follow: bool,
+    exit_when_done: bool,
+    stop_timeout: float,
+    worker_args: list[str],
+) -> int:
+    """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
+    for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
+    from hyperhive.client import Client
+    from service.cli_client import EXIT_BY_STATUS, follow_and_report
+    from service.cli_render import search_table, trial_table
+    from service.embedded import Embedded
+
+    settings = settings_for(home=home, store=store)
+    if "store" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
+    home_dir = settings.home
+    (home_dir / "logs").mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(
+        level=logging.INFO, format=LOG_FORMAT, filename=str(home_dir / "logs" / "server.log"), force=True
+    )
+    emb = Embedded(
+        settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout
+    )
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    code = 0
+    try:
+        emb.start()
+        n = 1 if gpus else workers
+        console.print(
+            Panel(
+                f"API      {emb.url}   (docs {emb.url}/docs)\n"
+                f"token    {emb.token}\n"
+                f"store    {emb.store_url}\n"
+                f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
+                f"From another shell in this folder: hyperhive submit FILE --follow   (or set\n"
+                f"HYPERHIVE_URL={emb.url} and HYPERHIVE_TOKEN=<token> anywhere). Ctrl-C stops everything.",
+                title="hyperhive up",
+                expand=False,
+            )
+        )
+        client = Client(emb.url, emb.token)
+        search_id = None
+        if submit_file is not None:
+            s = client.submit_file(submit_file)
+            search_id = s["id"]
+            console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
+        if follow and search_id is not None:
+            code = follow_and_report(client, search_id, interval=1.0)
+            with contextlib.suppress(Exception):
+                console.print(trial_table(client.best(search_id), title="best trial"))
+            if exit_when_done:
+                return code
+        while True:
+            for w in emb.exited_workers():
+                err_console.print(
+                    f"[yellow]worker {w.index} exited with status {w.proc.returncode}; see {w.log_path}[/]"
+                )
+            if exit_when_done and _all_final(client, search_id):
+                if search_id is not None:
+                    final = client.get_search(search_id)
+                    console.print(search_table(final))
+                    code = EXIT_BY_STATUS.get(final["status"], 1)
+                return code
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        err_console.print("stopping: workers hand back their trials ...")
+        code = 130
+    finally:
+        emb.stop()
+        signal.signal(signal.SIGTERM, previous)
+        err_console.print("hyperhive stopped")
+    return code
+
+
+HOME_OPTION = typer.Option(
+    None, "--home", help="folder of the embedded store, token and logs [default .hyperhive]"
+)
+WORKERS_OPTION = typer.Option(1, "--workers", "-w", min=0, max=64, help="local CPU worker processes")
+GPUS_OPTION = typer.Option(None, "--gpus", help="one worker with a trial process per GPU, e.g. 0,1")
+PORT_OPTION = typer.Option(None, "--port", min=1, max=65535, help="[default 8000, or a free port if taken]")
+STOP_OPTION = typer.Option(30.0, "--stop-timeout", min=0.0, help="seconds workers get to hand back trials")
+WORKER_ARG_OPTION = typer.Option([], "--worker-arg", help="extra argument for each worker (repeatable)")
+
+
+def up(
+    store: str | None = STORE_OPTION,
+    home: Path | None = HOME_OPTION,
+    workers: int = WORKERS_OPTION,
+    gpus: str | None = GPUS_OPTION,
+    port: int | None = PORT_OPTION,
+    example: bool = typer.Option(False, "--example", help="submit the bundled lecture example"),
+    submit: Path | None = typer.Option(
+        None, "--submit", exists=True, dir_okay=False, help="submit this search"
+    ),
+    follow: bool = typer.Option(False, "--follow", help="show the submitted search's progress"),
+    exit_when_done: bool = typer.Option(False, "--exit-when-done", help="stop once every search has ended"),
+    stop_timeout: float = STOP_OPTION,
+    worker_arg: list[str] = WORKER_ARG_OPTION,
+) -> None:
+    """The embedded default: a SQLite store in ./.hyperhive, the API on 127.0.0.1 and local workers.
+    Prints the URL and an admin token; Ctrl-C stops everything cleanly."""
+    if example and submit is not None:
+        raise ValueError("give --example or --submit, not both")
+    file = example_path() if example else submit
+    code = run_embedded(
+        store=store, home=home, workers=workers, gpus=gpus, port=port, submit_file=file, follow=follow,
+        exit_when_done=exit_when_done, stop_timeout=stop_timeout, worker_args=worker_arg,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+def run(
+    file: Path | None = typer.Argument(
+        None, exists=True, dir_okay=False, help="a search [default: the lecture CNN example]"
+    ),
+    store: str | None = STORE_OPTION,
+    home: Path | None = HOME_OPTION,
+    workers: int = WORKERS_OPTION,
+    gpus: str | None = GPUS_OPTION,
+    port: int | None = PORT_OPTION,
+    stop_timeout: float = STOP_OPTION,
+    worker_arg: list[str] = WORKER_ARG_OPTION,
+) -> None:
+    """One command, end to end: start the embedded store, API and workers, submit FILE, follow it, print
+    the best trial, stop. Exit status 0 when the search completed."""
+    code = run_embedded(
+        store=store, home=home, workers=workers, gpus=gpus, port=port,
+        submit_file=file or example_path(), follow=True, exit_when_done=True, stop_timeout=stop_timeout,
+        worker_args=worker_arg,
+    )  # fmt: skip
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve``, ``token``, ``up`` and ``run`` to ``app``."""
+    app.command("serve")(cli_errors(serve))
+    app.command("up")(cli_errors(up))
+    app.command("run")(cli_errors(run))
+    app.add_typer(token_app, name="token")

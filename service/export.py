@@ -1,0 +1,112 @@
+"""A search's trials as CSV (one row per trial) or as a JSON bundle ``import_search`` can read back.
+
+CSV columns: ``number, id, state, value, loss, attempts, worker_id, started_at, finished_at, duration``,
+then ``config.<path>`` for every leaf of the sampled configurations (paths as the document language
+writes them: ``config.model.layers[1].filters``), then ``metrics.<name>`` for every final metric that is
+a single number (per-class lists and the confusion matrix are in the JSON export), then ``error``.
+Missing cells are empty. Lists of numbers or strings in a config are written as JSON text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from hyperhive.models import Search, Trial
+from service.schemas import PRIVATE_TRIAL_INFO, scalar_metrics
+
+BASE_COLUMNS = (
+    "number",
+    "id",
+    "state",
+    "value",
+    "loss",
+    "attempts",
+    "worker_id",
+    "started_at",
+    "finished_at",
+    "duration",
+)
+
+
+def flatten(value: Any, path: str = "") -> dict[str, Any]:
+    """``{path: leaf}`` for a JSON-like value; paths are ``a.b[2].c``. Empty containers and lists of
+    scalars are leaves (lists of scalars as JSON text)."""
+    out: dict[str, Any] = {}
+    if isinstance(value, dict) and value:
+        for k, v in value.items():
+            out.update(flatten(v, f"{path}.{k}" if path else str(k)))
+    elif isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
+        for i, v in enumerate(value):
+            out.update(flatten(v, f"{path}[{i}]"))
+    elif isinstance(value, list | dict):
+        out[path] = json.dumps(value)
+    else:
+        out[path] = value
+    return out
+
+
+def _cell(v: Any) -> Any:
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return v
+
+
+def trials_csv(trials: list[Trial]) -> str:
+    """The trials as CSV text (see the module docstring for the columns)."""
+    rows: list[dict[str, Any]] = []
+    config_cols: dict[str, None] = {}
+    metric_cols: dict[str, None] = {}
+    for t in trials:
+        duration = None
+        if t.started_at is not None and t.finished_at is not None:
+            duration = round(t.finished_at - t.started_at, 6)
+        row: dict[str, Any] = {
+            "number": t.number,
+            "id": t.id,
+            "state": str(t.state),
+            "value": t.value,
+            "loss": t.loss,
+            "attempts": t.attempts,
+            "worker_id": t.worker_id,
+            "started_at": t.started_at,
+            "finished_at": t.finished_at,
+            "duration": duration,
+            "error": t.error,
+        }
+        for k, v in flatten(t.config or {}).items():
+            col = f"config.{k}"
+            config_cols[col] = None
+            row[col] = v
+        for k, v in scalar_metrics(t.metrics).items():
+            col = f"metrics.{k}"
+            metric_cols[col] = None
+            row[col] = v
+        rows.append(row)
+    columns = [*BASE_COLUMNS, *config_cols, *metric_cols, "error"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: _cell(row.get(c)) for c in columns})
+    return buf.getvalue()
+
+
+def public_bundle(bundle: dict[str, Any]) -> dict[str, Any]:
+    """``Store.export_search`` output without lease tokens or reporting-token hashes."""
+    trials = []
+    for t in bundle.get("trials", []):
+        t = dict(t)
+        t["lease_token"] = None
+        t["info"] = {k: v for k, v in (t.get("info") or {}).items() if k not in PRIVATE_TRIAL_INFO}
+        trials.append(t)
+    return {**bundle, "trials": trials}
+
+
+def export_filename(search: Search, fmt: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in search.name)[:60] or "search"
+    return f"{safe}-{search.id}.{fmt}"

@@ -1,0 +1,263 @@
+"""``/api/searches``: submit, list, read, follow, cancel, extend, delete and export searches.
+
+A search is submitted as its raw document: JSON (``application/json``) or YAML (``application/yaml``,
+``application/x-yaml``, ``text/yaml``); ``text/plain`` or no content type is detected (JSON object, else
+YAML). It is validated by ``search_spaces``; every problem comes back at once as 422 ``{"detail": [{"loc":
+["body", "model", "layers", 3, "rate"], "path": "model.layers[3].rate", "msg": ...}]}``.
+
+Dataset sources in a submitted search: ``name`` (built in) and ``upload`` (an uploaded dataset the user
+may see) for everyone; ``path`` and ``folder`` read files on the worker machines, so only admins may use
+them.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from hyperhive.errors import NotFound
+from hyperhive.models import Search, TokenInfo
+from hyperhive.store.base import Store
+from service.deps import CurrentUser, StoreDep, may_see, owned_search
+from service.export import export_filename, public_bundle, trials_csv
+from service.schemas import (
+    ExtendRequest,
+    Page,
+    SearchDetail,
+    SearchPublic,
+    SearchStatusName,
+    TrialDetail,
+    TrialPublic,
+    TrialStateName,
+    ValidationErrorResponse,
+)
+
+router = APIRouter(prefix="/api/searches", tags=["searches"])
+
+YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
+JSON_TYPES = ("application/json", "text/json")
+DETECT_TYPES = ("text/plain", "")
+NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such search (or not yours)"}}
+
+_SUBMIT_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the search document, as JSON or YAML",
+        "content": {
+            "application/json": {"schema": {"type": "object", "additionalProperties": True}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+async def read_document(request: Request) -> dict[str, Any]:
+    """The request body parsed as a search document (415 for an unknown content type; 422 for bad text;
+    the body size is limited by the middleware while it streams in)."""
+    from search_spaces import parse_text
+
+    content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if content_type in JSON_TYPES:
+        fmt: str | None = "json"
+    elif content_type in YAML_TYPES:
+        fmt = "yaml"
+    elif content_type in DETECT_TYPES:
+        fmt = None
+    else:
+        accepted = ", ".join((*JSON_TYPES, *YAML_TYPES, "text/plain"))
+        raise HTTPException(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            detail=f"unsupported content type {content_type!r}; send one of {accepted}",
+        )
+    chunks = [chunk async for chunk in request.stream()]
+    return parse_text(b"".join(chunks), fmt)
+
+
+def _check_dataset(store: Store, user: TokenInfo, dataset: Any) -> None:
+    """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise."""
+    from search_spaces import FieldError, SpecError
+
+    if not isinstance(dataset, dict):
+        return
+    upload = dataset.get("upload")
+    if upload is not None:
+        try:
+            info = store.get_dataset(str(upload))
+        except NotFound:
+            info = None
+        if info is None or not may_see(user, info.owner):
+            raise SpecError([FieldError("dataset.upload", f"no uploaded dataset with id {upload!r}")])
+    for key in ("path", "folder"):
+        if key in dataset and not user.admin:
+            raise SpecError(
+                [
+                    FieldError(
+                        f"dataset.{key}",
+                        "reading files on the worker machines needs an admin token; upload the .npz "
+                        "(POST /api/datasets or `hyperhive dataset upload`) and use dataset: {upload: ID}",
+                    )
+                ]
+            )
+
+
+def _detail(store: Store, search: Search) -> SearchDetail:
+    best = None
+    if search.best_trial_id is not None:
+        try:
+            best = store.get_trial(search.best_trial_id)
+        except NotFound:
+            best = None
+    return SearchDetail.from_search_and_best(search, best)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SearchDetail,
+    openapi_extra=_SUBMIT_BODY,
+    responses={
+        415: {"description": "unsupported content type"},
+        422: {"model": ValidationErrorResponse, "description": "every problem in the document"},
+    },
+)
+async def create_search(request: Request, store: StoreDep, user: CurrentUser) -> SearchDetail:
+    """Submit a search document (JSON or YAML). 201 with the stored search, ``pending``."""
+    from search_spaces import validate
+
+    document = await read_document(request)
+
+    def create() -> SearchDetail:
+        spec = validate(document)
+        _check_dataset(store, user, getattr(spec, "dataset", None) or document.get("dataset"))
+        return _detail(store, store.create_search(spec, owner=user.name))
+
+    return await run_in_threadpool(create)
+
+
+@router.get("", response_model=Page[SearchPublic])
+def list_searches(
+    store: StoreDep,
+    user: CurrentUser,
+    status: SearchStatusName | None = None,
+    name: str | None = Query(None, max_length=500),
+    owner: Annotated[
+        str | None, Query(max_length=500, description="admins only; others see their own")
+    ] = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> Page[SearchPublic]:
+    """Searches, newest first, filtered by status, name and (for admins) owner."""
+    if not user.admin:
+        owner = user.name
+    items = store.list_searches(status=status, name=name, owner=owner, limit=limit, offset=offset)
+    total = store.count_searches(status=status, name=name, owner=owner)
+    return Page[SearchPublic](
+        items=[SearchPublic.from_search(s) for s in items], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
+def get_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchDetail:
+    """A search: status, trial counts by state, progress, and its best trial (value, config, metrics)."""
+    return _detail(store, owned_search(store, user, search_id))
+
+
+@router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)
+def list_trials(
+    search_id: str,
+    store: StoreDep,
+    user: CurrentUser,
+    state: TrialStateName | None = None,
+    sort: Literal["number", "value", "created_at", "finished_at"] = "number",
+    order: Annotated[
+        Literal["asc", "desc"] | None,
+        Query(description="default: ascending, except sort=value which lists the best first"),
+    ] = None,
+    limit: int = Query(100, ge=1, le=1000),
+    offset: int = Query(0, ge=0, le=10_000_000),
+) -> Page[TrialPublic]:
+    """A search's trials, one page, sorted and filtered by state. Trials without a value sort last."""
+    search = owned_search(store, user, search_id)
+    best_first = sort == "value" and search.objective_mode == "max"
+    descending = best_first if order is None else order == "desc"
+    trials = store.list_trials(
+        search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
+    )
+    total = store.count_trials(search_id, state=state)
+    return Page[TrialPublic](
+        items=[TrialPublic.from_trial(t) for t in trials], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get(
+    "/{search_id}/best",
+    response_model=TrialDetail,
+    responses={404: {"description": "no such search, or no done trial yet"}},
+)
+def best_trial(search_id: str, store: StoreDep, user: CurrentUser) -> TrialDetail:
+    """The search's best done trial in full; 404 while no trial is done."""
+    owned_search(store, user, search_id)
+    best = store.best_trial(search_id)
+    if best is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"search {search_id!r} has no done trial yet")
+    return TrialDetail.from_trial(best)
+
+
+@router.post("/{search_id}/cancel", response_model=SearchDetail, responses=NOT_FOUND)
+def cancel_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchDetail:
+    """Cancel the search: queued trials are cancelled, running ones told to stop at their next
+    heartbeat. Cancelling a finished search changes nothing."""
+    owned_search(store, user, search_id)
+    return _detail(store, store.cancel_search(search_id))
+
+
+@router.post(
+    "/{search_id}/extend",
+    response_model=SearchDetail,
+    responses={**NOT_FOUND, 409: {"description": "the search is cancelled"}},
+)
+def extend_search(search_id: str, body: ExtendRequest, store: StoreDep, user: CurrentUser) -> SearchDetail:
+    """Add ``n`` trials to the budget; a completed or failed search runs again. 409 if cancelled."""
+    owned_search(store, user, search_id)
+    return _detail(store, store.extend_search(search_id, body.n))
+
+
+@router.delete(
+    "/{search_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response, responses=NOT_FOUND
+)
+def delete_search(search_id: str, store: StoreDep, user: CurrentUser) -> Response:
+    """Delete the search and all its trials (running ones are cancelled first)."""
+    search = owned_search(store, user, search_id)
+    if not search.status.is_final:
+        store.cancel_search(search_id)
+    store.delete_search(search_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/{search_id}/export",
+    responses={
+        **NOT_FOUND,
+        200: {
+            "description": "CSV (one row per trial) or a JSON bundle that `import_search` reads",
+            "content": {"text/csv": {"schema": {"type": "string"}}, "application/json": {}},
+        },
+    },
+)
+def export_search(
+    search_id: str,
+    store: StoreDep,
+    user: CurrentUser,
+    format: Literal["csv", "json"] = "csv",
+) -> Response:
+    """Every trial of the search: ``csv`` (flattened config, value, state, scalar metrics) or ``json``
+    (the full bundle: search and trials with metrics and histories; no lease tokens)."""
+    search = owned_search(store, user, search_id)
+    headers = {"Content-Disposition": f'attachment; filename="{export_filename(search, format)}"'}
+    if format == "json":
+        return JSONResponse(public_bundle(store.export_search(search_id)), headers=headers)
+    text = trials_csv(store.list_trials(search_id))
+    return Response(text, media_type="text/csv; charset=utf-8", headers=headers)

@@ -1,0 +1,17 @@
+"""``/api/trials/{id}``: one trial in full."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from service.deps import CurrentUser, StoreDep, owned_trial
+from service.schemas import TrialDetail
+
+router = APIRouter(prefix="/api/trials", tags=["trials"])
+
+
+@router.get("/{trial_id}", response_model=TrialDetail, responses={404: {"description": "no such trial"}})
+def get_trial(trial_id: str, store: StoreDep, user: CurrentUser) -> TrialDetail:
+    """A trial: config, every metric (the confusion matrix and per-class scores included), the per-epoch
+    history, error, worker, attempts, provenance and timings. Never its lease token."""
+    return TrialDetail.from_trial(owned_trial(store, user, trial_id))

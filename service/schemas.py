@@ -1,0 +1,334 @@
+"""The API's request and response models, apart from the store's records.
+
+Responses are built from :mod:`hyperhive.models` records by the ``from_*`` constructors here, which
+decide what a client may see: a trial's lease token and the hash of its reporting token never leave the
+server. Request bodies are small models (``ExtendRequest``); a search is submitted as its raw YAML or
+JSON document (see ``routes/searches.py``), validated by ``search_spaces``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, Field
+
+from hyperhive.models import DatasetInfo, Search, TokenInfo, Trial, WorkerInfo
+
+T = TypeVar("T")
+
+SEARCH_STATUSES = ("pending", "running", "completed", "cancelled", "failed")
+TRIAL_STATES = ("queued", "running", "done", "failed", "pruned", "cancelled")
+SearchStatusName = Literal["pending", "running", "completed", "cancelled", "failed"]
+TrialStateName = Literal["queued", "running", "done", "failed", "pruned", "cancelled"]
+
+PRIVATE_TRIAL_INFO = ("reported_token",)
+"""Keys of ``Trial.info`` that stay on the server."""
+
+
+class Page(BaseModel, Generic[T]):
+    """One page of a list: ``items``, the ``total`` matching the filters, and the window asked for."""
+
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+class Counts(BaseModel):
+    """Trials of a search by state; ``total`` is the budget slots taken, ``finished`` the final ones."""
+
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    pruned: int = 0
+    cancelled: int = 0
+    total: int = 0
+    finished: int = 0
+
+
+def _finite(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics that are single finite numbers (drops per-class lists, confusion matrices, ...)."""
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        f = _finite(v)
+        if f is not None:
+            out[k] = f
+    return out
+
+
+class TrialSummary(BaseModel):
+    """A trial in brief: what a search's ``best`` holds."""
+
+    id: str
+    number: int
+    state: TrialStateName
+    value: float | None
+    config: dict[str, Any] | None
+    metrics: dict[str, Any]
+
+    @classmethod
+    def from_trial(cls, t: Trial) -> TrialSummary:
+        return cls.model_validate(
+            {
+                "id": t.id,
+                "number": t.number,
+                "state": str(t.state),
+                "value": t.value,
+                "config": t.config,
+                "metrics": t.metrics,
+            }
+        )
+
+
+class SearchPublic(BaseModel):
+    """A search as lists show it."""
+
+    id: str
+    name: str
+    owner: str | None
+    status: SearchStatusName
+    algorithm: str
+    max_trials: int
+    seed: int
+    objective_metric: str
+    objective_mode: str
+    counts: Counts
+    progress: float = Field(description="finished trials / max_trials, from 0 to 1")
+    best_value: float | None
+    best_trial_id: str | None
+    error: str | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+
+    @staticmethod
+    def _fields(s: Search) -> dict[str, Any]:
+        counts = s.counts.to_dict()
+        return {
+            "id": s.id,
+            "name": s.name,
+            "owner": s.owner,
+            "status": str(s.status),
+            "algorithm": s.algorithm,
+            "max_trials": s.max_trials,
+            "seed": s.seed,
+            "objective_metric": s.objective_metric,
+            "objective_mode": s.objective_mode,
+            "counts": Counts(**counts),
+            "progress": min(1.0, counts["finished"] / s.max_trials) if s.max_trials else 1.0,
+            "best_value": s.best_value,
+            "best_trial_id": s.best_trial_id,
+            "error": s.error,
+            "created_at": s.created_at,
+            "updated_at": s.updated_at,
+            "started_at": s.started_at,
+            "finished_at": s.finished_at,
+        }
+
+    @classmethod
+    def from_search(cls, s: Search) -> SearchPublic:
+        return cls(**cls._fields(s))
+
+
+class SearchDetail(SearchPublic):
+    """One search in full: its validated document and its best trial so far."""
+
+    document: dict[str, Any]
+    best: TrialSummary | None
+
+    @classmethod
+    def from_search_and_best(cls, s: Search, best: Trial | None) -> SearchDetail:
+        return cls(
+            **cls._fields(s),
+            document=s.document,
+            best=TrialSummary.from_trial(best) if best is not None else None,
+        )
+
+
+class TrialPublic(BaseModel):
+    """A trial as lists show it: its configuration, value and scalar metrics, no per-epoch history."""
+
+    id: str
+    search_id: str
+    number: int
+    state: TrialStateName
+    value: float | None
+    loss: float | None
+    config: dict[str, Any] | None
+    metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
+    error: str | None
+    worker_id: str | None
+    attempts: int
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None = Field(description="seconds from start to finish, when finished")
+
+    @staticmethod
+    def _fields(t: Trial) -> dict[str, Any]:
+        duration = None
+        if t.started_at is not None and t.finished_at is not None:
+            duration = max(0.0, t.finished_at - t.started_at)
+        return {
+            "id": t.id,
+            "search_id": t.search_id,
+            "number": t.number,
+            "state": str(t.state),
+            "value": t.value,
+            "loss": t.loss,
+            "config": t.config,
+            "error": t.error,
+            "worker_id": t.worker_id,
+            "attempts": t.attempts,
+            "created_at": t.created_at,
+            "updated_at": t.updated_at,
+            "started_at": t.started_at,
+            "finished_at": t.finished_at,
+            "duration": duration,
+        }
+
+    @classmethod
+    def from_trial(cls, t: Trial) -> TrialPublic:
+        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics))
+
+
+class TrialDetail(BaseModel):
+    """One trial in full: every metric (per-class scores and the confusion matrix included), the
+    per-epoch ``history``, provenance ``info`` (seed, versions, host, dataset hash, timings) and the
+    lease's expiry (never its token)."""
+
+    id: str
+    search_id: str
+    number: int
+    state: TrialStateName
+    value: float | None
+    loss: float | None
+    config: dict[str, Any] | None
+    metrics: dict[str, Any]
+    history: list[dict[str, Any]]
+    error: str | None
+    worker_id: str | None
+    attempts: int
+    seed: int
+    info: dict[str, Any]
+    lease_expires_at: float | None
+    created_at: float
+    updated_at: float
+    started_at: float | None
+    finished_at: float | None
+    duration: float | None
+
+    @classmethod
+    def from_trial(cls, t: Trial) -> TrialDetail:
+        info = {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO}
+        return cls(
+            **TrialPublic._fields(t),
+            metrics=t.metrics,
+            history=t.history,
+            seed=t.seed,
+            info=info,
+            lease_expires_at=t.lease_expires_at,
+        )
+
+
+class WorkerPublic(BaseModel):
+    """A worker process; ``state`` is ``alive`` or ``lost`` (unseen for ``worker_timeout_seconds``, or
+    stopped)."""
+
+    id: str
+    host: str
+    pid: int
+    gpus: list[str]
+    status: str
+    state: Literal["alive", "lost"]
+    current_trial_id: str | None
+    started_at: float
+    last_seen: float
+    seconds_since_seen: float
+
+    @classmethod
+    def from_worker(cls, w: WorkerInfo, now: float, timeout: float, show_trial: bool) -> WorkerPublic:
+        return cls(
+            id=w.id,
+            host=w.host,
+            pid=w.pid,
+            gpus=[str(g) for g in w.gpus],
+            status=w.status,
+            state="alive" if w.is_alive(now, timeout) else "lost",
+            current_trial_id=w.current_trial_id if show_trial else None,
+            started_at=w.started_at,
+            last_seen=w.last_seen,
+            seconds_since_seen=max(0.0, now - w.last_seen),
+        )
+
+
+class DatasetPublic(BaseModel):
+    """An uploaded dataset; use it in a search as ``dataset: {upload: <id>}``."""
+
+    id: str
+    name: str
+    owner: str | None
+    size: int
+    sha256: str
+    created_at: float
+    meta: dict[str, Any] = Field(description="arrays, shapes, dtypes and class count found at upload")
+
+    @classmethod
+    def from_info(cls, d: DatasetInfo) -> DatasetPublic:
+        return cls(
+            id=d.id, name=d.name, owner=d.owner, size=d.size, sha256=d.sha256, created_at=d.created_at,
+            meta=d.meta,
+        )  # fmt: skip
+
+
+class TokenPublic(BaseModel):
+    """Who a token belongs to (``GET /api/me``)."""
+
+    id: str
+    name: str
+    admin: bool
+
+    @classmethod
+    def from_token(cls, t: TokenInfo) -> TokenPublic:
+        return cls(id=t.id, name=t.name, admin=t.admin)
+
+
+class ExtendRequest(BaseModel):
+    """``POST /api/searches/{id}/extend``: add ``n`` trials to the budget."""
+
+    n: int = Field(ge=1, le=100_000, description="how many trials to add")
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+class ErrorItem(BaseModel):
+    """One validation error: ``loc`` as path parts starting with ``body`` (FastAPI's convention),
+    ``path`` the same location as the document language writes it (``model.layers[3].rate``)."""
+
+    loc: list[str | int]
+    msg: str
+    path: str | None = None
+    type: str | None = None
+
+
+class ValidationErrorResponse(BaseModel):
+    detail: list[ErrorItem]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
+    request_id: str | None = None
