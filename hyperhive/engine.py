@@ -104,8 +104,8 @@ class _SearchCache:
     domain: Domain
     algorithm: Algorithm
     needs_history: bool
-    versions: dict[str, int] = field(default_factory=dict)
-    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    cursor: Any = None
+    docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # by trial number (hyperopt tid)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -148,20 +148,14 @@ class Engine:
 
     @staticmethod
     def _refresh(cache: _SearchCache, store: Store, search_id: str) -> Trials:
-        versions = store.trial_versions(search_id)
-        changed = [tid for tid, (v, _) in versions.items() if cache.versions.get(tid) != v]
-        for gone in set(cache.versions) - set(versions):
-            cache.versions.pop(gone, None)
-            cache.docs.pop(gone, None)
-        for t in store.get_trials(changed):
-            cache.versions[t.id] = t.version
+        changed, cache.cursor = store.trials_changed_since(search_id, cache.cursor)
+        for t in changed:
             doc = trial_to_doc(t)
             if doc is None:
-                cache.docs.pop(t.id, None)
+                cache.docs.pop(t.number, None)
             else:
-                cache.docs[t.id] = doc
-        docs = sorted(cache.docs.values(), key=lambda d: d["tid"])
-        return trials_from_docs(docs, validate=False)
+                cache.docs[t.number] = doc
+        return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
 
     def suggest(
         self, store: Store, search: Search, trial: Trial

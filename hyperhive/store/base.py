@@ -146,7 +146,7 @@ class Store(abc.ABC):
         self.clock: Callable[[], float] = time.time
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
-        self._done_histories: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        self._done_histories: dict[str, tuple[Any, dict[str, list[dict[str, Any]]]]] = {}
 
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod
@@ -423,6 +423,16 @@ class Store(abc.ABC):
         """``{trial_id: (version, state)}`` for every trial of the search: cheap, so that readers
         (the engine's history cache, the pruner) fetch only the trials that changed."""
 
+    def trials_changed_since(self, search_id: str, cursor: Any) -> tuple[list[Trial], Any]:
+        """The search's trials written since ``cursor`` (``None``: all of them) and the cursor to pass
+        next time. Trials are never deleted one by one, so a reader that applies every batch holds the
+        current state of each trial. This default compares :meth:`trial_versions` with the versions kept
+        in the cursor; backends with a change feed override it."""
+        known: dict[str, int] = cursor or {}
+        versions = self.trial_versions(search_id)
+        changed = [tid for tid, (v, _) in versions.items() if known.get(tid) != v]
+        return self.get_trials(changed), {tid: v for tid, (v, _) in versions.items()}
+
     def best_trial(self, search_id: str) -> Trial | None:
         """The done trial with the best value for the search's objective mode, or ``None``."""
         search = self.get_search(search_id)
@@ -459,12 +469,14 @@ class Store(abc.ABC):
         return mine < median if search.objective_mode == "max" else mine > median
 
     def _done_trial_histories(self, search_id: str) -> dict[str, list[dict[str, Any]]]:
-        """Histories of the search's done trials, cached: done trials never change."""
-        cache = self._done_histories.setdefault(search_id, {})
-        done = [tid for tid, (_, st) in self.trial_versions(search_id).items() if st == TrialState.DONE]
-        missing = [tid for tid in done if tid not in cache]
-        for t in self.get_trials(missing):
-            cache[t.id] = t.history
+        """Histories of the search's done trials, cached and refreshed through the change feed: a done
+        trial never changes again."""
+        cursor, cache = self._done_histories.get(search_id, (None, {}))
+        changed, cursor = self.trials_changed_since(search_id, cursor)
+        for t in changed:
+            if t.state == TrialState.DONE:
+                cache[t.id] = t.history
+        self._done_histories[search_id] = (cursor, cache)
         return cache
 
     # ------------------------------------------------------------------ workers

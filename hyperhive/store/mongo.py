@@ -249,6 +249,9 @@ class MongoStore(Store):
     :class:`StoreUnavailable` (hosts and timeout named) when the server cannot be reached.
     """
 
+    client_factory: Callable[..., Any] = pymongo.MongoClient
+    """What makes the client when none is given (tests put a mongomock factory here)."""
+
     def __init__(
         self,
         url: str,
@@ -269,15 +272,17 @@ class MongoStore(Store):
         self.repair_interval = repair_interval
         self._last_repair = float("-inf")
         options = {k.lower(): v for k, v in (parsed.get("options") or {}).items()}
-        self._selection_ms = int(options.get("serverselectiontimeoutms", DEFAULT_SERVER_SELECTION_MS))
+        # pymongo's parse gives timeouts in seconds
+        self._selection_s = float(options.get("serverselectiontimeoutms", DEFAULT_SERVER_SELECTION_MS / 1000))
         self._owns_client = client is None
         if client is None:
             client = self._connect(options)
         self.client: Any = client
         self._lock = _client_lock(client)
         self.database: str = database or parsed.get("database") or DEFAULT_DATABASE
-        write_concern = None if "w" in options else WriteConcern(w="majority")
-        self.db: Any = client.get_database(self.database, write_concern=write_concern)
+        # majority unless the URL says otherwise; None keeps the URL's w
+        self.write_concern = None if "w" in options else WriteConcern(w="majority")
+        self.db: Any = client.get_database(self.database, write_concern=self.write_concern)
         self._searches = self.db["searches"]
         self._trials = self.db["trials"]
         self._workers = self.db["workers"]
@@ -294,7 +299,7 @@ class MongoStore(Store):
         }
         kwargs: dict[str, Any] = {k: v for k, v in defaults.items() if k.lower() not in options}
         try:
-            return pymongo.MongoClient(self.url, retryWrites=True, retryReads=True, connect=False, **kwargs)
+            return self.client_factory(self.url, retryWrites=True, retryReads=True, connect=False, **kwargs)
         except ConfigurationError as exc:  # e.g. an SRV record that cannot be resolved
             raise StoreUnavailable(f"cannot reach MongoDB at {self.hosts}: {exc}") from exc
         except (InvalidURI, ValueError, TypeError) as exc:
@@ -310,7 +315,7 @@ class MongoStore(Store):
             try:
                 with self._lock:
                     return fn()
-            except ConnectionFailure as exc:
+            except (ConnectionFailure, ConfigurationError) as exc:  # the latter: an SRV lookup that failed
                 failure: Exception = exc
             except OperationFailure as exc:
                 if exc.code == _AUTH_FAILED:
@@ -326,7 +331,7 @@ class MongoStore(Store):
                 reason = str(failure).split(", Timeout:")[0]
                 raise StoreUnavailable(
                     f"cannot reach MongoDB at {self.hosts} ({what}; server selection timeout "
-                    f"{self._selection_ms / 1000:g} s, gave up after {elapsed:.1f} s): {reason}"
+                    f"{self._selection_s:g} s, gave up after {elapsed:.1f} s): {reason}"
                 ) from failure
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)

@@ -88,11 +88,26 @@ CREATE TABLE IF NOT EXISTS trials (
     finished_at REAL,
     info TEXT NOT NULL DEFAULT '{}',
     version INTEGER NOT NULL DEFAULT 0,
+    seq INTEGER NOT NULL DEFAULT 0,
     UNIQUE (search_id, number)
 );
 CREATE INDEX IF NOT EXISTS trials_lease ON trials(state, lease_expires_at);
 CREATE INDEX IF NOT EXISTS trials_search_state ON trials(search_id, state);
 CREATE INDEX IF NOT EXISTS trials_search_value ON trials(search_id, value);
+CREATE INDEX IF NOT EXISTS trials_search_seq ON trials(search_id, seq);
+-- A change feed: every insert or version bump of a trial stamps it with the next value of one
+-- counter. Writes hold the database's write lock, so stamps are given in commit order and a reader
+-- that has seen stamp N has seen every change stamped <= N (see trials_changed_since).
+CREATE TABLE IF NOT EXISTS trial_seq (value INTEGER NOT NULL);
+INSERT INTO trial_seq SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM trial_seq);
+CREATE TRIGGER IF NOT EXISTS trials_seq_on_update AFTER UPDATE OF version ON trials BEGIN
+    UPDATE trial_seq SET value = value + 1;
+    UPDATE trials SET seq = (SELECT value FROM trial_seq) WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS trials_seq_on_insert AFTER INSERT ON trials BEGIN
+    UPDATE trial_seq SET value = value + 1;
+    UPDATE trials SET seq = (SELECT value FROM trial_seq) WHERE id = NEW.id;
+END;
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     last_seen REAL NOT NULL,
@@ -127,6 +142,7 @@ CREATE TABLE IF NOT EXISTS dataset_chunks (
 """
 
 _COUNT_COLUMNS = {s: f"n_{s.value}" for s in TrialState}
+_STATES = {s.value: s for s in TrialState}
 _TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
 _RUNNABLE = "status IN ('pending', 'running')"
 
@@ -262,7 +278,7 @@ class SQLiteStore(Store):
             id=row["id"],
             search_id=row["search_id"],
             number=row["number"],
-            state=TrialState(row["state"]),
+            state=_STATES[row["state"]],
             config=_loads(row["config"]),
             vals=_loads(row["vals"]),
             seed=row["seed"],
@@ -717,7 +733,15 @@ class SQLiteStore(Store):
 
     def trial_versions(self, search_id: str) -> dict[str, tuple[int, TrialState]]:
         rows = self._read("SELECT id, version, state FROM trials WHERE search_id = ?", (search_id,))
-        return {r[0]: (r[1], TrialState(r[2])) for r in rows}
+        return {r[0]: (r[1], _STATES[r[2]]) for r in rows}
+
+    def trials_changed_since(self, search_id: str, cursor: Any) -> tuple[list[Trial], Any]:
+        """Read through the change feed: one indexed range query, whatever the search's size."""
+        since = int(cursor) if cursor is not None else -1
+        rows = self._read(
+            "SELECT * FROM trials WHERE search_id = ? AND seq > ? ORDER BY seq", (search_id, since)
+        )
+        return [self._trial(r) for r in rows], (rows[-1]["seq"] if rows else since)
 
     # ------------------------------------------------------------------ workers
     def register_worker(self, worker: WorkerInfo) -> None:

@@ -92,15 +92,15 @@ def test_history_refreshes_only_changed_trials(tmp_path: Path, monkeypatch: pyte
         store.report(t.id, t.lease_token, TrialResult.done({"loss": objectives.branin(t.config["params"])}))
     engine = Engine()
     fetched: list[int] = []
-    real = store.get_trials
+    real = store.trials_changed_since
 
-    def counting(ids: Any) -> Any:
-        ids = list(ids)
-        fetched.append(len(ids))
-        return real(ids)
+    def counting(search_id: str, cursor: Any) -> Any:
+        trials, cursor = real(search_id, cursor)
+        fetched.append(len(trials))
+        return trials, cursor
 
-    monkeypatch.setattr(store, "get_trials", counting)
     search = store.get_search(search.id)
+    monkeypatch.setattr(store, "trials_changed_since", counting)
     first = engine.history(store, search)
     assert len(first.trials) == 10 and fetched == [10]
     running = store.claim("w2", 30)  # made by the store's own engine
@@ -108,8 +108,11 @@ def test_history_refreshes_only_changed_trials(tmp_path: Path, monkeypatch: pyte
     fetched.clear()
     second = engine.history(store, search)
     assert fetched == [1], "only the new trial is read"
-    states = sorted(d["state"] for d in second.trials)
-    assert len(states) == 11 and second.losses().count(None) == 1, "the running trial is pending"
+    assert len(second.trials) == 11 and second.losses().count(None) == 1, "the running trial is pending"
+    assert running.lease_token
+    store.report(running.id, running.lease_token, TrialResult.done({"loss": 0.5}))
+    third = engine.history(store, search)
+    assert fetched == [1, 1] and sorted(x for x in third.losses() if x is not None)[0] <= 0.5
 
 
 def test_trial_docs_follow_states(tmp_path: Path) -> None:

@@ -353,6 +353,25 @@ def test_list_sort_filter_paginate_and_versions(store: Store) -> None:
         store.list_trials(s.id, sort="lease_token")
 
 
+def test_change_feed_returns_each_change_once(store: Store) -> None:
+    s = create(store, max_trials=5)
+    a, b = store.claim("w"), store.claim("w")
+    assert a and b and a.lease_token
+    everything, cursor = store.trials_changed_since(s.id, None)
+    assert {t.id for t in everything} == {a.id, b.id}
+    nothing, cursor = store.trials_changed_since(s.id, cursor)
+    assert nothing == []
+    store.report(a.id, a.lease_token, done(0.2))
+    c = store.claim("w")
+    assert c is not None
+    changed, cursor = store.trials_changed_since(s.id, cursor)
+    assert {t.id: t.state for t in changed} == {a.id: TrialState.DONE, c.id: TrialState.RUNNING}
+    store.cancel_search(s.id)
+    changed, cursor = store.trials_changed_since(s.id, cursor)
+    assert {t.id for t in changed} == {b.id, c.id} and all(t.state == TrialState.CANCELLED for t in changed)
+    assert store.trials_changed_since(s.id, cursor)[0] == []
+
+
 # ---------------------------------------------------------------- pruning
 
 
