@@ -123,7 +123,7 @@ def _load_json(text: str) -> Any:
         ) from None
     except RecursionError:
         raise SpecError.single(DOCUMENT_LOC, f"nested deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:
+    except Exception as exc:  # e.g. integers longer than Python's digit limit
         raise SpecError.single(DOCUMENT_LOC, f"JSON error: {exc}") from None
 
 
@@ -134,8 +134,8 @@ def _load_yaml(text: str) -> Any:
         raise _yaml_error(exc) from None
     except RecursionError:
         raise SpecError.single(DOCUMENT_LOC, f"nested deeper than {MAX_DEPTH} levels") from None
-    except (ValueError, TypeError, OverflowError) as exc:
-        raise SpecError.single(DOCUMENT_LOC, f"YAML error: {exc}") from None
+    except Exception as exc:  # PyYAML constructors raise assorted errors on odd explicit tags
+        raise SpecError.single(DOCUMENT_LOC, f"YAML error: {type(exc).__name__}: {exc}") from None
 
 
 def parse_text(text: str | bytes, fmt: str | None = None) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def parse_text(text: str | bytes, fmt: str | None = None) -> dict[str, Any]:
     else:
         try:
             loaded = json.loads(text, object_pairs_hook=_no_duplicates)
-        except (ValueError, RecursionError):
+        except Exception:  # not JSON: read it as YAML
             loaded = None
         if not isinstance(loaded, dict):
             loaded = _load_yaml(text)

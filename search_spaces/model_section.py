@@ -4,7 +4,11 @@
 
 * a layer ``{type: <name>, **arguments}`` with ``type`` in ``LAYER_TYPES`` or
   ``COMPOSITE_BLOCKS`` (a choice between plain layer type names is allowed too);
-  argument values are numbers, strings, booleans, null or lists of them, or distributions;
+  argument values are numbers, strings, booleans, null or lists of them, or distributions
+  (never mappings: Keras would read them as serialised objects); common arguments are
+  checked early (``KNOWN_ARGUMENTS``: ``units``/``filters`` integers >= 1, ``rate`` in
+  [0, 1), ``kernel_size``/``pool_size``/``strides`` integers >= 1 or lists of them,
+  ``activation`` a name);
 * a ``choice``/``pchoice`` whose options are layers, ``null`` (skip the layer) or lists of
   layers (swapped sets of layers), checked recursively;
 * a plain list of layers (flattened by :func:`flatten_layers`).
@@ -24,6 +28,9 @@ from .checks import (
     ARGUMENT_VALUE,
     IDENTIFIER,
     BoolRule,
+    Nullable,
+    NumberRule,
+    Rule,
     StrRule,
     check,
     check_keys,
@@ -44,6 +51,37 @@ _BLOCK_RULES = {
     "batch_norm": BoolRule(),
     "activation": StrRule(pattern=IDENTIFIER, max_len=50, what="an activation name"),
 }
+
+
+class _SizeRule(NumberRule):
+    """An integer >= 1, or a list of them (``kernel_size: 3`` or ``[3, 3]``)."""
+
+    def __init__(self) -> None:
+        super().__init__(lo=1, integer=True)
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return "an integer >= 1 or a list of them"
+
+    def container_problem(self, node: MapNode | ListNode, errors: ErrorList) -> str | None:
+        if isinstance(node, ListNode) and node.items:
+            for item in node.items:
+                check(item, _SIZE_ITEM, errors)
+            return None
+        return f"must be {self.expected}, got {node_kind(node)}"
+
+
+_SIZE_ITEM = int_rule(1)
+KNOWN_ARGUMENTS: dict[str, Rule] = {
+    "units": int_rule(1),
+    "filters": int_rule(1),
+    "rate": NumberRule(lo=0, hi=1, hi_open=True),
+    "kernel_size": _SizeRule(),
+    "pool_size": _SizeRule(),
+    "strides": _SizeRule(),
+    "activation": Nullable(StrRule(pattern=IDENTIFIER, max_len=50, what="an activation name")),
+}
+"""Rules for common Keras layer arguments, checked early; other arguments only need plain values."""
 
 
 def check_model(node: Node, errors: ErrorList) -> None:
@@ -138,7 +176,7 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
         return
     for key, value in node.items.items():
         if key != "type":
-            check(value, ARGUMENT_VALUE, errors)
+            check(value, KNOWN_ARGUMENTS.get(key, ARGUMENT_VALUE), errors)
 
 
 def _check_block(node: MapNode, block: str, errors: ErrorList) -> None:

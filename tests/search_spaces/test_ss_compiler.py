@@ -77,7 +77,9 @@ def test_labels_are_paths() -> None:
 
 
 def test_labels_quote_keys_that_are_not_identifiers() -> None:
-    spec = spec_of({"learning rate": {"uniform": [0, 1]}, "0": {"choice": {"a.b": {"x": {"uniform": [0, 1]}}}}})
+    spec = spec_of(
+        {"learning rate": {"uniform": [0, 1]}, "0": {"choice": {"a.b": {"x": {"uniform": [0, 1]}}}}}
+    )
     assert parameter_labels(spec) == ['params["learning rate"]', 'params["0"]', 'params["0"]["a.b"].x']
 
 
@@ -187,7 +189,9 @@ def test_config_from_vals_rejects_bad_vals(change: dict[str, Any], fragment: str
     }
     config_from_vals(spec.space, vals)
     vals.update(change)
-    with pytest.raises(ValueError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(
+        ValueError, match=fragment.replace("[", r"\[").replace("(", r"\(").replace(")", r"\)")
+    ):
         config_from_vals(spec.space, vals)
 
 

@@ -92,11 +92,11 @@ def test_too_big() -> None:
 
 def test_too_deep() -> None:
     ok = "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1)
-    assert parse_text("{\"a\": " + ok + "}")
+    assert parse_text('{"a": ' + ok + "}")
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
-    assert "deeper" in error_text("{\"a\": " + deep + "}")
+    assert "deeper" in error_text('{"a": ' + deep + "}")
     assert "deeper" in error_text("a: " + "[" * 5000 + "]" * 5000)
-    assert "deeper" in error_text("{\"a\": " + "[" * 5000 + "]" * 5000 + "}", "json")
+    assert "deeper" in error_text('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "json")
 
 
 def test_alias_bomb_is_refused_quickly() -> None:
