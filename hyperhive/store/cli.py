@@ -52,12 +52,16 @@ class TransferSummary:
     skipped: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        text = f"{self.searches} searches ({self.trials} trials), {self.datasets} datasets"
+        text = f"{_n(self.searches, 'search')} ({_n(self.trials, 'trial')}), {_n(self.datasets, 'dataset')}"
         if self.dataset_bytes:
             text += f" ({self.dataset_bytes / 1e6:.1f} MB)"
         if self.skipped:
             text += f"; skipped {len(self.skipped)} already there: {', '.join(self.skipped)}"
         return text
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" + ("" if count == 1 else "es" if noun.endswith("h") else "s")
 
 
 # ---------------------------------------------------------------------------------------------- export
