@@ -53,7 +53,10 @@ _FLOAT_TAG = "tag:yaml.org,2002:float"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
-class _Loader(yaml.SafeLoader):
+_SafeBase: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built in
+
+
+class _Loader(_SafeBase):  # type: ignore[valid-type,misc]
     """SafeLoader with YAML 1.2-style exponent floats, string dates and no duplicate keys."""
 
     yaml_implicit_resolvers = {

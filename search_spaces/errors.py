@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 DOCUMENT_LOC = "<document>"
+MAX_ERRORS = 100
+"""Most errors one SpecError lists; a last ``<document>`` error counts the rest."""
 
 
 @dataclass(frozen=True)
@@ -46,24 +48,35 @@ class SpecError(ValueError):
 
 
 class ErrorList:
-    """Collects FieldErrors while a document is checked; ``raise_if_any`` ends a stage."""
+    """Collects FieldErrors while a document is checked; ``raise_if_any`` ends a stage.
+
+    Keeps the first MAX_ERRORS distinct errors and counts the others.
+    """
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
+        self._seen: set[FieldError] = set()
+        self.dropped = 0
 
     def add(self, loc: str, msg: str) -> None:
         """Record one error (duplicates of the same loc and msg are kept once)."""
         err = FieldError(loc or DOCUMENT_LOC, msg)
-        if err not in self.errors:
+        if err in self._seen:
+            return
+        self._seen.add(err)
+        if len(self.errors) < MAX_ERRORS:
             self.errors.append(err)
+        else:
+            self.dropped += 1
 
     def __bool__(self) -> bool:
         return bool(self.errors)
 
     def __len__(self) -> int:
-        return len(self.errors)
+        return len(self.errors) + self.dropped
 
     def raise_if_any(self) -> None:
         """Raise a SpecError with everything collected so far, if anything was."""
         if self.errors:
-            raise SpecError(self.errors)
+            extra = f"{self.dropped} more errors not shown"
+            raise SpecError(self.errors + ([FieldError(DOCUMENT_LOC, extra)] if self.dropped else []))

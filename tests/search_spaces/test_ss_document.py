@@ -95,7 +95,8 @@ def test_too_deep() -> None:
     assert parse_text('{"a": ' + ok + "}")
     deep = "[" * MAX_DEPTH + "]" * MAX_DEPTH
     assert "deeper" in error_text('{"a": ' + deep + "}")
-    assert "deeper" in error_text("a: " + "[" * 5000 + "]" * 5000)
+    text = error_text("a: " + "[" * 5000 + "]" * 5000)
+    assert "deeper" in text or "nesting depth" in text  # libyaml stops at its own limit
     assert "deeper" in error_text('{"a": ' + "[" * 5000 + "]" * 5000 + "}", "json")
 
 

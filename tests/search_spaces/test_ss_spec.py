@@ -502,3 +502,14 @@ def test_params_may_go_with_a_model() -> None:
 )
 def test_known_layer_arguments(layer: Any, loc: str, fragment: str) -> None:
     assert_error(model_doc([layer]), loc, fragment)
+
+
+def test_error_count_is_capped() -> None:
+    from search_spaces.errors import MAX_ERRORS
+
+    layers = [{"type": "Dense", "units": 0} for _ in range(MAX_ERRORS + 30)]
+    with pytest.raises(SpecError) as info:
+        validate(model_doc(layers))
+    errors = info.value.errors
+    assert len(errors) == MAX_ERRORS + 1
+    assert errors[-1].loc == "<document>" and errors[-1].msg == "30 more errors not shown"
