@@ -18,7 +18,7 @@ def key_path(base: str, key: str) -> str:
     """The path of mapping entry ``key`` under ``base`` (``base`` may be "" for the root)."""
     if _PLAIN_KEY.match(key):
         return f"{base}.{key}" if base else key
-    return f"{base}[{json.dumps(key)}]"
+    return f"{base}[{json.dumps(key, ensure_ascii=False)}]"
 
 
 def index_path(base: str, index: int) -> str:

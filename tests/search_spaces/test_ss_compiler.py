@@ -81,6 +81,10 @@ def test_labels_quote_keys_that_are_not_identifiers() -> None:
         {"learning rate": {"uniform": [0, 1]}, "0": {"choice": {"a.b": {"x": {"uniform": [0, 1]}}}}}
     )
     assert parameter_labels(spec) == ['params["learning rate"]', 'params["0"]', 'params["0"]["a.b"].x']
+    assert parameter_labels(spec_of({"été": {"uniform": [0, 1]}, 'q"': {"uniform": [0, 1]}})) == [
+        'params["été"]',
+        'params["q\\""]',
+    ]
 
 
 def test_space_has_the_present_sections() -> None:
