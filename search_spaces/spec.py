@@ -254,7 +254,9 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
         if function is not None:
             errors.add("objective.function", "cannot be combined with model; a search has one or the other")
         if not present("dataset"):
-            errors.add("dataset", "required when model is given")
+            # The embedded default: scikit-learn's digits ship with every install, so a Keras search
+            # runs offline. Recorded in the document, so the stored search says what it trained on.
+            doc["dataset"] = dict(DEFAULT_DATASET)
     elif function is not None:
         if not present("params"):
             errors.add("params", "required when objective.function is given")
@@ -301,6 +303,9 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
         max_retries=doc.get("max_retries", 2),
         document=doc,
     )
+
+
+DEFAULT_DATASET: dict[str, Any] = {"name": "digits"}
 
 
 def load(source: str | bytes | Mapping[str, Any], fmt: str | None = None) -> SearchSpec:

@@ -147,7 +147,9 @@ def test_a_search_needs_a_model_or_a_function() -> None:
     )
     doc = model_doc()
     del doc["dataset"]
-    assert_error(doc, "dataset", "required when model is given")
+    defaulted = validate(doc)
+    assert defaulted.dataset == {"name": "digits"}, "digits is the embedded default dataset"
+    assert defaulted.to_document()["dataset"] == {"name": "digits"}, "and the stored document says so"
     assert_error(function_doc({"x": 1}, training={"epochs": 1}), "training", "only used with model")
     assert_error(function_doc({"x": 1}, dataset={"name": "digits"}), "dataset", "only used with model")
     assert_error(function_doc([1, 2]), "params", "must be a mapping")
