@@ -13,22 +13,35 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
 
-from hyperhive.client import Client, ClientError
 from hyperhive.errors import HyperhiveError
-from hyperhive.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from hyperhive.client import Client
+    from hyperhive.settings import Settings
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+PIPE_WIDTH = 160
+"""Table width when output is not a terminal (rich would use 80 and cut columns); COLUMNS overrides."""
+
+
+def _console(stderr: bool) -> Console:
+    stream = sys.stderr if stderr else sys.stdout
+    wide = not stream.isatty() and "COLUMNS" not in os.environ
+    return Console(stderr=stderr, highlight=False, width=PIPE_WIDTH if wide else None)
+
+
+console = _console(stderr=False)
+err_console = _console(stderr=True)
 
 UP_FILE = "up.json"
 TOKEN_FILE = "token"
@@ -49,6 +62,8 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from hyperhive.client import ClientError
+
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
@@ -84,7 +99,7 @@ def read_up_file(home: Path) -> dict[str, Any] | None:
 
 def resolve_client(url: str | None, token: str | None) -> tuple[str, str | None]:
     """The API URL and token to use (see the module docstring)."""
-    settings = get_settings(url=url, token=token)
+    settings = settings_for(url=url, token=token)
     resolved = settings.url
     secret = settings.token.get_secret_value() if settings.token else None
     up = read_up_file(settings.home)
@@ -99,11 +114,16 @@ def resolve_client(url: str | None, token: str | None) -> tuple[str, str | None]
 
 
 def make_client(url: str | None, token: str | None) -> Client:
+    from hyperhive.client import Client
+
     resolved, secret = resolve_client(url, token)
     return Client(resolved, secret)
 
 
 def settings_for(**overrides: Any) -> Settings:
+    """Settings from the environment with the given flags (``None`` = not given) on top."""
+    from hyperhive.settings import get_settings
+
     return get_settings(**overrides)
 
 

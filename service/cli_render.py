@@ -9,7 +9,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from service.export import flatten
+from service.flatten import flatten
 
 STATUS_STYLE = {
     "pending": "yellow",

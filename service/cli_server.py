@@ -230,7 +230,7 @@ def run_embedded(
             time.sleep(0.5)
     except KeyboardInterrupt:
         err_console.print("stopping: workers hand back their trials ...")
-        code = 130
+        code = 130 if exit_when_done else 0  # `up` is meant to end with Ctrl-C; `run` was cut short
     finally:
         emb.stop()
         signal.signal(signal.SIGTERM, previous)

@@ -109,6 +109,7 @@ class Embedded:
     processes: list[WorkerProcess] = field(default_factory=list)
     _server: object | None = None
     _thread: threading.Thread | None = None
+    _sock: socket.socket | None = None
     _logs: list[IO[bytes]] = field(default_factory=list)
 
     @property
@@ -131,6 +132,7 @@ class Embedded:
         sock = bind_socket(
             host, self.port if self.port is not None else self.settings.port, fallback=self.port is None
         )
+        self._sock = sock
         port = sock.getsockname()[1]
         self.url = f"http://{host}:{port}"
         try:
@@ -162,8 +164,6 @@ class Embedded:
         except BaseException:
             self.stop()
             raise
-        finally:
-            sock.close()
 
     def worker_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", self.store_url]
@@ -216,6 +216,9 @@ class Embedded:
             self._server.should_exit = True  # type: ignore[attr-defined]
         if self._thread is not None:
             self._thread.join(timeout=15)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         with contextlib.suppress(OSError, ValueError):
             up = self.home / UP_FILE
             if up.exists() and json.loads(up.read_text()).get("pid") == os.getpid():

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import Any
 
 from hyperhive.models import Search, Trial
-from service.schemas import PRIVATE_TRIAL_INFO, scalar_metrics
+from service.flatten import flatten, scalar_metrics
+from service.schemas import PRIVATE_TRIAL_INFO
 
 BASE_COLUMNS = (
     "number",
@@ -29,23 +29,6 @@ BASE_COLUMNS = (
     "finished_at",
     "duration",
 )
-
-
-def flatten(value: Any, path: str = "") -> dict[str, Any]:
-    """``{path: leaf}`` for a JSON-like value; paths are ``a.b[2].c``. Empty containers and lists of
-    scalars are leaves (lists of scalars as JSON text)."""
-    out: dict[str, Any] = {}
-    if isinstance(value, dict) and value:
-        for k, v in value.items():
-            out.update(flatten(v, f"{path}.{k}" if path else str(k)))
-    elif isinstance(value, list) and value and any(isinstance(v, dict | list) for v in value):
-        for i, v in enumerate(value):
-            out.update(flatten(v, f"{path}[{i}]"))
-    elif isinstance(value, list | dict):
-        out[path] = json.dumps(value)
-    else:
-        out[path] = value
-    return out
 
 
 def _cell(v: Any) -> Any:

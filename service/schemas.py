@@ -8,12 +8,12 @@ JSON document (see ``routes/searches.py``), validated by ``search_spaces``.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from hyperhive.models import DatasetInfo, Search, TokenInfo, Trial, WorkerInfo
+from service.flatten import scalar_metrics
 
 T = TypeVar("T")
 
@@ -46,23 +46,6 @@ class Counts(BaseModel):
     cancelled: int = 0
     total: int = 0
     finished: int = 0
-
-
-def _finite(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, int | float):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def scalar_metrics(metrics: dict[str, Any]) -> dict[str, float]:
-    """The metrics that are single finite numbers (drops per-class lists, confusion matrices, ...)."""
-    out: dict[str, float] = {}
-    for k, v in metrics.items():
-        f = _finite(v)
-        if f is not None:
-            out[k] = f
-    return out
 
 
 class TrialSummary(BaseModel):

@@ -1,0 +1,246 @@
+"""The CLI against a live ``hyperhive serve`` in a subprocess: tokens, submit, status, trials, best,
+cancel, extend, export, ``submit --follow``, one-line errors; and the API server killed and restarted
+on the same SQLite file during a search while a worker goes on, with nothing lost."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import LiveServer, cli_env, free_port, function_yaml, hyperhive, run_trials
+
+from hyperhive.client import Client
+from hyperhive.store import SQLiteStore
+
+pytestmark = pytest.mark.slow
+
+
+class WorkerThread:
+    """Finishes trials from the store in a loop until stopped (stands in for `hyperhive worker`)."""
+
+    def __init__(self, db: Path, pause: float = 0.0) -> None:
+        self.db, self.pause = db, pause
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.reported = 0
+
+    def run(self) -> None:
+        store = SQLiteStore(self.db)
+        try:
+            while not self.stop.is_set():
+                n = run_trials(store, 1, worker="w-thread")
+                self.reported += n
+                self.stop.wait(self.pause if n else 0.05)
+        finally:
+            store.close()
+
+    def __enter__(self) -> WorkerThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("cli")
+    db = tmp / "hh.db"
+    server = LiveServer(db, tmp)
+    r = hyperhive("token", "create", "admin", "--admin", "--store", f"sqlite:///{db}", cwd=tmp)
+    assert r.returncode == 0, r.stderr
+    admin = r.stdout.strip().splitlines()[-1]
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp)
+    alice = r.stdout.strip().splitlines()[-1]
+    server.start()
+    yield {"server": server, "db": db, "tmp": tmp, "admin": admin, "alice": alice}
+    server.stop()
+
+
+def cli(
+    live: dict[str, Any], *args: str, token: str | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = cli_env(HYPERHIVE_URL=live["server"].url, HYPERHIVE_TOKEN=token or live["alice"])
+    return hyperhive(*args, cwd=live["tmp"], env=env, timeout=timeout)
+
+
+def write_search(live: dict[str, Any], n: int, name: str = "quad") -> Path:
+    path = live["tmp"] / f"{name}.yaml"
+    path.write_text(function_yaml(n, name))
+    return path
+
+
+def test_token_create_prints_the_secret_alone_on_its_last_line(live: dict[str, Any]) -> None:
+    store_url = f"sqlite:///{live['db']}"
+    r = hyperhive("token", "create", "carol", "--store", store_url, cwd=live["tmp"])
+    assert r.returncode == 0
+    secret = r.stdout.splitlines()[-1]
+    assert secret.startswith("hh_") and " " not in secret and len(secret) > 40
+    assert Client(live["server"].url, secret).me() == {
+        "id": r.stdout.split("token ")[1].split()[0],
+        "name": "carol",
+        "admin": False,
+    }
+    listed = hyperhive("token", "list", "--json", "--store", store_url, cwd=live["tmp"])
+    tokens = json.loads(listed.stdout)
+    assert {"admin", "alice", "carol"} <= {t["name"] for t in tokens}
+    assert secret not in listed.stdout and "hash" not in listed.stdout
+    carol = next(t for t in tokens if t["name"] == "carol")
+    assert hyperhive("token", "revoke", carol["id"], "--store", store_url, cwd=live["tmp"]).returncode == 0
+    r = cli(live, "status", token=secret)
+    assert (
+        r.returncode == 1 and "HTTP 401: invalid or revoked token" in r.stderr and "Traceback" not in r.stderr
+    )
+
+
+def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
+    r = cli(live, "submit", str(write_search(live, 5)), "--json")
+    assert r.returncode == 0, r.stderr
+    sid = json.loads(r.stdout)["id"]
+    r = cli(live, "status", sid)
+    assert r.returncode == 0 and "pending" in r.stdout and "0/5" in r.stdout
+    store = SQLiteStore(live["db"])
+    run_trials(store, 5, search_id=sid)
+    best = store.best_trial(sid)
+    store.close()
+    assert best is not None
+    r = cli(live, "status", sid)
+    assert "completed" in r.stdout and "5/5" in r.stdout and best.id in r.stdout
+    assert json.loads(cli(live, "status", sid, "--json").stdout)["counts"]["done"] == 5
+    listing = cli(live, "status")
+    assert sid in listing.stdout and "quad" in listing.stdout
+    r = cli(live, "trials", sid, "--sort", "value")
+    assert r.returncode == 0 and r.stdout.count("done") == 5 and "trials (5 of 5)" in r.stdout
+    page = json.loads(cli(live, "trials", sid, "--json", "--sort", "value").stdout)
+    assert page["items"][0]["id"] == best.id
+    r = cli(live, "best", sid, "--json")
+    assert json.loads(r.stdout)["value"] == pytest.approx(best.value)
+    r = cli(live, "best", sid)
+    assert "config.params.x" in r.stdout and "metrics.loss" in r.stdout
+    out = live["tmp"] / "out.csv"
+    r = cli(live, "export", sid, "--out", str(out))
+    assert r.returncode == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 5 and "config.params.x" in rows[0]
+    bundle = json.loads(cli(live, "export", sid, "--format", "json").stdout)
+    assert len(bundle["trials"]) == 5
+    r = cli(live, "extend", sid, "3")
+    assert r.returncode == 0 and "max_trials 8" in r.stdout and "running" in r.stdout
+    r = cli(live, "cancel", sid)
+    assert r.returncode == 0 and "cancelled" in r.stdout
+    r = cli(live, "extend", sid, "1")
+    assert r.returncode == 1 and "HTTP 409" in r.stderr and "cancelled" in r.stderr
+
+
+def test_submit_follow_runs_to_the_end(live: dict[str, Any]) -> None:
+    path = write_search(live, 8, "followed")
+    with WorkerThread(live["db"], pause=0.05):
+        r = cli(live, "submit", str(path), "--follow", "--interval", "0.1")
+    assert r.returncode == 0, r.stderr
+    assert "submitted search" in r.stdout and "completed" in r.stdout and "8/8" in r.stdout
+    assert "best" in r.stdout
+    sid = r.stdout.split("submitted search ")[1].split()[0]
+    s = Client(live["server"].url, live["alice"]).get_search(sid)
+    assert s["status"] == "completed" and s["counts"]["done"] == 8
+
+
+def test_errors_are_one_line_without_traceback(live: dict[str, Any], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "name: bad\nmax_trials: 0\nparams: {x: {uniform: [2, 1]}}\nobjective: {function: 'a.b:c'}\n"
+    )
+    r = cli(live, "submit", str(bad))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "HTTP 422" in r.stderr and "max_trials:" in r.stderr and "params.x:" in r.stderr
+    r = cli(live, "status", "0123456789abcdef")
+    assert r.returncode == 1 and "HTTP 404" in r.stderr and "not found" in r.stderr
+    port = free_port()
+    r = hyperhive(
+        "status", cwd=tmp_path, env=cli_env(HYPERHIVE_URL=f"http://127.0.0.1:{port}", HYPERHIVE_TOKEN="x")
+    )
+    assert r.returncode == 1 and f"cannot connect to http://127.0.0.1:{port}" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2
+    r = cli(live, "submit", str(tmp_path / "missing.yaml"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    r = cli(live, "best", "0123456789abcdef", token=live["admin"])
+    assert r.returncode == 1 and "HTTP 404" in r.stderr
+
+
+def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tmp_path: Path) -> None:
+    """Kill -9 the API mid-search; the worker goes on against the store; a `follow` rides through the
+    outage; a new server on the same file and port serves the finished search with every trial."""
+    db = tmp_path / "restart.db"
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    token = r.stdout.strip().splitlines()[-1]
+    server = LiveServer(db, tmp_path)
+    server.start()
+    n = 40
+    client = Client(server.url, token)
+    sid = client.submit(function_yaml(n, "restart"), "yaml")["id"]
+    env = cli_env(HYPERHIVE_URL=server.url, HYPERHIVE_TOKEN=token)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", "follow", sid, "--interval", "0.1"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    store = SQLiteStore(db)
+    try:
+        with WorkerThread(db, pause=0.03) as worker:
+            # the follower is connected (its polls are the only GETs of the search) and trials are done
+            while (
+                f"GET /api/searches/{sid} 200" not in server.log.read_text()
+                or store.get_search(sid).counts.done < 5
+            ):
+                worker.stop.wait(0.05)
+            server.kill()
+            during = worker.reported
+            worker.stop.wait(0.5)
+            assert worker.reported > during, "the worker stopped with the API server"
+            server.start()
+            out, err = follower.communicate(timeout=120)
+    finally:
+        store.close()
+        if follower.poll() is None:
+            follower.kill()
+        server.stop()
+    assert follower.returncode == 0, err
+    assert "completed" in out
+    server.start()
+    try:
+        s = Client(server.url, token).get_search(sid)
+        trials = Client(server.url, token).trials(sid, limit=1000)
+    finally:
+        server.stop()
+    assert s["status"] == "completed" and s["counts"]["done"] == n and s["counts"]["total"] == n
+    assert sorted(t["number"] for t in trials["items"]) == list(range(n))
+    assert all(t["state"] == "done" and t["value"] is not None for t in trials["items"])
+    assert s["best_value"] == pytest.approx(min(t["value"] for t in trials["items"]))
+
+
+def test_serve_no_auth_warns_loudly(tmp_path: Path) -> None:
+    port = free_port()
+    store = f"sqlite:///{tmp_path / 'x.db'}"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", "serve", "--store", store, "--port", str(port), "--no-auth"],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        from conftest import wait_ready
+
+        wait_ready(f"http://127.0.0.1:{port}", proc)
+        assert Client(f"http://127.0.0.1:{port}").me()["name"] == "local"
+    finally:
+        proc.send_signal(2)
+        _, err = proc.communicate(timeout=20)
+    assert "AUTHENTICATION IS OFF" in err
+    assert proc.returncode == 0, err
+    assert os.path.exists(tmp_path / "x.db")
