@@ -1,0 +1,227 @@
+"""``hyperhive worker`` (the daemon) and ``hyperhive retrain`` (the best configuration, saved as a model).
+
+Settings come from :func:`hyperhive.settings.get_settings` (``HYPERHIVE_*`` environment variables),
+overridden by the flags. Errors are one line on stderr and a non-zero exit code, never a traceback:
+2 for bad flags, 3 when the store cannot be reached, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import typer
+
+from hyperhive.errors import BadStoreURL, HyperhiveError, StoreUnavailable
+
+if TYPE_CHECKING:
+    from hyperhive.settings import Settings
+    from hyperhive.store.base import Store
+
+EXIT_USAGE = 2
+EXIT_STORE = 3
+
+STORE_OPTION = typer.Option(
+    None, "--store", help="store URL [env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db]"
+)
+LOG_LEVEL_OPTION = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` and ``retrain`` to the ``hyperhive`` app."""
+    app.command("worker")(worker)
+    app.command("retrain")(retrain)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    from service.cli_common import fail
+
+    return fail(message, code)
+
+
+def _setup_logging(level: str) -> None:
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        raise _fail(f"--log-level {level!r}: use DEBUG, INFO, WARNING or ERROR", EXIT_USAGE)
+    logging.basicConfig(level=numeric, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+
+
+def _settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    from hyperhive.settings import get_settings
+
+    try:
+        return get_settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
+
+
+def _open_store(url: str) -> Store:
+    from hyperhive.store import open_store
+
+    try:
+        return open_store(url)
+    except BadStoreURL as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
+    except StoreUnavailable as exc:
+        raise _fail(f"cannot reach the store {url}: {exc}", EXIT_STORE) from None
+
+
+def _die_with_parent() -> None:
+    """Linux: SIGTERM this process when its parent (the GPU supervisor) dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def worker(
+    store: str | None = STORE_OPTION,
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1: one worker process per GPU"),
+    cpu: bool = typer.Option(False, "--cpu", help="one process on the CPU (hides the GPUs)"),
+    max_trials: int | None = typer.Option(None, "--max-trials", min=1, help="exit after this many trials"),
+    idle_exit: float | None = typer.Option(
+        None, "--idle-exit", min=0.0, help="exit after this many seconds without work"
+    ),
+    lease_seconds: float | None = typer.Option(
+        None, "--lease-seconds", help="a claimed trial's lease [default 60]"
+    ),
+    heartbeat_seconds: float | None = typer.Option(
+        None, "--heartbeat-seconds", help="heartbeat interval [default 10]"
+    ),
+    allow_objective: list[str] | None = typer.Option(
+        None, "--allow-objective", help="module prefix whose functions may run as objectives (repeatable)"
+    ),
+    search: str | None = typer.Option(None, "--search", help="claim trials of this search only"),
+    burst: bool = typer.Option(False, "--burst", help="exit as soon as there is no work"),
+    store_patience: float | None = typer.Option(
+        None,
+        "--store-patience",
+        min=0.0,
+        help="exit after the store is unreachable this long [default: never]",
+    ),
+    log_level: str = LOG_LEVEL_OPTION,
+    child: bool = typer.Option(False, "--child", hidden=True),
+) -> None:
+    """Run a worker: claim trials from the store, train them, report the metrics, until told to stop.
+
+    SIGTERM or Ctrl-C hands the running trial back to the queue and exits 0; a second one exits at once.
+    """
+    _setup_logging(log_level)
+    if gpus and cpu:
+        raise _fail("give --gpus or --cpu, not both", EXIT_USAGE)
+    settings = _settings(store=store, lease_seconds=lease_seconds, heartbeat_seconds=heartbeat_seconds)
+    lease = settings.lease_seconds
+    beat = settings.heartbeat_seconds
+    if heartbeat_seconds is None and "HYPERHIVE_HEARTBEAT_SECONDS" not in os.environ:
+        beat = min(beat, lease / 3)
+    if beat >= lease:
+        raise _fail(
+            f"--heartbeat-seconds ({beat:g}) must be shorter than --lease-seconds ({lease:g})", EXIT_USAGE
+        )
+    prefixes = list(dict.fromkeys([*settings.allow_objective, *(allow_objective or [])]))
+
+    if gpus and not child:
+        from workers.supervisor import parse_gpus, supervise
+
+        try:
+            gpu_list = parse_gpus(gpus)
+        except ValueError as exc:
+            raise _fail(str(exc), EXIT_USAGE) from None
+        args = ["--store", settings.store, "--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
+        args += ["--log-level", log_level]
+        for prefix in allow_objective or []:
+            args += ["--allow-objective", prefix]
+        for flag, value in (("--max-trials", max_trials), ("--idle-exit", idle_exit), ("--search", search),
+                            ("--store-patience", store_patience)):  # fmt: skip
+            if value is not None:
+                args += [flag, str(value)]
+        if burst:
+            args.append("--burst")
+        raise typer.Exit(supervise(gpu_list, args))
+
+    from workers.backend import configure_devices
+    from workers.daemon import ExitReason, Worker, WorkerOptions
+
+    gpu_ids: list[str] = []
+    if child:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _die_with_parent()
+        gpu = os.environ.get("HYPERHIVE_WORKER_GPU")
+        gpu_ids = [gpu] if gpu else []
+    configure_devices(cpu=cpu)
+    options = WorkerOptions(
+        lease_seconds=lease,
+        heartbeat_seconds=beat,
+        max_trials=max_trials,
+        idle_exit=idle_exit,
+        burst=burst,
+        search_id=search,
+        allow_objective=prefixes,
+        data_dir=settings.data_dir,
+        gpus=gpu_ids,
+        store_patience=store_patience,
+    )
+    the_store = _open_store(settings.store)
+    try:
+        reason = Worker(the_store, options).work(install_signals=True)
+    except HyperhiveError as exc:
+        raise _fail(str(exc)) from None
+    finally:
+        the_store.close()
+    if reason == ExitReason.STORE_LOST:
+        raise _fail("the store stayed unreachable; exiting", EXIT_STORE)
+
+
+def retrain(
+    search_id: str = typer.Argument(..., help="the search whose best configuration to retrain"),
+    out: Path = typer.Option(Path("best.keras"), "--out", "-o", help="where to save the model (.keras)"),
+    store: str | None = STORE_OPTION,
+    trial: str | None = typer.Option(None, "--trial", help="retrain this trial instead of the best one"),
+    epochs: int | None = typer.Option(None, "--epochs", min=1, help="train this many epochs instead"),
+    cpu: bool = typer.Option(False, "--cpu", help="train on the CPU"),
+    log_level: str = LOG_LEVEL_OPTION,
+) -> None:
+    """Retrain the best trial's configuration of SEARCH_ID with its seed, save the model, print metrics."""
+    from service.cli_common import console
+    from workers.backend import configure_devices
+    from workers.datasets import DatasetError
+    from workers.retrain import retrain as do_retrain
+
+    _setup_logging(log_level)
+    configure_devices(cpu=cpu)
+    settings = _settings(store=store)
+    the_store = _open_store(settings.store)
+    try:
+        result = do_retrain(
+            the_store, search_id, out, trial_id=trial, epochs=epochs, data_dir=settings.data_dir,
+            log=logging.getLogger("hyperhive.worker"),
+        )  # fmt: skip
+    except (HyperhiveError, DatasetError) as exc:
+        raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"cannot save the model to {out}: {exc}") from None
+    finally:
+        the_store.close()
+
+    from rich.table import Table
+
+    table = Table(
+        title=f"retrained trial {result.trial.id} (#{result.trial.number}, seed {result.trial.seed})"
+    )
+    table.add_column("metric")
+    table.add_column("retrained", justify="right")
+    table.add_column("original", justify="right")
+    for key, value in result.metrics.items():
+        if isinstance(value, int | float) and value is not None:
+            old = result.trial.metrics.get(key)
+            table.add_row(key, f"{value:.4f}", f"{old:.4f}" if isinstance(old, int | float) else "-")
+    console.print(table)
+    console.print(f"model saved to {result.path} (dataset sha256 {result.dataset_sha256[:12]})")

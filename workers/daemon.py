@@ -1,0 +1,450 @@
+"""The worker daemon: claim a trial, run it with a heartbeat, report it, again. Modelled on rq's
+``Worker.work()``: one short loop with named exits.
+
+Loop (:meth:`Worker.work`)
+    register -> [stop requested? -> exit] -> [max trials reached? -> exit] -> ``claim`` ->
+    nothing: idle (sleep with backoff up to ``idle_max_sleep``; ``burst``: exit; ``idle_exit`` seconds
+    idle: exit; ``search_id`` given and that search is final: exit) | a trial: run it while a heartbeat
+    thread renews its lease, report, loop.
+
+Heartbeats
+    Every ``heartbeat_seconds`` from a background thread, and at once after every epoch (saving the
+    history, so running trials show curves). A reply ``stop`` with reason ``pruned`` ends training and the
+    trial is reported ``pruned``; ``cancelled`` or ``lease_lost`` end it and nothing is reported.
+
+Signals (:meth:`Worker.install_signal_handlers`)
+    The first SIGTERM or SIGINT is a warm shutdown: nothing new is claimed, the running trial stops
+    (Keras: after the current batch; a function objective: at once) and is handed back to the queue
+    with ``store.release``, and the worker exits with :attr:`ExitReason.STOP_REQUESTED`. A second
+    signal is a cold shutdown: ``SystemExit(1)`` at once; the trial's lease expires and the store
+    requeues it.
+
+Store outages
+    Every store call retries errors that mean "unreachable" (:func:`is_transient`) with exponential
+    backoff up to ``retry_max_delay``; a finished result stays in memory until it is reported. After
+    ``store_patience`` seconds unreachable (``None``: never give up) the worker exits with
+    :attr:`ExitReason.STORE_LOST`. A report the store refuses (:class:`~hyperhive.errors.LeaseLost`:
+    the lease expired and the trial went to someone else) is dropped.
+
+A trial that raises is reported ``failed`` with a short traceback and the loop goes on.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import logging
+import os
+import signal
+import sqlite3
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, TypeVar
+
+from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
+from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
+from hyperhive.store.base import Store
+from workers.execution import (
+    HOST,
+    ExecutionContext,
+    StopReason,
+    TrialControl,
+    TrialInterrupted,
+    execute_trial,
+)
+
+T = TypeVar("T")
+
+logger = logging.getLogger("hyperhive.worker")
+
+
+class ExitReason(enum.StrEnum):
+    """Why :meth:`Worker.work` returned."""
+
+    MAX_TRIALS = "max_trials"  # ran max_trials trials
+    IDLE = "idle"  # idle_exit seconds without work
+    BURST = "burst"  # burst mode and no work left
+    SEARCH_FINISHED = "search_finished"  # the one search it serves (search_id) is final
+    STOP_REQUESTED = "stop_requested"  # SIGTERM / SIGINT / request_stop()
+    STORE_LOST = "store_lost"  # the store stayed unreachable longer than store_patience
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker behaves; the CLI fills it from flags and :class:`~hyperhive.settings.Settings`."""
+
+    lease_seconds: float = 60.0
+    heartbeat_seconds: float = 10.0
+    max_trials: int | None = None
+    idle_exit: float | None = None
+    burst: bool = False
+    search_id: str | None = None
+    allow_objective: list[str] = field(default_factory=lambda: ["search_spaces.objectives"])
+    data_dir: Path = Path(".hyperhive") / "data"
+    gpus: list[str] = field(default_factory=list)
+    store_patience: float | None = None
+    idle_max_sleep: float = 2.0
+    retry_max_delay: float = 30.0
+
+
+class _StoreLost(Exception):
+    pass
+
+
+class _Stopping(Exception):
+    pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error means the store is unreachable for now (retry later) rather than a bug."""
+    if isinstance(exc, StoreUnavailable | ConnectionError | TimeoutError | sqlite3.OperationalError):
+        return True
+    errors = sys.modules.get("pymongo.errors")
+    return errors is not None and isinstance(exc, errors.ConnectionFailure)
+
+
+class _WorkerLog(logging.LoggerAdapter[logging.Logger]):
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return f"[{self.extra['worker']}] {msg}", kwargs  # type: ignore[index]
+
+
+def new_worker_id() -> str:
+    gpu = os.environ.get("HYPERHIVE_WORKER_GPU")
+    return f"{HOST}-{os.getpid()}" + (f"-gpu{gpu}" if gpu else "") + f"-{uuid.uuid4().hex[:4]}"
+
+
+class Heartbeat:
+    """Renews one trial's lease from a background thread and turns the store's answers into stops."""
+
+    def __init__(self, worker: Worker, trial: Trial, control: TrialControl) -> None:
+        self.worker = worker
+        self.trial = trial
+        self.control = control
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.id}", daemon=True)
+        self._warned = False
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._done.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.worker.options.heartbeat_seconds):
+            self.beat(None)
+            self.worker._touch("busy", self.trial.id)
+
+    def beat(self, history: list[dict[str, Any]] | None) -> None:
+        """One heartbeat (saving ``history`` when given); store errors are logged, never raised."""
+        assert self.trial.lease_token is not None
+        with self._lock:
+            try:
+                reply = self.worker.store.heartbeat(
+                    self.trial.id, self.trial.lease_token, self.worker.options.lease_seconds, history=history
+                )
+            except NotFound:
+                self.control.stop(StopReason.LEASE_LOST)
+                return
+            except Exception as exc:  # logged, never raised: the lease simply runs down
+                if not self._warned:
+                    level = logging.WARNING if is_transient(exc) else logging.ERROR
+                    self.worker.log.log(
+                        level, "heartbeat for trial %s failed (%s); will retry", self.trial.id, exc
+                    )
+                    self._warned = True
+                return
+            self._warned = False
+        if reply.should_stop and reply.reason:
+            self.control.stop(reply.reason)
+
+    def on_epoch(self, history: list[dict[str, Any]]) -> bool:
+        """The training loop's per-epoch hook: save progress now; True when the trial must stop."""
+        self.beat(history)
+        return self.control.is_set()
+
+
+class Worker:
+    """A worker process's loop over the store (see the module docstring)."""
+
+    def __init__(
+        self, store: Store, options: WorkerOptions | None = None, *, worker_id: str | None = None
+    ) -> None:
+        self.store = store
+        self.options = options or WorkerOptions()
+        self.id = worker_id or new_worker_id()
+        self.log = _WorkerLog(logger, {"worker": self.id})
+        self.trials_run = 0
+        self.timings: collections.deque[dict[str, float]] = collections.deque(maxlen=1000)
+        self.exit_reason: ExitReason | None = None
+        self._stop_requested = False
+        self._wake = threading.Event()
+        self._current: TrialControl | None = None
+        self._searches: dict[str, Search] = {}
+        self._last_touch = 0.0
+        self.context = ExecutionContext(
+            store=store,
+            worker_id=self.id,
+            allow_objective=list(self.options.allow_objective),
+            data_dir=self.options.data_dir,
+            log=self.log,
+        )
+
+    # ------------------------------------------------------------------------------- stopping
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def request_stop(self) -> None:
+        """Warm shutdown: take nothing new, stop the running trial and hand it back."""
+        self._stop_requested = True
+        self._wake.set()
+        current = self._current
+        if current is not None:
+            current.stop(StopReason.SHUTDOWN)
+
+    def install_signal_handlers(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
+        """First signal: warm shutdown; second: cold (``SystemExit(1)``). Main thread only."""
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            name = signal.Signals(signum).name
+            if self._stop_requested:
+                self.log.warning("%s again: cold shutdown, the running trial's lease will expire", name)
+                raise SystemExit(1)
+            self.log.info("%s: finishing up (taking no new trial, handing back the running one)", name)
+            self.request_stop()
+            current = self._current
+            if current is not None and current.in_function:
+                raise TrialInterrupted()
+
+        for sig in signals:
+            signal.signal(sig, handler)
+
+    # ------------------------------------------------------------------------------- store calls
+    def _with_store(self, fn: Callable[[], T], what: str, *, finish: bool = False) -> T:
+        """``fn()``, retried while the store is unreachable (see the module docstring). While stopping,
+        gives up at once (``finish``: after ``lease_seconds`` more) by raising ``_Stopping``."""
+        delay = 0.2
+        down_since: float | None = None
+        stop_deadline: float | None = None
+        while True:
+            try:
+                result = fn()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                now = time.monotonic()
+                if down_since is None:
+                    down_since = now
+                    self.log.warning("store unreachable during %s (%s); retrying", what, exc)
+                patience = self.options.store_patience
+                if patience is not None and now - down_since > patience:
+                    self.log.error("store unreachable for %.0fs during %s; giving up", now - down_since, what)
+                    raise _StoreLost(what) from exc
+                if self._stop_requested:
+                    if not finish:
+                        raise _Stopping(what) from exc
+                    if stop_deadline is None:
+                        stop_deadline = now + self.options.lease_seconds
+                    elif now > stop_deadline:
+                        raise _Stopping(what) from exc
+                self._wake.wait(delay)
+                self._wake.clear()
+                delay = min(delay * 2, self.options.retry_max_delay)
+                continue
+            if down_since is not None:
+                self.log.info("store reachable again after %.1fs (%s)", time.monotonic() - down_since, what)
+            return result
+
+    def _touch(self, status: str, trial_id: str | None) -> None:
+        try:
+            self.store.touch_worker(self.id, status=status, current_trial_id=trial_id)
+            self._last_touch = time.monotonic()
+        except Exception as exc:
+            if not is_transient(exc):
+                raise
+
+    def _register(self) -> None:
+        now = time.time()
+        info = WorkerInfo(
+            id=self.id,
+            host=HOST,
+            pid=os.getpid(),
+            started_at=now,
+            last_seen=now,
+            gpus=list(self.options.gpus),
+            status="idle",
+            info={
+                "search_id": self.options.search_id,
+                "allow_objective": list(self.options.allow_objective),
+                "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
+            },
+        )
+        self._with_store(lambda: self.store.register_worker(info), "registration")
+
+    def _search(self, search_id: str) -> Search:
+        """The trial's search (its document never changes, so it is read once per process)."""
+        search = self._searches.get(search_id)
+        if search is None:
+            search = self._with_store(lambda: self.store.get_search(search_id), "reading the search")
+            self._searches[search_id] = search
+        return search
+
+    # ------------------------------------------------------------------------------- the loop
+    def work(self, *, install_signals: bool = False) -> ExitReason:
+        """Run until one of the :class:`ExitReason` exits; returns it (also kept in ``exit_reason``)."""
+        if install_signals:
+            self.install_signal_handlers()
+        self.log.info(
+            "worker started (pid %d, store %s, gpus %s)",
+            os.getpid(),
+            getattr(self.store, "url", "?"),
+            ",".join(self.options.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "default"),
+        )
+        try:
+            self._register()
+            reason = self._loop()
+        except _StoreLost:
+            reason = ExitReason.STORE_LOST
+        except _Stopping:
+            reason = ExitReason.STOP_REQUESTED
+        self.exit_reason = reason
+        if reason != ExitReason.STORE_LOST:
+            self._touch("stopped", None)
+        self.log.info("worker exiting: %s after %d trial(s)", reason, self.trials_run)
+        return reason
+
+    def _loop(self) -> ExitReason:
+        opts = self.options
+        idle_since: float | None = None
+        sleep = 0.05
+        while True:
+            if self._stop_requested:
+                return ExitReason.STOP_REQUESTED
+            if opts.max_trials is not None and self.trials_run >= opts.max_trials:
+                return ExitReason.MAX_TRIALS
+            t0 = time.perf_counter()
+            trial = self._with_store(
+                lambda: self.store.claim(self.id, opts.lease_seconds, search_id=opts.search_id), "claim"
+            )
+            claim_s = time.perf_counter() - t0
+            if trial is None:
+                now = time.monotonic()
+                idle_since = idle_since if idle_since is not None else now
+                if opts.burst:
+                    return ExitReason.BURST
+                if opts.search_id is not None and self._search_is_final(opts.search_id):
+                    return ExitReason.SEARCH_FINISHED
+                if opts.idle_exit is not None and now - idle_since >= opts.idle_exit:
+                    return ExitReason.IDLE
+                if now - self._last_touch >= opts.heartbeat_seconds:
+                    self._touch("idle", None)
+                wait = (
+                    sleep
+                    if opts.idle_exit is None
+                    else min(sleep, max(0.0, idle_since + opts.idle_exit - now))
+                )
+                self._wake.wait(wait)
+                self._wake.clear()
+                sleep = min(sleep * 2, opts.idle_max_sleep)
+                continue
+            idle_since, sleep = None, 0.05
+            self.trials_run += 1
+            if trial.state.is_final:  # the suggestion failed and the store already reported it
+                self.log.warning("trial %s failed at claim: %s", trial.id, trial.error)
+                continue
+            self._run(trial, claim_s)
+
+    def _search_is_final(self, search_id: str) -> bool:
+        try:
+            search = self._with_store(lambda: self.store.get_search(search_id), "reading the search")
+        except NotFound:
+            return True
+        return search.status.is_final
+
+    def _run(self, trial: Trial, claim_s: float) -> None:
+        """Run one claimed trial and report (or hand back, or drop) it."""
+        assert trial.lease_token is not None
+        token = trial.lease_token
+        control = TrialControl()
+        self._current = control
+        if self._stop_requested:  # a signal arrived during the claim
+            control.stop(StopReason.SHUTDOWN)
+            self._hand_back(trial)
+            return
+        search = self._search(trial.search_id)
+        label = f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
+        heartbeat = Heartbeat(self, trial, control)
+        self._touch("busy", trial.id)
+        heartbeat.start()
+        t0 = time.perf_counter()
+        try:
+            result = execute_trial(trial, search, self.context, control, on_epoch=heartbeat.on_epoch)
+        finally:
+            heartbeat.stop()
+            self._current = None
+        run_s = time.perf_counter() - t0
+        reason = control.reason
+        if result is None:
+            if reason == StopReason.SHUTDOWN:
+                self._hand_back(trial)
+            else:
+                self.log.info("%s stopped: %s; nothing reported", label, reason)
+            return
+        t1 = time.perf_counter()
+        reported = self._report(trial, token, result)
+        report_s = time.perf_counter() - t1
+        timings = result.info.get("timings", {})
+        fit_s = float(timings.get("fit", 0.0))
+        self.timings.append(
+            {
+                "claim": claim_s,
+                "run": run_s,
+                "fit": fit_s,
+                "report": report_s,
+                "outside_fit": claim_s + run_s - fit_s + report_s,
+            }
+        )
+        if reported is not None:
+            self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+
+    def _hand_back(self, trial: Trial) -> None:
+        assert trial.lease_token is not None
+        token = trial.lease_token
+        try:
+            self._with_store(
+                lambda: self.store.release(trial.id, token), "handing the trial back", finish=True
+            )
+            self.log.info("trial %s handed back to the queue", trial.id)
+        except (LeaseLost, NotFound) as exc:
+            self.log.info("trial %s not handed back: %s", trial.id, exc)
+        except _Stopping:
+            self.log.warning("trial %s not handed back (store unreachable); its lease will expire", trial.id)
+
+    def _report(self, trial: Trial, token: str, result: TrialResult) -> Trial | None:
+        try:
+            return self._with_store(lambda: self.store.report(trial.id, token, result), "report", finish=True)
+        except LeaseLost as exc:
+            self.log.warning("trial %s result dropped: %s", trial.id, exc)
+        except NotFound as exc:
+            self.log.warning("trial %s result dropped: %s", trial.id, exc)
+        except _Stopping:
+            self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)
+        return None
+
+
+def _outcome_text(trial: Trial, search: Search, run_s: float) -> str:
+    if trial.state == TrialState.DONE:
+        return f"done {search.objective_metric}={trial.value:.4f} in {run_s:.1f}s"
+    if trial.state == TrialState.PRUNED:
+        return f"pruned after {len(trial.history)} epoch(s) in {run_s:.1f}s"
+    first_line = (trial.error or "").splitlines()[0] if trial.error else ""
+    return f"{trial.state} in {run_s:.1f}s: {first_line}"

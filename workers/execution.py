@@ -1,0 +1,211 @@
+"""One claimed trial turned into a result: a function objective, or a Keras model trained on the search's
+dataset. The daemon owns the store; this module only computes.
+
+:func:`execute_trial` returns the :class:`~hyperhive.models.TrialResult` to report (``done``, ``failed``
+or ``pruned``), or ``None`` when the trial must not be reported because it was stopped for another reason
+(:class:`TrialControl` says which: cancelled, lease lost, or the worker shutting down). A trial that
+raises becomes ``failed`` with the error and, for unexpected errors, the last lines of its traceback.
+
+Every result's ``info`` records the trial's seed, the worker and host, library versions, the visible
+GPUs, timings and, for Keras trials, the dataset (``dataset_sha256`` is its content hash), the model's
+parameter count and layer list.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hyperhive.errors import HyperhiveError
+from hyperhive.models import Search, Trial, TrialResult, TrialState
+from workers.backend import library_versions
+
+if TYPE_CHECKING:
+    from hyperhive.store.base import Store
+
+TRACEBACK_LINES = 20
+HOST = socket.gethostname()
+
+
+class StopReason(enum.StrEnum):
+    """Why a running trial was stopped before it finished."""
+
+    PRUNED = "pruned"  # the store's median rule: report it pruned
+    CANCELLED = "cancelled"  # the search was cancelled: report nothing
+    LEASE_LOST = "lease_lost"  # another worker owns it now: report nothing
+    SHUTDOWN = "shutdown"  # this worker is stopping: hand the trial back
+
+
+class TrialInterrupted(BaseException):
+    """Raised by the worker's signal handler inside a function objective so that it stops at once.
+    A BaseException, so that the objective's own ``except Exception`` does not swallow it."""
+
+
+class TrialControl:
+    """The stop flag of one running trial, shared by the training loop, the heartbeat thread and the
+    signal handler. The first reason given wins."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._reason: StopReason | None = None
+        self.in_function = False
+
+    def stop(self, reason: StopReason | str) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = StopReason(reason)
+                self._event.set()
+
+    @property
+    def reason(self) -> StopReason | None:
+        return self._reason
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+
+@dataclass
+class ExecutionContext:
+    """What a worker process brings to every trial."""
+
+    store: Store
+    worker_id: str
+    allow_objective: list[str]
+    data_dir: Path
+    log: logging.Logger | logging.LoggerAdapter[Any] = field(
+        default_factory=lambda: logging.getLogger("hyperhive.worker")
+    )
+
+
+def short_error(exc: BaseException, *, with_traceback: bool) -> str:
+    """``Type: message``, followed by the last :data:`TRACEBACK_LINES` lines of the traceback."""
+    head = f"{type(exc).__name__}: {exc}"
+    if not with_traceback:
+        return head
+    lines = "".join(traceback.format_exception(exc)).rstrip().splitlines()
+    return head + "\n" + "\n".join(lines[-TRACEBACK_LINES:])
+
+
+def base_info(trial: Trial, ctx: ExecutionContext) -> dict[str, Any]:
+    return {
+        "seed": trial.seed,
+        "worker": ctx.worker_id,
+        "host": HOST,
+        "pid": os.getpid(),
+        "gpus": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "attempt": trial.attempts,
+    }
+
+
+def execute_trial(
+    trial: Trial,
+    search: Search,
+    ctx: ExecutionContext,
+    control: TrialControl,
+    on_epoch: Callable[[list[dict[str, Any]]], bool] | None = None,
+) -> TrialResult | None:
+    """Run one trial (see the module docstring)."""
+    info = base_info(trial, ctx)
+    t0 = time.perf_counter()
+    history: list[dict[str, Any]] = []
+    document = search.document or {}
+    objective = document.get("objective") or {}
+    function = objective.get("function") if isinstance(objective, Mapping) else None
+    try:
+        if function:
+            result = _run_function(trial, search, function, ctx, control, info)
+        else:
+            result = _run_keras(trial, search, ctx, control, on_epoch, info, history)
+    except TrialInterrupted:
+        control.stop(StopReason.SHUTDOWN)
+        result = None
+    except HyperhiveError as exc:  # a configuration, dataset or objective the worker refuses: no traceback
+        result = TrialResult.failed(short_error(exc, with_traceback=False), history=history or None)
+    except Exception as exc:
+        result = TrialResult.failed(short_error(exc, with_traceback=True), history=history or None)
+    info["versions"] = library_versions()
+    info.setdefault("timings", {})["total"] = round(time.perf_counter() - t0, 4)
+    reason = control.reason
+    if reason is not None and reason != StopReason.PRUNED:
+        return None
+    if reason == StopReason.PRUNED:
+        last = history[-1] if history else {}
+        scalars = {k: v for k, v in last.items() if isinstance(v, int | float) and k != "epoch"}
+        return TrialResult(
+            state=TrialState.PRUNED, metrics=scalars, history=list(history), error=None, info=info
+        )
+    assert result is not None
+    result.info = {**info, **result.info}
+    return result
+
+
+def _run_function(
+    trial: Trial,
+    search: Search,
+    function: str,
+    ctx: ExecutionContext,
+    control: TrialControl,
+    info: dict[str, Any],
+) -> TrialResult:
+    from workers.objectives import run_function_objective
+
+    params = (trial.config or {}).get("params")
+    control.in_function = True
+    try:
+        metrics = run_function_objective(function, params, ctx.allow_objective, search.objective_metric)
+    finally:
+        control.in_function = False
+    return TrialResult.done(metrics, info={"objective_function": function})
+
+
+def _run_keras(
+    trial: Trial,
+    search: Search,
+    ctx: ExecutionContext,
+    control: TrialControl,
+    on_epoch: Callable[[list[dict[str, Any]]], bool] | None,
+    info: dict[str, Any],
+    history: list[dict[str, Any]],
+) -> TrialResult:
+    from workers.datasets import load_dataset
+    from workers.training import run_keras_trial
+
+    spec = (search.document or {}).get("dataset") or {"name": "digits"}
+    t = time.perf_counter()
+    dataset = load_dataset(spec, store=ctx.store, data_dir=ctx.data_dir)
+    info["dataset_sha256"] = dataset.sha256
+    info["dataset"] = dataset.describe()
+    load_s = time.perf_counter() - t
+
+    def record(rows: list[dict[str, Any]]) -> bool:
+        history[:] = rows
+        return on_epoch(rows) if on_epoch is not None else control.is_set()
+
+    outcome = run_keras_trial(
+        trial.config or {},
+        dataset,
+        seed=trial.seed,
+        objective_metric=search.objective_metric,
+        evaluate_test=bool(isinstance(spec, Mapping) and spec.get("test")),
+        on_epoch=record,
+        should_stop=control.is_set,
+        label=trial.id,
+        log=ctx.log,
+    )
+    history[:] = outcome.history
+    info["timings"] = {"load_data": round(load_s, 4), **{k: round(v, 4) for k, v in outcome.timings.items()}}
+    info.update({k: v for k, v in outcome.info.items() if k != "dataset"})
+    if outcome.stopped:
+        control.stop(StopReason.SHUTDOWN)  # no-op when a reason is already set
+        return TrialResult.failed("stopped", history=outcome.history)
+    return TrialResult.done(outcome.metrics, history=outcome.history)
