@@ -376,7 +376,8 @@ class MongoStore(Store):
             self.client.close()
 
     def ping(self) -> None:
-        self._call("ping", self.db.command, "ping")
+        """One attempt, no retries: a health probe answers now (within the server selection timeout)."""
+        self._run("ping", functools.partial(self.db.command, "ping"), retry=False)
 
     # ------------------------------------------------------------------ documents <-> records
     @staticmethod

@@ -136,6 +136,7 @@ def test_workers_file_needs_the_store_url_and_builds_from_the_repo_root() -> Non
         with pytest.raises(KeyError, match="HYPERHIVE_STORE"):
             interpolate(service["environment"]["HYPERHIVE_STORE"], {})
         assert (WORKERS.parent / service["build"]["context"] / service["build"]["dockerfile"]).is_file()
+        assert service["network_mode"] == "host", "reaches 127.0.0.1:27017 on the database machine"
 
 
 @pytest.mark.parametrize("name", ["api", "worker-cpu", "worker-gpu"])

@@ -149,3 +149,13 @@ def test_refused_credentials_are_a_bad_url_not_a_retry() -> None:
     with pytest.raises(BadStoreURL, match=r"refused the credentials.*'alice'.*authSource=admin"):
         store._call("test call", flaky)
     assert flaky.calls == 1
+
+
+def test_ping_is_one_attempt() -> None:
+    store = _store(retry_seconds=30)
+    flaky = Flaky(1, AutoReconnect("down"))
+    store.db = type("DB", (), {"command": flaky})()
+    start = time.monotonic()
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    assert flaky.calls == 1 and time.monotonic() - start < 1
