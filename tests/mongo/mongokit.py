@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import mongomock
 
+from hyperhive.models import TrialState
 from hyperhive.store.mongo import MongoStore
 from search_spaces import validate
 
@@ -61,3 +63,16 @@ class FakeClock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
+
+def assert_consistent(store: MongoStore, search_id: str) -> None:
+    """The search's counters equal what its trials say, and nothing is left half-done."""
+    doc = store._searches.find_one({"_id": search_id})
+    trials = list(store._trials.find({"search_id": search_id}))
+    by_state = Counter(t["state"] for t in trials)
+    assert doc["counts"] == {s: by_state.get(s, 0) for s in doc["counts"]}
+    assert doc["slots_taken"] == len(trials) == doc["max_trials"] - doc["slots_left"]
+    finished = sum(by_state[str(s)] for s in TrialState if s.is_final)
+    assert doc["unfinished"] == doc["max_trials"] - finished
+    assert sorted(t["number"] for t in trials) == list(range(len(trials))), "no slot lost or doubled"
+    assert doc["pending_slots"] == [] and all(t["pending"] == [] for t in trials)

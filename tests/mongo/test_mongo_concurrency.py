@@ -10,8 +10,15 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from mongokit import NO_SERVER, REAL_URL, FakeClock, make_mongo_store, search_spec, unique_db
-from test_mongo_recovery import assert_consistent
+from mongokit import (
+    NO_SERVER,
+    REAL_URL,
+    FakeClock,
+    assert_consistent,
+    make_mongo_store,
+    search_spec,
+    unique_db,
+)
 
 from hyperhive.models import SearchStatus, TrialResult
 from hyperhive.store.mongo import MongoStore

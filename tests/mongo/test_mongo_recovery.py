@@ -3,12 +3,11 @@ change, once, and the search's counters always end equal to its trials (see hype
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from mongokit import FakeClock, search_spec
+from mongokit import FakeClock, assert_consistent, search_spec
 
 from hyperhive.models import SearchStatus, TrialResult, TrialState
 from hyperhive.store.mongo import MongoStore
@@ -32,19 +31,6 @@ def crash_once(monkeypatch: pytest.MonkeyPatch, store: MongoStore, name: str, *,
         raise Crash(name)
 
     monkeypatch.setattr(store, name, dying)
-
-
-def assert_consistent(store: MongoStore, search_id: str) -> None:
-    """The search's counters equal what its trials say, and nothing is left half-done."""
-    doc = store._searches.find_one({"_id": search_id})
-    trials = list(store._trials.find({"search_id": search_id}))
-    by_state = Counter(t["state"] for t in trials)
-    assert doc["counts"] == {s: by_state.get(s, 0) for s in doc["counts"]}
-    assert doc["slots_taken"] == len(trials) == doc["max_trials"] - doc["slots_left"]
-    finished = sum(by_state[str(s)] for s in TrialState if s.is_final)
-    assert doc["unfinished"] == doc["max_trials"] - finished
-    assert sorted(t["number"] for t in trials) == list(range(len(trials))), "no slot lost or doubled"
-    assert doc["pending_slots"] == [] and all(t["pending"] == [] for t in trials)
 
 
 def finish_all(store: MongoStore, clock: FakeClock, value: float = 0.5) -> None:
