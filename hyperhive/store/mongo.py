@@ -63,8 +63,8 @@ Indexes (created idempotently at startup; they keep every hot query an index loo
     ``best_trial_id`` from the search), ``pending.at`` (op replay). searches: ``(status, counts.running,
     last_claim_at, created_at)`` (the fair claim), ``created_at``, ``pending_slots.at``. tokens:
     ``hash`` unique. dataset_chunks: ``(dataset_id, seq)`` unique. workers: ``last_seen``.
-    (mongomock's ``explain`` says nothing about plans, so there is no benchmark here; on a real server
-    ``db.trials.find(...).explain()`` shows IXSCAN for each of these queries.)
+    (mongomock's ``explain`` says nothing about plans, so no benchmark was possible here; on a real
+    server, check a query's plan with ``db.trials.find(...).explain()``.)
 
 Free-form mappings (``document``, ``config``, ``vals``, ``metrics``, ``history``, ``info``, dataset
 ``meta``, worker records) are stored as JSON strings: hyperopt labels such as ``model.layers[0].units``
@@ -79,8 +79,10 @@ Connection loss and elections
     conditional or deduplicated, and a report whose write reached the server before the connection
     broke is recognised by its reported token.
 
-Tests run against mongomock (thread-safe only per call, so each call on a mongomock client holds a
-lock here, which gives it the single-document atomicity of a server).
+Tests run against mongomock, whose ``find_one_and_update`` is a find followed by an update: each call on
+a mongomock client holds a lock here, which gives it the single-document atomicity of a server. A call
+whose write reached the server but whose answer was lost, and which the retry then finds changed, is
+recovered like a crash: the op or pending slot it recorded is finished by the repair sweep.
 """
 
 from __future__ import annotations
@@ -263,8 +265,10 @@ class MongoStore(Store):
         repair_interval: float = 5.0,
     ) -> None:
         super().__init__()
-        self.url = url.strip()
-        parsed = parse_mongo_url(self.url)
+        self._url = url.strip()
+        self.url = redact_url(self._url)
+        """The URL with its password masked: safe to log (the store keeps the real one to itself)."""
+        parsed = parse_mongo_url(self._url)
         self.hosts = _hosts_text(parsed)
         self.username: str | None = parsed.get("username")
         self.retry_seconds = retry_seconds
@@ -299,11 +303,11 @@ class MongoStore(Store):
         }
         kwargs: dict[str, Any] = {k: v for k, v in defaults.items() if k.lower() not in options}
         try:
-            return self.client_factory(self.url, retryWrites=True, retryReads=True, connect=False, **kwargs)
+            return self.client_factory(self._url, retryWrites=True, retryReads=True, connect=False, **kwargs)
         except ConfigurationError as exc:  # e.g. an SRV record that cannot be resolved
             raise StoreUnavailable(f"cannot reach MongoDB at {self.hosts}: {exc}") from exc
         except (InvalidURI, ValueError, TypeError) as exc:
-            raise BadStoreURL(f"bad MongoDB store URL {redact_url(self.url)!r}: {exc}") from exc
+            raise BadStoreURL(f"bad MongoDB store URL {self.url!r}: {exc}") from exc
 
     # ------------------------------------------------------------------ calls, retries, errors
     def _run(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:

@@ -159,3 +159,16 @@ def test_ping_is_one_attempt() -> None:
     with pytest.raises(StoreUnavailable):
         store.ping()
     assert flaky.calls == 1 and time.monotonic() - start < 1
+
+
+def test_the_store_url_attribute_is_safe_to_log(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[str] = []
+    client: Any = mongomock.MongoClient()
+
+    def factory(url: str, **kw: Any) -> Any:
+        seen.append(url)
+        return client
+
+    monkeypatch.setattr(MongoStore, "client_factory", staticmethod(factory))
+    store = open_store("mongodb://alice:s3cret@db/hive")
+    assert store.url == "mongodb://alice:***@db/hive" and seen == ["mongodb://alice:s3cret@db/hive"]
