@@ -171,11 +171,13 @@ def run_embedded(
 ) -> int:
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
-    from hyperhive.client import Client
+    from hyperhive.client import Client, ClientError
     from service.cli_client import EXIT_BY_STATUS, follow_and_report
     from service.cli_render import search_table, trial_table
-    from service.embedded import Embedded
+    from service.embedded import Embedded, EmbeddedError
 
+    if exit_when_done and workers < 1 and not gpus:
+        raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
@@ -210,17 +212,23 @@ def run_embedded(
             s = client.submit_file(submit_file)
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
+
+        def check_workers(fatal: bool = True) -> None:
+            """Report workers that exited; with ``fatal``, fail once none is left."""
+            for w in emb.exited_workers():
+                rc = w.proc.returncode
+                err_console.print(f"[yellow]worker {w.index} exited with status {rc}; see {w.log_path}[/]")
+            if fatal and emb.processes and all(w.reported_exit for w in emb.processes):
+                raise EmbeddedError(f"every worker exited; see the logs in {home_dir / 'logs'}")
+
         if follow and search_id is not None:
-            code = follow_and_report(client, search_id, interval=1.0)
-            with contextlib.suppress(Exception):
+            code = follow_and_report(client, search_id, interval=1.0, detail=False, on_poll=check_workers)
+            with contextlib.suppress(ClientError):  # 404: no trial is done
                 console.print(trial_table(client.best(search_id), title="best trial"))
             if exit_when_done:
                 return code
         while True:
-            for w in emb.exited_workers():
-                err_console.print(
-                    f"[yellow]worker {w.index} exited with status {w.proc.returncode}; see {w.log_path}[/]"
-                )
+            check_workers(fatal=exit_when_done)
             if exit_when_done and _all_final(client, search_id):
                 if search_id is not None:
                     final = client.get_search(search_id)

@@ -7,6 +7,7 @@ The API server may restart while a search runs (the workers do not need it): whi
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -40,9 +41,11 @@ def follow(
     console: Console,
     interval: float = 1.0,
     reconnect_seconds: float = 120.0,
+    on_poll: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     """Poll the search every ``interval`` seconds, drawing progress, until its status is final; return it.
-    :class:`ClientError` when the server stays unreachable longer than ``reconnect_seconds``."""
+    :class:`ClientError` when the server stays unreachable longer than ``reconnect_seconds``.
+    ``on_poll`` runs before each poll (it may raise to stop following)."""
     search = client.get_search(search_id)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -65,6 +68,8 @@ def follow(
         unreachable_since: float | None = None
         while search["status"] not in FINAL_STATUSES:
             time.sleep(interval)
+            if on_poll is not None:
+                on_poll()
             try:
                 search = client.get_search(search_id)
             except ClientError as exc:

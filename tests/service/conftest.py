@@ -125,8 +125,8 @@ def evaluate(document: dict[str, Any], config: dict[str, Any]) -> TrialResult:
         "val_accuracy": acc,
         "val_loss": 1 - acc,
         "val_f1": acc - 0.01,
-        "confusion_matrix": [[5, 1], [0, 4]],
-        "per_class": {"precision": [0.9, 0.8]},
+        "val_confusion_matrix": [[5, 1], [0, 4]],
+        "val_per_class": {"precision": [0.9, 0.8]},
     }
     history = [{"epoch": 1, "val_accuracy": acc - 0.1}, {"epoch": 2, "val_accuracy": acc}]
     return TrialResult.done(metrics, history=history, info={"host": "test"})

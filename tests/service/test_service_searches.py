@@ -188,7 +188,7 @@ def test_trial_detail_has_everything_but_the_lease_token(client: Any, users: Use
     assert running is not None and running.lease_token
     done = store.list_trials(sid, state="done")[0]
     t = client.get(f"/api/trials/{done.id}", headers=users.alice).json()
-    assert t["metrics"]["confusion_matrix"] == [[5, 1], [0, 4]]
+    assert t["metrics"]["val_confusion_matrix"] == [[5, 1], [0, 4]]
     assert t["history"][-1]["epoch"] == 2 and t["config"]["model"]["layers"][0]["type"] == "Conv2D"
     assert t["worker_id"] == "w-test" and t["duration"] is not None and t["info"] == {"host": "test"}
     r = client.get(f"/api/trials/{running.id}", headers=users.alice)
@@ -246,7 +246,7 @@ def test_export_csv_and_json(client: Any, users: Users, store: Store) -> None:
         "config.training.batch_size",
         "metrics.val_accuracy",
     } <= set(rows[0])
-    assert "metrics.confusion_matrix" not in rows[0]
+    assert "metrics.val_confusion_matrix" not in rows[0]
     done = {t.id: t for t in store.list_trials(sid, state="done")}
     for row in rows[:3]:
         assert float(row["value"]) == pytest.approx(done[row["id"]].value)

@@ -170,3 +170,15 @@ def test_stop_sends_workers_sigterm_and_kills_stragglers(tmp_path: Path, mode: s
     else:
         assert codes == [-signal.SIGKILL] * 2 and 1.0 <= took < 5
     emb.stop()  # idempotent
+
+
+def test_a_second_up_in_the_same_folder_is_refused(tmp_path: Path) -> None:
+    proc = start_up(tmp_path, "--workers", "0")
+    try:
+        wait_up_file(tmp_path / ".hyperhive", proc)
+        r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=30)
+        assert r.returncode == 1 and "already runs" in r.stderr and "Traceback" not in r.stderr
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0

@@ -1,0 +1,151 @@
+"""``hyperhive run`` and ``up`` with real ``hyperhive worker`` processes: the one-command main job (the
+bundled lecture CNN trained end to end, shortened), a function search, and the API server killed and
+restarted during a search while worker processes go on."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import EXAMPLES, LiveServer, cli_env, free_port, function_yaml, hyperhive
+
+from hyperhive.client import Client
+from hyperhive.store import SQLiteStore
+
+pytestmark = pytest.mark.slow
+
+
+def test_run_lecture_example_end_to_end(tmp_path: Path) -> None:
+    """The README's main job, with 3 trials of 2 epochs instead of 20 of 3."""
+    doc = yaml.safe_load((EXAMPLES / "lecture-cnn.yaml").read_text())
+    doc["max_trials"], doc["training"]["epochs"] = 3, 2
+    (tmp_path / "lecture.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive(
+        "run", "lecture.yaml", "--workers", "2", "--port", str(free_port()), cwd=tmp_path, timeout=300
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed: 3/3 trials, best val_accuracy" in r.stdout
+    assert "metrics.val_accuracy" in r.stdout and "config.model.layers[0].filters" in r.stdout
+    assert "hyperhive stopped" in r.stderr and "Traceback" not in r.stderr
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    [search] = store.list_searches()
+    trials = store.list_trials(search.id)
+    store.close()
+    assert search.status == "completed" and [t.state for t in trials] == ["done"] * 3
+    best = max(trials, key=lambda t: t.value or 0)
+    assert best.metrics["val_confusion_matrix"] and len(best.history) == 2 and 0 < best.value <= 1  # type: ignore[operator]
+
+
+def test_run_function_search_and_worker_failure(tmp_path: Path) -> None:
+    (tmp_path / "f.yaml").write_text(function_yaml(10))
+    r = hyperhive("run", "f.yaml", "--workers", "2", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "completed: 10/10 trials, best loss" in r.stdout
+    # workers that cannot start: a clear message, a non-zero exit, no hang
+    r = hyperhive(
+        "run", "f.yaml", "--worker-arg=--no-such-flag", "--port", str(free_port()), cwd=tmp_path, timeout=120
+    )
+    assert r.returncode == 1 and "every worker exited" in r.stderr and "Traceback" not in r.stderr
+    r = hyperhive("run", "f.yaml", "--workers", "0", cwd=tmp_path)
+    assert r.returncode == 1 and "no workers" in r.stderr
+
+
+def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> None:
+    """SIGINT while workers train: they hand their trials back, nothing is left running."""
+    doc = yaml.safe_load(function_yaml(10_000, "long"))
+    (tmp_path / "long.yaml").write_text(yaml.safe_dump(doc))
+    args = ["up", "--workers", "2", "--port", str(free_port()), "--submit", "long.yaml"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", *args],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    db = tmp_path / ".hyperhive" / "hyperhive.db"
+    try:
+        deadline = time.monotonic() + 60
+        done = 0
+        while time.monotonic() < deadline and done < 20:
+            time.sleep(0.2)
+            if db.exists():
+                store = SQLiteStore(db)
+                done = sum(s.counts.done for s in store.list_searches())
+                store.close()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    assert done >= 20, err
+    assert proc.returncode == 0, err
+    assert "exited with status" not in err and "Traceback" not in err
+    store = SQLiteStore(db)
+    [search] = store.list_searches()
+    assert store.count_trials(search.id, state="running") == 0
+    assert search.counts.running == 0 and search.status == "running"
+    workers = store.list_workers()
+    store.close()
+    assert len(workers) == 2 and all(w.status == "stopped" for w in workers), workers
+
+
+def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
+    db = tmp_path / "hh.db"
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    token = r.stdout.strip().splitlines()[-1]
+    server = LiveServer(db, tmp_path)
+    server.start()
+    n = 60
+    sid = Client(server.url, token).submit(function_yaml(n, "restart"), "yaml")["id"]
+    workers = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "hyperhive.cli",
+                "worker",
+                "--store",
+                f"sqlite:///{db}",
+                "--cpu",
+                "--idle-exit",
+                "3",
+            ],
+            cwd=tmp_path,
+            env=cli_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
+    store = SQLiteStore(db)
+    try:
+        while store.get_search(sid).counts.finished < 5:
+            time.sleep(0.05)
+        server.kill()
+        at_kill = store.get_search(sid).counts.finished
+        time.sleep(1.0)
+        assert store.get_search(sid).counts.finished > at_kill, "workers stopped with the API server"
+        server.start()
+        page = json.loads(
+            hyperhive(
+                "follow",
+                sid,
+                "--json",
+                "--interval",
+                "0.2",
+                cwd=tmp_path,
+                env=cli_env(HYPERHIVE_URL=server.url, HYPERHIVE_TOKEN=token),
+                timeout=120,
+            ).stdout
+        )
+        trials = Client(server.url, token).trials(sid, limit=1000)["items"]
+    finally:
+        store.close()
+        server.stop()
+        for w in workers:
+            w.send_signal(signal.SIGTERM)
+            w.wait(30)
+    assert page["status"] == "completed" and page["counts"]["done"] == n
+    assert sorted(t["number"] for t in trials) == list(range(n))
+    assert all(t["state"] == "done" for t in trials)
