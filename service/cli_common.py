@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from hyperhive.errors import HyperhiveError
 
@@ -53,7 +54,7 @@ JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table"
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -62,12 +63,17 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pydantic import ValidationError
+
         from hyperhive.client import ClientError
 
         try:
             return fn(*args, **kwargs)
         except ClientError as exc:
             raise fail(exc.message) from None
+        except ValidationError as exc:  # settings from the environment or flags
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise fail(f"bad setting ({problems}); check the flags and HYPERHIVE_* variables") from None
         except HyperhiveError as exc:
             raise fail(str(exc)) from None
         except (OSError, ValueError) as exc:

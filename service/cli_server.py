@@ -194,13 +194,14 @@ def run_embedded(
     try:
         emb.start()
         n = 1 if gpus else workers
+        where = "this folder" if home is None else f"this folder with HYPERHIVE_HOME={home_dir}"
         console.print(
             Panel(
                 f"API      {emb.url}   (docs {emb.url}/docs)\n"
                 f"token    {emb.token}\n"
                 f"store    {emb.store_url}\n"
                 f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
-                f"From another shell in this folder: hyperhive submit FILE --follow   (or set\n"
+                f"From another shell in {where}: hyperhive submit FILE --follow   (or set\n"
                 f"HYPERHIVE_URL={emb.url} and HYPERHIVE_TOKEN=<token> anywhere). Ctrl-C stops everything.",
                 title="hyperhive up",
                 expand=False,
