@@ -21,6 +21,7 @@ from types import FrameType
 import typer
 from rich.panel import Panel
 
+from hyperhive.store.mongo import redact_url
 from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"
@@ -63,7 +64,8 @@ def serve(
         err_console.print(Panel(f"[bold]{NO_AUTH_WARNING}[/]", title="WARNING", style="bold red"))
     app = create_app(settings)
     console.print(
-        f"Hyperhive API on http://{settings.host}:{settings.port}  (docs: /docs, store: {settings.store})"
+        f"Hyperhive API on http://{settings.host}:{settings.port}"
+        f"  (docs: /docs, store: {redact_url(settings.store)})"
     )
     uvicorn.run(
         app, host=settings.host, port=settings.port, log_config=None, access_log=False, log_level=log_level
