@@ -27,6 +27,10 @@ from workers.blocks import BLOCK_BUILDERS, BlockError
 
 HEAD_NAME = "predictions"
 AUGMENTATION_KEYS = ("flip", "rotation", "translation", "zoom", "contrast")
+INTEGER_ARGUMENTS = frozenset(
+    {"units", "filters", "kernel_size", "strides", "pool_size", "dilation_rate", "depth_multiplier", "size"}
+)
+"""Arguments Keras wants as integers: whole floats (``quniform`` samples such as 64.0) become ints."""
 
 
 class ModelBuildError(HyperhiveError, ValueError):
@@ -67,13 +71,26 @@ def make_layer(keras: Any, spec: Mapping[str, Any], where: str = "layer") -> Any
             raise ModelBuildError(
                 f"{where} ({type_name}): argument {key!r} must be a plain value, not a mapping"
             )
+        if key in INTEGER_ARGUMENTS:
+            config[key] = _whole(value)
     cls = getattr(keras.layers, type_name, None)
     if cls is None:
         raise ModelBuildError(f"{where}: this Keras ({keras.__version__}) has no layer {type_name}")
     try:
         return cls.from_config(config)
     except (TypeError, ValueError) as exc:
-        raise ModelBuildError(f"{where} ({type_name}): {exc}") from None
+        # from_config wraps the constructor's error in a long "could not be deserialized" text
+        reason = str(exc).rsplit("Exception encountered:", 1)[-1].strip()
+        raise ModelBuildError(f"{where} ({type_name}): {reason}") from None
+
+
+def _whole(value: Any) -> Any:
+    """Whole floats (also inside lists) as ints; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list | tuple):
+        return [_whole(v) for v in value]
+    return value
 
 
 def augmentation_layers(
