@@ -307,18 +307,24 @@ class Worker:
             "worker started (pid %d, store %s, gpus %s)",
             os.getpid(),
             getattr(self.store, "url", "?"),
-            ",".join(self.options.gpus) or os.environ.get("CUDA_VISIBLE_DEVICES", "default"),
+            ",".join(self.options.gpus)
+            or os.environ.get("CUDA_VISIBLE_DEVICES", "all visible")
+            or "none (CPU)",
         )
+        reason: ExitReason | None = None
         try:
             self._register()
+            if self.options.search_id is not None:
+                self._search(self.options.search_id)  # NotFound for a mistyped --search
             reason = self._loop()
         except _StoreLost:
             reason = ExitReason.STORE_LOST
         except _Stopping:
             reason = ExitReason.STOP_REQUESTED
+        finally:
+            if reason != ExitReason.STORE_LOST:
+                self._touch("stopped", None)
         self.exit_reason = reason
-        if reason != ExitReason.STORE_LOST:
-            self._touch("stopped", None)
         self.log.info("worker exiting: %s after %d trial(s)", reason, self.trials_run)
         return reason
 

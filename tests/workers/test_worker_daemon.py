@@ -231,7 +231,14 @@ def test_worker_cli_errors_are_one_line(args: list[str], code: int, message: str
     assert message in output and "Traceback" not in output
 
 
-def test_retrain_cli_errors(store: SQLiteStore, tmp_path: Path) -> None:
+def test_cli_errors_that_need_a_store(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS"):  # --cpu sets them; restored after the test
+        monkeypatch.setenv(name, "")
+    code, out = _cli("worker", "--store", store.url, "--search", "nope", "--cpu")
+    assert code == 1 and "search 'nope' not found" in out
+    assert [w.status for w in store.list_workers()] == ["stopped"]
     code, out = _cli("retrain", "nope", "--store", store.url)
     assert code == 1 and "not found" in out
     fn = create_search(store, function_doc(max_trials=1))
