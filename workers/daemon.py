@@ -438,9 +438,7 @@ class Worker:
     def _report(self, trial: Trial, token: str, result: TrialResult) -> Trial | None:
         try:
             return self._with_store(lambda: self.store.report(trial.id, token, result), "report", finish=True)
-        except LeaseLost as exc:
-            self.log.warning("trial %s result dropped: %s", trial.id, exc)
-        except NotFound as exc:
+        except (LeaseLost, NotFound) as exc:
             self.log.warning("trial %s result dropped: %s", trial.id, exc)
         except _Stopping:
             self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)

@@ -222,6 +222,15 @@ def load_dataset(spec: Any, *, store: Store | None = None, data_dir: Path | None
     return dataset
 
 
+def search_dataset(
+    document: Mapping[str, Any], *, store: Store | None = None, data_dir: Path | None = None
+) -> tuple[Dataset, bool]:
+    """The dataset a search document's ``dataset`` section names (see :func:`load_dataset`), and whether
+    its test split is to be evaluated (``test: true``)."""
+    spec = normalise_spec(document.get("dataset"))
+    return load_dataset(spec, store=store, data_dir=data_dir), bool(spec.get("test"))
+
+
 def _load_uncached(spec: Mapping[str, Any], *, store: Store | None, data_dir: Path | None) -> Dataset:
     size = _image_size(spec)
     if spec.get("name") is not None:

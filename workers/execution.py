@@ -123,7 +123,7 @@ def execute_trial(
     function = objective.get("function") if isinstance(objective, Mapping) else None
     try:
         if function:
-            result = _run_function(trial, search, function, ctx, control, info)
+            result: TrialResult | None = _run_function(trial, search, function, ctx, control, info)
         else:
             result = _run_keras(trial, search, ctx, control, on_epoch, info, history)
     except TrialInterrupted:
@@ -176,13 +176,12 @@ def _run_keras(
     on_epoch: Callable[[list[dict[str, Any]]], bool] | None,
     info: dict[str, Any],
     history: list[dict[str, Any]],
-) -> TrialResult:
-    from workers.datasets import load_dataset
+) -> TrialResult | None:
+    from workers.datasets import search_dataset
     from workers.training import run_keras_trial
 
-    spec = (search.document or {}).get("dataset") or {"name": "digits"}
     t = time.perf_counter()
-    dataset = load_dataset(spec, store=ctx.store, data_dir=ctx.data_dir)
+    dataset, evaluate_test = search_dataset(search.document or {}, store=ctx.store, data_dir=ctx.data_dir)
     info["dataset_sha256"] = dataset.sha256
     info["dataset"] = dataset.describe()
     load_s = time.perf_counter() - t
@@ -196,7 +195,7 @@ def _run_keras(
         dataset,
         seed=trial.seed,
         objective_metric=search.objective_metric,
-        evaluate_test=bool(isinstance(spec, Mapping) and spec.get("test")),
+        evaluate_test=evaluate_test,
         on_epoch=record,
         should_stop=control.is_set,
         label=trial.id,
@@ -205,7 +204,7 @@ def _run_keras(
     history[:] = outcome.history
     info["timings"] = {"load_data": round(load_s, 4), **{k: round(v, 4) for k, v in outcome.timings.items()}}
     info.update({k: v for k, v in outcome.info.items() if k != "dataset"})
-    if outcome.stopped:
-        control.stop(StopReason.SHUTDOWN)  # no-op when a reason is already set
-        return TrialResult.failed("stopped", history=outcome.history)
+    if outcome.stopped:  # the control's reason (pruned, cancelled, ...) decides what is reported
+        control.stop(StopReason.SHUTDOWN)  # only stops arrive here, so a reason is already set
+        return None
     return TrialResult.done(outcome.metrics, history=outcome.history)

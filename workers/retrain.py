@@ -64,7 +64,7 @@ def retrain(
 ) -> Retrained:
     """Retrain and save to ``out`` (``.keras`` or ``.h5``); returns the new metrics."""
     from workers.backend import release_trial_memory
-    from workers.datasets import load_dataset
+    from workers.datasets import search_dataset
     from workers.training import run_keras_trial
 
     if out.suffix not in MODEL_SUFFIXES:
@@ -73,14 +73,13 @@ def retrain(
     config = copy.deepcopy(trial.config or {})
     if epochs is not None:
         config.setdefault("training", {})["epochs"] = epochs
-    spec = search.document.get("dataset") or {"name": "digits"}
-    dataset = load_dataset(spec, store=store, data_dir=data_dir)
+    dataset, evaluate_test = search_dataset(search.document, store=store, data_dir=data_dir)
     outcome = run_keras_trial(
         config,
         dataset,
         seed=trial.seed,
         objective_metric=search.objective_metric,
-        evaluate_test=bool(isinstance(spec, dict) and spec.get("test")),
+        evaluate_test=evaluate_test,
         label=f"retrain-{trial.id}",
         log=log,
         keep_model=True,
