@@ -28,7 +28,7 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 
 STORE_OPTION = typer.Option(
-    None, "--store", help="store URL [env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db]"
+    None, "--store", help="store URL (env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db)"
 )
 LOG_LEVEL_OPTION = typer.Option("INFO", "--log-level", help="DEBUG, INFO, WARNING or ERROR")
 
@@ -91,10 +91,10 @@ def worker(
         None, "--idle-exit", min=0.0, help="exit after this many seconds without work"
     ),
     lease_seconds: float | None = typer.Option(
-        None, "--lease-seconds", help="a claimed trial's lease [default 60]"
+        None, "--lease-seconds", help="a claimed trial's lease (default 60 s)"
     ),
     heartbeat_seconds: float | None = typer.Option(
-        None, "--heartbeat-seconds", help="heartbeat interval [default 10]"
+        None, "--heartbeat-seconds", help="heartbeat interval (default 10 s, at most a third of the lease)"
     ),
     allow_objective: list[str] | None = typer.Option(
         None, "--allow-objective", help="module prefix whose functions may run as objectives (repeatable)"
@@ -105,7 +105,7 @@ def worker(
         None,
         "--store-patience",
         min=0.0,
-        help="exit after the store is unreachable this long [default: never]",
+        help="exit after the store is unreachable this long (default: never)",
     ),
     log_level: str = LOG_LEVEL_OPTION,
     child: bool = typer.Option(False, "--child", hidden=True),
