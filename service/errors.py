@@ -4,6 +4,7 @@
 ``NotFound``                404
 ``Conflict``, ``LeaseLost`` 409
 ``SpecError``               422 (every error, each with ``loc`` parts and the dotted ``path``)
+request validation          422 (FastAPI's ``{loc, msg, input}``, inputs made JSON-safe)
 ``StoreUnavailable``        503
 anything else               500 ``{"detail": "internal error", "request_id": ...}`` (see middleware)
 ==========================  ======
@@ -17,9 +18,12 @@ import re
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
+from hyperhive.store.base import json_safe
 
 log = logging.getLogger("hyperhive.service")
 
@@ -75,8 +79,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def spec_error(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": spec_error_items(exc)}, status_code=422)
 
+    async def request_validation(_: Request, exc: Exception) -> JSONResponse:
+        # FastAPI's own handler echoes the offending input; JSON bodies may hold Infinity or NaN,
+        # which a JSON response cannot carry, so echo inputs made JSON-safe.
+        errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+        return JSONResponse({"detail": json_safe(jsonable_encoder(errors))}, status_code=422)
+
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(LeaseLost, conflict)
     app.add_exception_handler(StoreUnavailable, unavailable)
     app.add_exception_handler(SpecError, spec_error)
+    app.add_exception_handler(RequestValidationError, request_validation)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import Users, bearer, function_yaml, good_npz, make_client, run_trials
+from servicekit import Users, bearer, function_yaml, good_npz, make_client, run_trials
 
 from hyperhive.models import WorkerInfo
 from hyperhive.settings import Settings

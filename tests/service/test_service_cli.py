@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LiveServer, cli_env, free_port, function_yaml, hyperhive, run_trials
+from servicekit import LiveServer, cli_env, free_port, function_yaml, hyperhive, run_trials
 
 from hyperhive.client import Client
 from hyperhive.store import SQLiteStore
@@ -234,7 +234,7 @@ def test_serve_no_auth_warns_loudly(tmp_path: Path) -> None:
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        from conftest import wait_ready
+        from servicekit import wait_ready
 
         wait_ready(f"http://127.0.0.1:{port}", proc)
         assert Client(f"http://127.0.0.1:{port}").me()["name"] == "local"

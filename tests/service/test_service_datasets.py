@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Users, good_npz, make_client, npz_bytes
+from servicekit import Users, good_npz, make_client, npz_bytes
 
 from hyperhive.settings import Settings
 from hyperhive.store.base import Store

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 import pytest
-from conftest import Users, function_yaml, make_client
+from servicekit import Users, function_yaml, make_client
 
 from hyperhive.errors import StoreUnavailable
 from hyperhive.settings import Settings
@@ -100,3 +100,21 @@ def test_openapi_and_docs(client: Any) -> None:
 def test_not_found_route_and_method(client: Any, users: Users) -> None:
     assert client.get("/api/nothing", headers=users.alice).status_code == 404
     assert client.put("/api/searches", headers=users.alice).status_code == 405
+
+
+@pytest.mark.parametrize("body", [b"[Infinity]", b'{"n": NaN}', b'{"n": -Infinity}'])
+def test_non_finite_json_numbers_are_a_422_not_a_500(client: Any, users: Users, body: bytes) -> None:
+    """Found by the OpenAPI fuzz test: FastAPI echoes the bad input, and Infinity is not JSON."""
+    search = client.post(
+        "/api/searches",
+        content=function_yaml(2).encode(),
+        headers={**users.alice, "content-type": "application/yaml"},
+    ).json()
+    r = client.post(
+        f"/api/searches/{search['id']}/extend",
+        content=body,
+        headers={**users.alice, "content-type": "application/json"},
+    )
+    assert r.status_code == 422, r.text
+    assert r.json()["detail"][0]["loc"][0] == "body"
+    assert client.get(f"/api/searches/{search['id']}", headers=users.alice).json()["max_trials"] == 2

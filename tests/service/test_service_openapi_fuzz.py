@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import bearer, function_yaml, good_npz, make_client, run_trials
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from servicekit import bearer, function_yaml, good_npz, make_client, run_trials
 
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore

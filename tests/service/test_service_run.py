@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import EXAMPLES, LiveServer, cli_env, free_port, function_yaml, hyperhive
+from servicekit import EXAMPLES, LiveServer, cli_env, free_port, function_yaml, hyperhive
 
 from hyperhive.client import Client
 from hyperhive.store import SQLiteStore

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import EXAMPLES, Users, function_yaml, good_npz, make_client, run_trials
+from servicekit import EXAMPLES, Users, function_yaml, good_npz, make_client, run_trials
 
 from hyperhive.models import TrialResult
 from hyperhive.settings import Settings

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import cli_env, free_port, function_yaml, hyperhive, wait_ready
+from servicekit import cli_env, free_port, function_yaml, hyperhive, wait_ready
 
 from hyperhive.client import Client
 from hyperhive.settings import Settings
