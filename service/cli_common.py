@@ -13,15 +13,15 @@ from __future__ import annotations
 import functools
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
+from hyperhive.console import console as console  # re-exported for the CLI modules
+from hyperhive.console import err_console as err_console
+from hyperhive.console import fail as fail
 from hyperhive.errors import HyperhiveError
 
 if TYPE_CHECKING:
@@ -31,31 +31,12 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-PIPE_WIDTH = 160
-"""Table width when output is not a terminal (rich would use 80 and cut columns); COLUMNS overrides."""
-
-
-def _console(stderr: bool) -> Console:
-    stream = sys.stderr if stderr else sys.stdout
-    wide = not stream.isatty() and "COLUMNS" not in os.environ
-    return Console(stderr=stderr, highlight=False, width=PIPE_WIDTH if wide else None)
-
-
-console = _console(stderr=False)
-err_console = _console(stderr=True)
-
 UP_FILE = "up.json"
 TOKEN_FILE = "token"
 
 URL_OPTION = typer.Option(None, "--url", help="API URL [env HYPERHIVE_URL; default: the local `up`]")
 TOKEN_OPTION = typer.Option(None, "--token", help="API token [env HYPERHIVE_TOKEN]", show_default=False)
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    """Print ``error: message`` on stderr and return the Exit to raise."""
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
-    return typer.Exit(code)
 
 
 def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:

@@ -40,7 +40,7 @@ def register(app: typer.Typer) -> None:
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
-    from service.cli_common import fail
+    from hyperhive.console import fail
 
     return fail(message, code)
 
@@ -190,7 +190,7 @@ def retrain(
     log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
     """Retrain the best trial's configuration of SEARCH_ID with its seed, save the model, print metrics."""
-    from service.cli_common import console
+    from hyperhive.console import console
     from workers.backend import configure_devices
     from workers.datasets import DatasetError
     from workers.retrain import retrain as do_retrain

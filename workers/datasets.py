@@ -7,7 +7,7 @@ A search document's ``dataset`` section names exactly one source (see :mod:`sear
 - ``name: mnist | fashion_mnist | cifar10 | cifar100``: ``keras.datasets`` (downloaded on first use and
   cached under ``~/.keras/datasets``; offline and not cached: :class:`DatasetError` naming the dataset).
 - ``path: file.npz``: the lecture's layout ``x_train, y_train[, x_val, y_val][, x_test, y_test]``, read
-  with ``allow_pickle=False`` and checked by :func:`service.npz.inspect_npz` (the same rules the upload
+  with ``allow_pickle=False`` and checked by :func:`hyperhive.npz.inspect_npz` (the same rules the upload
   API applies) plus finiteness; ``x`` of shape ``(n, h, w[, c])``, ``y`` labels or one-hot.
 - ``upload: ID``: an uploaded ``.npz``, copied once from the store to ``<data_dir>/uploads/<sha256>.npz``.
 - ``folder: DIR``: one sub-folder per class (or ``train/``, ``val/``, ``test/`` folders, each with one
@@ -362,8 +362,8 @@ def load_npz(
 ) -> Dataset:
     """An ``.npz`` in the lecture's layout (see the module docstring); arrays other than ``x_*``/``y_*``
     are ignored. Raises :class:`DatasetError` naming the file, the array and the reason."""
-    from service.npz import DatasetError as NpzError
-    from service.npz import inspect_npz
+    from hyperhive.npz import DatasetError as NpzError
+    from hyperhive.npz import inspect_npz
 
     source = source or f"file {path}"
     if not Path(path).is_file():

@@ -1,6 +1,6 @@
 """``/api/datasets``: upload ``.npz`` datasets (streamed to disk, size-limited, validated) and list them.
 
-An upload is received into ``<home>/uploads/`` (never held in memory), checked by :mod:`service.npz`,
+An upload is received into ``<home>/uploads/`` (never held in memory), checked by :mod:`hyperhive.npz`,
 then copied into the store in 4 MiB chunks so that workers on any machine can read it; the temporary
 file is removed in every case. Use the returned id in a search as ``dataset: {upload: <id>}``.
 """
@@ -17,9 +17,9 @@ from fastapi.responses import JSONResponse
 
 from hyperhive.errors import NotFound
 from hyperhive.models import DatasetInfo
+from hyperhive.npz import DatasetError, inspect_npz
 from hyperhive.store.base import new_id
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see
-from service.npz import DatasetError, inspect_npz
 from service.schemas import DatasetPublic, ValidationErrorResponse
 from service.uploads import receive_file
 

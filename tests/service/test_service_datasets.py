@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from servicekit import Users, good_npz, make_client, npz_bytes
 
+from hyperhive.npz import DatasetError, inspect_npz
 from hyperhive.settings import Settings
 from hyperhive.store.base import Store
-from service.npz import DatasetError, inspect_npz
 
 
 def upload(client: Any, headers: dict[str, str], data: bytes, name: str | None = None) -> Any:
