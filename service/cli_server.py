@@ -21,7 +21,7 @@ from types import FrameType
 import typer
 from rich.panel import Panel
 
-from hyperhive.store.mongo import redact_url
+from hyperhive.store import redact_url
 from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"

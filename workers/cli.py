@@ -65,14 +65,14 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _open_store(url: str) -> Store:
-    from hyperhive.store import open_store
+    from hyperhive.store import open_store, redact_url
 
     try:
         return open_store(url)
     except BadStoreURL as exc:
         raise _fail(str(exc), EXIT_USAGE) from None
     except StoreUnavailable as exc:
-        raise _fail(f"cannot reach the store {url}: {exc}", EXIT_STORE) from None
+        raise _fail(f"cannot reach the store {redact_url(url)}: {exc}", EXIT_STORE) from None
 
 
 def _die_with_parent() -> None:

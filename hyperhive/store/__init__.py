@@ -10,8 +10,9 @@ from __future__ import annotations
 from hyperhive.errors import BadStoreURL
 from hyperhive.store.base import Store
 from hyperhive.store.sqlite import SQLiteStore
+from hyperhive.store.urls import redact_url
 
-__all__ = ["SQLiteStore", "Store", "open_store", "sqlite_path"]
+__all__ = ["SQLiteStore", "Store", "open_store", "redact_url", "sqlite_path"]
 
 
 def sqlite_path(url: str) -> str | None:

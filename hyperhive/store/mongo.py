@@ -122,6 +122,7 @@ from hyperhive.models import (
 )
 from hyperhive.store.base import TRIAL_SORT_FIELDS, Store, new_id, new_lease_token, trial_seed
 from hyperhive.store.codec import search_from_dict, trial_from_dict
+from hyperhive.store.urls import redact_url
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -204,17 +205,6 @@ def parse_mongo_url(url: str) -> dict[str, Any]:
         return dict(_validate_uri(url))
     except (InvalidURI, ConfigurationError, ValueError) as exc:
         raise BadStoreURL(f"bad MongoDB store URL {shown!r}: {exc}") from exc
-
-
-def redact_url(url: str) -> str:
-    """The URL with its password replaced by ``***`` (for messages and logs)."""
-    scheme, sep, rest = url.partition("://")
-    netloc, slash, tail = rest.partition("/")
-    if not sep or "@" not in netloc:
-        return url
-    userinfo, _, hosts = netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in userinfo else ''}@{hosts}{slash}{tail}"
 
 
 def _hosts_text(parsed: dict[str, Any]) -> str:
