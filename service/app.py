@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 import hyperhive
 from hyperhive.settings import Settings, get_settings
@@ -53,7 +54,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             if owns_store:
                 the_store.close()
 
-    app = FastAPI(
+    # Swagger UI's scripts served from the installed package, not a CDN: /docs works offline.
+    app = FastAPIOffline(
         title="Hyperhive",
         version=hyperhive.__version__,
         description=DESCRIPTION,

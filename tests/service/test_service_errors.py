@@ -4,6 +4,7 @@ CORS off unless configured, the OpenAPI docs served."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -94,7 +95,15 @@ def test_openapi_and_docs(client: Any) -> None:
         assert p in paths
     assert "application/yaml" in paths["/api/searches"]["post"]["requestBody"]["content"]
     assert schema["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200
+    scripts = re.findall(r'<script src="([^"]+)"', docs.text)
+    styles = re.findall(r'<link type="text/css" rel="stylesheet" href="([^"]+)"', docs.text)
+    assert scripts and styles, docs.text
+    for url in scripts + styles:
+        assert url.startswith("/"), f"{url} is not served by the app: /docs would need the internet"
+        asset = client.get(url)
+        assert asset.status_code == 200 and len(asset.content) > 10_000
 
 
 def test_not_found_route_and_method(client: Any, users: Users) -> None:
