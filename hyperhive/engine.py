@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from hyperopt import Trials, anneal, rand, tpe, trials_from_docs
+from hyperopt import Trials, anneal, rand, trials_from_docs
 from hyperopt.base import (
     JOB_STATE_DONE,
     JOB_STATE_ERROR,
@@ -32,6 +32,7 @@ from hyperopt.base import (
 )
 
 from hyperhive.models import Search, Trial, TrialState
+from hyperhive.tpe import CachedTPE
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -47,7 +48,8 @@ def _objective_placeholder(_: Any) -> float:
 
 
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
-    """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound."""
+    """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
+    (TPE as :class:`~hyperhive.tpe.CachedTPE`: the same suggestions, its posterior graph built once)."""
     if name == "random":
         return rand.suggest
     if name == "anneal":
@@ -60,7 +62,7 @@ def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
             "prior_weight": "prior_weight",
         }
         kw = {renamed[k]: v for k, v in options.items() if k in renamed}
-        return functools.partial(tpe.suggest, verbose=False, **kw)
+        return CachedTPE(**kw)
     raise ValueError(f"unknown algorithm {name!r}")
 
 
