@@ -71,6 +71,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound
@@ -135,6 +136,36 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A trial's final state as a backend writes it: :meth:`Store.report` computes it from a worker's
+    :class:`~hyperhive.models.TrialResult` (the objective ``value`` and hyperopt's ``loss``, metrics made
+    JSON-safe, ``info`` holding the hash of the reporting lease token); the lease sweep makes one for a
+    worker that was lost. ``history`` ``None`` keeps the stored history."""
+
+    state: TrialState
+    value: float | None = None
+    loss: float | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def worker_lost_error(attempts: int, max_retries: int, worker_id: str | None) -> str:
+    """The error of a trial whose lease expired with no retry left."""
+    return f"worker lost: lease expired on attempt {attempts} of {max_retries + 1} (worker {worker_id})"
+
+
+def worker_lost(trial: Trial, max_retries: int) -> Outcome:
+    """The outcome of a running trial whose lease expired with no retry left."""
+    return Outcome(
+        TrialState.FAILED,
+        metrics=trial.metrics,
+        error=worker_lost_error(trial.attempts, max_retries, trial.worker_id),
+    )
 
 
 class Store(abc.ABC):
@@ -349,38 +380,16 @@ class Store(abc.ABC):
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
         info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
-        return self._finish_trial(
-            trial_id,
-            lease_token,
-            state=state,
-            value=value,
-            loss=loss,
-            metrics=metrics,
-            history=history,
-            error=error,
-            info=info,
-            now=self.clock(),
-        )
+        outcome = Outcome(state, value, loss, metrics, history, error, info)
+        return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod
-    def _finish_trial(
-        self,
-        trial_id: str,
-        lease_token: str,
-        *,
-        state: TrialState,
-        value: float | None,
-        loss: float | None,
-        metrics: dict[str, Any],
-        history: list[dict[str, Any]] | None,
-        error: str | None,
-        info: dict[str, Any],
-        now: float,
-    ) -> Trial:
+    def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
         update the search's counts, consecutive failures, best trial and status (completed/failed, the
         failed case cancelling the other non-final trials). If the trial is already final with
-        ``info.reported_token == info['reported_token']`` return it unchanged. Else :class:`LeaseLost`."""
+        ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
+        Else :class:`LeaseLost`."""
 
     @abc.abstractmethod
     def release(self, trial_id: str, lease_token: str) -> Trial:

@@ -120,7 +120,15 @@ from hyperhive.models import (
     WorkerInfo,
     is_better,
 )
-from hyperhive.store.base import TRIAL_SORT_FIELDS, Store, new_id, new_lease_token, trial_seed
+from hyperhive.store.base import (
+    TRIAL_SORT_FIELDS,
+    Outcome,
+    Store,
+    new_id,
+    new_lease_token,
+    trial_seed,
+    worker_lost_error,
+)
 from hyperhive.store.codec import search_from_dict, trial_from_dict
 from hyperhive.store.urls import redact_url
 
@@ -816,22 +824,10 @@ class MongoStore(Store):
         fail_error = (error or "") if state == TrialState.FAILED else None
         return self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
 
-    def _finish_trial(
-        self,
-        trial_id: str,
-        lease_token: str,
-        *,
-        state: TrialState,
-        value: float | None,
-        loss: float | None,
-        metrics: dict[str, Any],
-        history: list[dict[str, Any]] | None,
-        error: str | None,
-        info: dict[str, Any],
-        now: float,
-    ) -> Trial:
+    def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
+        state, value, error, history = outcome.state, outcome.value, outcome.error, outcome.history
         current = self._trial(self._find_trial(trial_id))
-        reported = info.get("reported_token")
+        reported = outcome.info.get("reported_token")
         if current.state.is_final and current.info.get("reported_token") == reported:
             return current
         if current.state != TrialState.RUNNING or current.lease_token != lease_token:
@@ -840,10 +836,10 @@ class MongoStore(Store):
             now,
             state=str(state),
             value=value,
-            loss=loss,
-            metrics=_dumps(metrics),
+            loss=outcome.loss,
+            metrics=_dumps(outcome.metrics),
             error=error,
-            info=_dumps({**current.info, **info}),
+            info=_dumps({**current.info, **outcome.info}),
             finished_at=now,
         )
         if history is not None:
@@ -908,10 +904,7 @@ class MongoStore(Store):
             op = self._op(now, {"counts.running": -1, "counts.queued": 1})
             sets = _cleared_lease(now, state=QUEUED, worker_id=None)
         else:
-            error = (
-                f"worker lost: lease expired on attempt {t['attempts']} of {search['max_retries'] + 1} "
-                f"(worker {t.get('worker_id')})"
-            )
+            error = worker_lost_error(t["attempts"], search["max_retries"], t.get("worker_id"))
             op = self._finish_op(TrialState.FAILED, None, error, now)
             sets = _cleared_lease(now, state=str(TrialState.FAILED), error=error, finished_at=now)
         return int(self._move("requeue expired lease", flt, sets, op) is not None)

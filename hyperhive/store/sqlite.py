@@ -31,7 +31,15 @@ from hyperhive.models import (
     WorkerInfo,
     is_better,
 )
-from hyperhive.store.base import TRIAL_SORT_FIELDS, Store, new_id, new_lease_token, trial_seed
+from hyperhive.store.base import (
+    TRIAL_SORT_FIELDS,
+    Outcome,
+    Store,
+    new_id,
+    new_lease_token,
+    trial_seed,
+    worker_lost,
+)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -548,28 +556,17 @@ class SQLiteStore(Store):
                 raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
             return trial
 
-    def _finish_in(
-        self,
-        conn: sqlite3.Connection,
-        trial: Trial,
-        *,
-        state: TrialState,
-        value: float | None,
-        loss: float | None,
-        metrics: dict[str, Any],
-        history: list[dict[str, Any]] | None,
-        error: str | None,
-        info: dict[str, Any],
-        now: float,
-    ) -> None:
+    def _finish_in(self, conn: sqlite3.Connection, trial: Trial, outcome: Outcome, now: float) -> None:
         """Make a running trial final and update its search (inside a write transaction)."""
+        state, value, error, history = outcome.state, outcome.value, outcome.error, outcome.history
         conn.execute(
             "UPDATE trials SET state = ?, value = ?, loss = ?, metrics = ?, history = COALESCE(?, history),"
             " error = ?, info = ?, lease_token = NULL, lease_expires_at = NULL, finished_at = ?,"
             " updated_at = ?, version = version + 1 WHERE id = ?",
             (
-                str(state), value, loss, _dumps(metrics), None if history is None else _dumps(history),
-                error, _dumps({**trial.info, **info}), now, now, trial.id,
+                str(state), value, outcome.loss, _dumps(outcome.metrics),
+                None if history is None else _dumps(history), error, _dumps({**trial.info, **outcome.info}),
+                now, now, trial.id,
             ),
         )  # fmt: skip
         search = self._get_search_in(conn, trial.search_id)
@@ -606,30 +603,16 @@ class SQLiteStore(Store):
                 (now, search.id),
             )
 
-    def _finish_trial(
-        self,
-        trial_id: str,
-        lease_token: str,
-        *,
-        state: TrialState,
-        value: float | None,
-        loss: float | None,
-        metrics: dict[str, Any],
-        history: list[dict[str, Any]] | None,
-        error: str | None,
-        info: dict[str, Any],
-        now: float,
-    ) -> Trial:
+    def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         with self._write() as conn:
             trial = self._get_trial_in(conn, trial_id)
-            if trial.state.is_final and trial.info.get("reported_token") == info.get("reported_token"):
+            if trial.state.is_final and trial.info.get("reported_token") == outcome.info.get(
+                "reported_token"
+            ):
                 return trial
             if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
                 raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
-            self._finish_in(
-                conn, trial, state=state, value=value, loss=loss, metrics=metrics, history=history,
-                error=error, info=info, now=now,
-            )  # fmt: skip
+            self._finish_in(conn, trial, outcome, now)
             return self._get_trial_in(conn, trial_id)
 
     def release(self, trial_id: str, lease_token: str) -> Trial:
@@ -673,13 +656,7 @@ class SQLiteStore(Store):
                         (now, search.id),
                     )
                 else:
-                    self._finish_in(
-                        conn, trial, state=TrialState.FAILED, value=None, loss=None, metrics=trial.metrics,
-                        history=None, info={},
-                        error=f"worker lost: lease expired on attempt {trial.attempts} of "
-                        f"{search.max_retries + 1} (worker {trial.worker_id})",
-                        now=now,
-                    )  # fmt: skip
+                    self._finish_in(conn, trial, worker_lost(trial, search.max_retries), now)
                 changed += 1
         return changed
 
