@@ -34,8 +34,8 @@ R = TypeVar("R")
 UP_FILE = "up.json"
 TOKEN_FILE = "token"
 
-URL_OPTION = typer.Option(None, "--url", help="API URL [env HYPERHIVE_URL; default: the local `up`]")
-TOKEN_OPTION = typer.Option(None, "--token", help="API token [env HYPERHIVE_TOKEN]", show_default=False)
+URL_OPTION = typer.Option(None, "--url", help="API URL (env HYPERHIVE_URL; default: the local `up`)")
+TOKEN_OPTION = typer.Option(None, "--token", help="API token (env HYPERHIVE_TOKEN)", show_default=False)
 JSON_OPTION = typer.Option(False, "--json", help="print JSON instead of a table")
 
 

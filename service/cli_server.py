@@ -29,7 +29,7 @@ TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 STORE_OPTION = typer.Option(
-    None, "--store", help="store URL [env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db]"
+    None, "--store", help="store URL (env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db)"
 )
 
 
@@ -45,10 +45,10 @@ def example_path(name: str = LECTURE_EXAMPLE) -> Path:
 def serve(
     store: str | None = STORE_OPTION,
     host: str | None = typer.Option(
-        None, "--host", help="address to bind [env HYPERHIVE_HOST; default 127.0.0.1]"
+        None, "--host", help="address to bind (env HYPERHIVE_HOST; default 127.0.0.1)"
     ),
     port: int | None = typer.Option(
-        None, "--port", min=0, max=65535, help="[env HYPERHIVE_PORT; default 8000]"
+        None, "--port", min=0, max=65535, help="port (env HYPERHIVE_PORT; default 8000)"
     ),
     no_auth: bool = typer.Option(False, "--no-auth", help="no tokens needed: for a laptop only"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
@@ -250,11 +250,13 @@ def run_embedded(
 
 
 HOME_OPTION = typer.Option(
-    None, "--home", help="folder of the embedded store, token and logs [default .hyperhive]"
+    None, "--home", help="folder of the embedded store, token and logs (default .hyperhive)"
 )
 WORKERS_OPTION = typer.Option(1, "--workers", "-w", min=0, max=64, help="local CPU worker processes")
 GPUS_OPTION = typer.Option(None, "--gpus", help="one worker with a trial process per GPU, e.g. 0,1")
-PORT_OPTION = typer.Option(None, "--port", min=1, max=65535, help="[default 8000, or a free port if taken]")
+PORT_OPTION = typer.Option(
+    None, "--port", min=1, max=65535, help="API port (default 8000, or a free one if taken)"
+)
 STOP_OPTION = typer.Option(30.0, "--stop-timeout", min=0.0, help="seconds workers get to hand back trials")
 WORKER_ARG_OPTION = typer.Option([], "--worker-arg", help="extra argument for each worker (repeatable)")
 
@@ -288,7 +290,7 @@ def up(
 
 def run(
     file: Path | None = typer.Argument(
-        None, exists=True, dir_okay=False, help="a search [default: the lecture CNN example]"
+        None, exists=True, dir_okay=False, help="a search (default: the lecture CNN example)"
     ),
     store: str | None = STORE_OPTION,
     home: Path | None = HOME_OPTION,
