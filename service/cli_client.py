@@ -52,6 +52,28 @@ EXIT_BY_STATUS = {"completed": 0, "cancelled": 0, "failed": 1}
 """Exit status of ``submit --follow`` / ``follow`` by the search's final status."""
 
 
+def exit_status(s: dict[str, Any]) -> int:
+    """Exit status for a final search: ``EXIT_BY_STATUS``, except that a search that used its whole budget
+    without a single ``done`` trial (every trial failed, fewer than ``max_consecutive_failures``) is a
+    failure (1) although the store calls it completed: it has no result."""
+    if s["status"] == "completed" and not s["counts"].get("done") and not s.get("best"):
+        return 1
+    return EXIT_BY_STATUS.get(s["status"], 1)
+
+
+def no_result_note(client: Any, s: dict[str, Any]) -> str | None:
+    """``no trial succeeded (3 failed); last error: ...`` for a completed search without a done trial
+    (see :func:`exit_status`), else None."""
+    if s["status"] != "completed" or exit_status(s) == 0:
+        return None
+    c = s["counts"]
+    text = f"search {s['id']}: no trial succeeded ({c.get('failed', 0)} failed, {c.get('pruned', 0)} pruned)"
+    page = client.trials(s["id"], state="failed", sort="finished_at", order="desc", limit=1)
+    if page["items"] and page["items"][0].get("error"):
+        text += f"; last error: {page['items'][0]['error']}"
+    return text
+
+
 def one_line(s: dict[str, Any]) -> str:
     """``search ID completed: 20/20 trials, best val_accuracy 0.944 (trial 7)``."""
     c = s["counts"]
@@ -83,7 +105,10 @@ def follow_and_report(
         console.print(search_table(final))
     else:
         console.print(escape(one_line(final)))
-    return EXIT_BY_STATUS.get(final["status"], 1)
+    note = no_result_note(client, final)
+    if note:
+        err_console.print(f"[red]{escape(note)}[/]")
+    return exit_status(final)
 
 
 def submit(

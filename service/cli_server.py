@@ -19,6 +19,7 @@ from pathlib import Path
 from types import FrameType
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 
 from hyperhive.store import redact_url
@@ -174,7 +175,7 @@ def run_embedded(
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
     from hyperhive.client import Client, ClientError
-    from service.cli_client import EXIT_BY_STATUS, follow_and_report
+    from service.cli_client import exit_status, follow_and_report, no_result_note
     from service.cli_render import search_table, trial_table
     from service.embedded import Embedded, EmbeddedError
 
@@ -236,7 +237,10 @@ def run_embedded(
                 if search_id is not None:
                     final = client.get_search(search_id)
                     console.print(search_table(final))
-                    code = EXIT_BY_STATUS.get(final["status"], 1)
+                    note = no_result_note(client, final)
+                    if note:
+                        err_console.print(f"[red]{escape(note)}[/]")
+                    code = exit_status(final)
                 return code
             time.sleep(0.5)
     except KeyboardInterrupt:

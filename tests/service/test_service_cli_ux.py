@@ -1,13 +1,77 @@
-"""CLI rough edges found by using the product: help texts keep their defaults."""
+"""CLI rough edges found by using the product: a search whose every trial failed is not a success,
+help texts keep their defaults."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from hyperhive.cli import app
+from service.cli_client import exit_status, follow_and_report, no_result_note
+
+ERROR = "ObjectiveRefused: objective function 'os:system' refused"
+
+
+class FakeClient:
+    """Answers ``get_search`` with a final search and ``trials`` with its last failed trial."""
+
+    def __init__(self, search: dict[str, Any], last_error: str | None = ERROR) -> None:
+        self.search, self.last_error = search, last_error
+        self.trial_queries: list[dict[str, Any]] = []
+
+    def get_search(self, search_id: str) -> dict[str, Any]:
+        return self.search
+
+    def trials(self, search_id: str, **query: Any) -> dict[str, Any]:
+        self.trial_queries.append(query)
+        items = [{"state": "failed", "error": self.last_error}] if self.last_error else []
+        return {"items": items, "total": len(items)}
+
+
+def final_search(status: str = "completed", done: int = 0, failed: int = 3) -> dict[str, Any]:
+    counts = {"queued": 0, "running": 0, "done": done, "failed": failed, "pruned": 0, "cancelled": 0}
+    return {
+        "id": "s1",
+        "name": "x",
+        "status": status,
+        "max_trials": done + failed,
+        "counts": {**counts, "finished": done + failed},
+        "progress": 1.0,
+        "objective_metric": "loss",
+        "objective_mode": "min",
+        "best": {"value": 1.0, "number": 0, "id": "t0", "config": {}} if done else None,
+        "best_value": 1.0 if done else None,
+        "error": None,
+    }
+
+
+@pytest.mark.parametrize(
+    ("search", "code"),
+    [
+        (final_search("completed", done=2, failed=1), 0),
+        (final_search("completed", done=0, failed=3), 1),  # the budget spent, nothing to show
+        (final_search("cancelled", done=0, failed=0), 0),
+        (final_search("failed", done=0, failed=5), 1),
+    ],
+)
+def test_exit_status(search: dict[str, Any], code: int) -> None:
+    assert exit_status(search) == code
+
+
+def test_a_completed_search_without_a_done_trial_fails_with_the_last_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Regression: every trial failed (fewer than max_consecutive_failures) -> `completed`, exit 0, no
+    word of why. Now exit 1 with the last trial error."""
+    client = FakeClient(final_search())
+    assert follow_and_report(client, "s1", interval=0.01, detail=False) == 1
+    err = capsys.readouterr().err
+    assert "no trial succeeded (3 failed" in err and ERROR in err
+    assert client.trial_queries == [{"state": "failed", "sort": "finished_at", "order": "desc", "limit": 1}]
+    assert no_result_note(FakeClient(final_search(done=1)), final_search(done=1)) is None
 
 
 @pytest.mark.parametrize(
