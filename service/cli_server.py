@@ -42,6 +42,19 @@ def example_path(name: str = LECTURE_EXAMPLE) -> Path:
     return path
 
 
+def check_search_file(path: Path) -> None:
+    """Validate a search document here, with the checks the server runs on submit, so that ``run`` and
+    ``up --submit`` stop at once on a broken file instead of after starting the store, API and workers.
+    ValueError: the file and every problem (``path: reason``) on one line."""
+    import search_spaces
+
+    fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
+    try:
+        search_spaces.load(path.read_bytes(), fmt)
+    except search_spaces.SpecError as exc:
+        raise ValueError(f"{path}: {'; '.join(str(e) for e in exc.errors)}") from None
+
+
 # ---------------------------------------------------------------------------------------------- serve
 def serve(
     store: str | None = STORE_OPTION,
@@ -181,6 +194,8 @@ def run_embedded(
 
     if exit_when_done and workers < 1 and not gpus:
         raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
+    if submit_file is not None:
+        check_search_file(submit_file)
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})

@@ -1,9 +1,10 @@
 """CLI rough edges found by using the product: a search whose every trial failed is not a success,
-help texts keep their defaults."""
+``run``/``up --submit`` check the file before starting anything, help texts keep their defaults."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -72,6 +73,20 @@ def test_a_completed_search_without_a_done_trial_fails_with_the_last_error(
     assert "no trial succeeded (3 failed" in err and ERROR in err
     assert client.trial_queries == [{"state": "failed", "sort": "finished_at", "order": "desc", "limit": 1}]
     assert no_result_note(FakeClient(final_search(done=1)), final_search(done=1)) is None
+
+
+@pytest.mark.parametrize("command", ["run", "up"])
+def test_run_checks_the_file_before_starting_anything(command: str, tmp_path: Path) -> None:
+    """Regression: a broken file started the store, API and workers, then failed on submit."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmax_trial: 3\nparams: {x: {uniform: [2, 1]}}\n")
+    home = tmp_path / "home"
+    args = [command, str(bad)] if command == "run" else [command, "--submit", str(bad)]
+    r = CliRunner().invoke(app, [*args, "--home", str(home)])
+    assert r.exit_code == 1, r.output
+    out = " ".join(r.output.split())
+    assert f"error: {bad}: max_trial: unknown key" in out and "params.x: uniform needs low < high" in out
+    assert "Traceback" not in r.output and not home.exists()
 
 
 @pytest.mark.parametrize(
