@@ -37,8 +37,9 @@ Leases
     is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
     spending a retry (a worker told to stop). ``requeue_expired`` returns every ``running`` trial whose
     lease expired to ``queued`` (token cleared, ``attempts`` kept) while it has retries left
-    (``attempts <= max_retries``), else marks it ``failed`` ("worker lost"); it is safe to run from many
-    processes at once: a trial is requeued once.
+    (``attempts <= max_retries``), else marks it ``failed`` ("worker lost"), oldest expiry first (a
+    failure that fails the search cancels the trials after it); it is safe to run from many processes
+    at once: a trial is requeued once.
 
 Reports (atomic, idempotent)
     ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
@@ -399,7 +400,9 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def requeue_expired(self) -> int:
         """Requeue (or fail, once out of retries) every running trial whose lease expired before now.
-        Returns how many trials this call changed. Safe to run concurrently from many processes."""
+        Returns how many trials this call changed. Safe to run concurrently from many processes.
+        Expired trials are handled oldest expiry first, then by number; a trial cancelled during the
+        sweep (an earlier one failed its search) is left cancelled."""
 
     # ------------------------------------------------------------------ reading trials
     @abc.abstractmethod

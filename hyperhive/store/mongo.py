@@ -874,6 +874,7 @@ class MongoStore(Store):
             self._trials,
             {"state": RUNNING, "lease_expires_at": {"$lt": now}},
             {"search_id": 1, "attempts": 1, "lease_token": 1, "worker_id": 1},
+            sort=[("lease_expires_at", ASCENDING), ("number", ASCENDING)],
         )
         changed = 0
         searches: dict[str, Doc | None] = {}

@@ -641,8 +641,10 @@ class SQLiteStore(Store):
             return 0
         changed = 0
         with self._write() as conn:
-            for row in conn.execute(sql, (now,)).fetchall():
+            for row in conn.execute(sql + " ORDER BY lease_expires_at, number", (now,)).fetchall():
                 trial = self._get_trial_in(conn, row["id"])
+                if trial.state != TrialState.RUNNING:
+                    continue  # cancelled when an earlier trial of this sweep failed its search
                 search = self._get_search_in(conn, trial.search_id)
                 if trial.attempts <= search.max_retries:
                     conn.execute(

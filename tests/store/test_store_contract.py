@@ -480,3 +480,24 @@ def test_export_import_round_trip(store: Store, backend: str, tmp_path: Any) -> 
             other.import_search(bundle)
     finally:
         cleanup()
+
+
+# ---------------------------------------------------------------- regressions found by the state machine
+
+
+def test_sweep_failing_the_search_leaves_cancelled_trials_alone(store: Store, clock: FakeClock) -> None:
+    """Two leases expire in one sweep, the first one out of retries fails the search (K=1) and cancels
+    the second: the sweep must not then fail (or requeue) the cancelled trial. SQLite did, driving
+    ``counts.running`` to -1."""
+    s = create(store, max_trials=3, max_retries=0, max_consecutive_failures=1)
+    first = store.claim("w", 5)
+    clock.advance(1)
+    second = store.claim("w", 5)
+    assert first and second
+    clock.advance(10)
+    assert store.requeue_expired() >= 1
+    got = store.get_search(s.id)
+    assert got.status == SearchStatus.FAILED
+    assert got.counts.running == 0 and got.counts.failed == 1 and got.counts.cancelled == 1
+    assert store.get_trial(first.id).state == TrialState.FAILED, "oldest expiry first"
+    assert store.get_trial(second.id).state == TrialState.CANCELLED
