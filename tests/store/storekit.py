@@ -64,3 +64,21 @@ def search_doc(**overrides: Any) -> dict[str, Any]:
     }
     doc.update(overrides)
     return {k: v for k, v in doc.items() if v is not None}
+
+
+def assert_backend_consistent(store: Store, search_id: str) -> None:
+    """Backend-specific bookkeeping agrees with the trials (MongoDB: counters, budget fields, nothing
+    left half-done; SQLite keeps no more than the counts the contract checks already read)."""
+    if store.__class__.__name__ != "MongoStore":
+        return
+    from collections import Counter
+
+    raw: Any = store
+    doc = raw._searches.find_one({"_id": search_id})
+    trials = list(raw._trials.find({"search_id": search_id}))
+    by_state = Counter(t["state"] for t in trials)
+    assert doc["counts"] == {s: by_state.get(s, 0) for s in doc["counts"]}
+    assert doc["slots_taken"] == len(trials) == doc["max_trials"] - doc["slots_left"]
+    finished = sum(n for state, n in by_state.items() if state not in ("queued", "running"))
+    assert doc["unfinished"] == doc["max_trials"] - finished
+    assert doc["pending_slots"] == [] and all(t["pending"] == [] for t in trials)
