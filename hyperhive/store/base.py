@@ -28,7 +28,9 @@ Claims (atomic)
     claims never take the same slot, and no slot is taken without its trial existing. The configuration
     is then suggested by the :class:`~hyperhive.engine.Engine` from the search's history (running trials
     count as pending) and saved on the trial; if the claimer dies in between, the trial's lease expires
-    and the next claimer of the requeued trial makes the suggestion.
+    and the next claimer of the requeued trial makes the suggestion. A trial cancelled or deleted
+    while its suggestion is being made is given up and the claim tried again: ``claim`` never raises
+    :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
 
 Leases
     ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch ``history``, and
@@ -96,6 +98,8 @@ if TYPE_CHECKING:
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
 DEFAULT_LEASE_SECONDS = 60.0
+CLAIM_ATTEMPTS = 20
+"""How many trials one ``claim`` may lose to a concurrent cancel or delete before it answers ``None``."""
 EXPORT_FORMAT = "hyperhive-export/1"
 
 
@@ -275,27 +279,43 @@ class Store(abc.ABC):
     def claim(
         self, worker_id: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, *, search_id: str | None = None
     ) -> Trial | None:
-        """Claim the next trial (see the contract); ``search_id`` restricts the claim to one search."""
+        """Claim the next trial (see the contract); ``search_id`` restricts the claim to one search.
+
+        Returns a ``running`` trial with its config, ``None`` when there is no work, or, when the
+        suggestion itself raised (a broken space), that trial already reported ``failed``. A trial that
+        is cancelled, requeued or deleted while its suggestion is being made (its search was cancelled
+        or deleted meanwhile) is given up and the claim tried again: ``claim`` never raises
+        :class:`LeaseLost` or :class:`NotFound`."""
         self.requeue_expired()
-        now = self.clock()
-        trial = self._claim_queued(worker_id, lease_seconds, now, search_id)
-        if trial is None:
-            trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id)
-        if trial is None:
-            return None
-        if trial.config is None:
-            assert trial.lease_token is not None
-            search = self.get_search(trial.search_id)
+        for _ in range(CLAIM_ATTEMPTS):
+            now = self.clock()
+            trial = self._claim_queued(worker_id, lease_seconds, now, search_id)
+            if trial is None:
+                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id)
+            if trial is None:
+                return None
+            if trial.config is not None:
+                return trial
             try:
-                vals, config = self.engine.suggest(self, search, trial)
-            except Exception as exc:  # a broken space must fail its trial, not the worker
-                return self.report(
-                    trial.id,
-                    trial.lease_token,
-                    TrialResult.failed(f"suggestion failed: {type(exc).__name__}: {exc}"),
-                )
-            trial = self._set_suggestion(trial.id, trial.lease_token, vals, config)
-        return trial
+                return self._suggest_for(trial)
+            except (LeaseLost, NotFound):
+                continue  # lost the trial while suggesting: claim another one
+        return None
+
+    def _suggest_for(self, trial: Trial) -> Trial:
+        """Suggest and save the config of our freshly claimed config-less trial (or report it failed
+        when the suggestion raises); :class:`LeaseLost`/:class:`NotFound` if the trial was taken away."""
+        assert trial.lease_token is not None
+        search = self.get_search(trial.search_id)
+        try:
+            vals, config = self.engine.suggest(self, search, trial)
+        except Exception as exc:  # a broken space must fail its trial, not the worker
+            return self.report(
+                trial.id,
+                trial.lease_token,
+                TrialResult.failed(f"suggestion failed: {type(exc).__name__}: {exc}"),
+            )
+        return self._set_suggestion(trial.id, trial.lease_token, vals, config)
 
     @abc.abstractmethod
     def _claim_queued(

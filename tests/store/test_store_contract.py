@@ -501,3 +501,41 @@ def test_sweep_failing_the_search_leaves_cancelled_trials_alone(store: Store, cl
     assert got.counts.running == 0 and got.counts.failed == 1 and got.counts.cancelled == 1
     assert store.get_trial(first.id).state == TrialState.FAILED, "oldest expiry first"
     assert store.get_trial(second.id).state == TrialState.CANCELLED
+
+
+def _hook_suggest(store: Store, action: Any) -> None:
+    """Run ``action(search_id)`` inside the next suggestion, as another process would mid-claim."""
+    real = store.engine.suggest
+
+    def hooked(st: Store, search: Any, trial: Any) -> Any:
+        store.engine.suggest = real  # type: ignore[method-assign]
+        action(search.id)
+        return real(st, search, trial)
+
+    store.engine.suggest = hooked  # type: ignore[method-assign]
+
+
+def test_cancel_landing_mid_claim_gives_none_not_lease_lost(store: Store) -> None:
+    """A cancel between taking the slot and saving the suggestion: claim must not raise (the worker
+    treats LeaseLost from claim as fatal); the trial is cancelled and the claim moves on."""
+    s = create(store, max_trials=3)
+    other = create(store, name="other", max_trials=1)
+    _hook_suggest(store, store.cancel_search)
+    got = store.claim("w", 30, search_id=s.id)
+    assert got is None
+    c = store.get_search(s.id)
+    assert c.status == SearchStatus.CANCELLED and c.counts.cancelled == 1 and c.counts.running == 0
+    _hook_suggest(store, lambda _sid: store.cancel_search(s.id))  # cancels a search it is not claiming
+    unrestricted = store.claim("w", 30)
+    assert unrestricted is not None and unrestricted.search_id == other.id
+
+
+def test_delete_landing_mid_claim_gives_the_next_trial_not_not_found(store: Store) -> None:
+    doomed = create(store, name="doomed", max_trials=2)
+    other = create(store, name="other", max_trials=2)
+    store.claim("w", 30, search_id=other.id)  # fairness now prefers the doomed search
+    _hook_suggest(store, store.delete_search)
+    got = store.claim("w", 30)
+    assert got is not None and got.search_id == other.id and got.config is not None
+    with pytest.raises(NotFound):
+        store.get_search(doomed.id)
