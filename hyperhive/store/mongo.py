@@ -643,7 +643,7 @@ class MongoStore(Store):
         if res.deleted_count == 0:
             raise NotFound("search", search_id)
         self._call("delete trials", self._trials.delete_many, {"search_id": search_id})
-        self._done_histories.pop(search_id, None)
+        self._forget(search_id)
 
     # ------------------------------------------------------------------ claims
     def _claim_queued(

@@ -539,3 +539,25 @@ def test_delete_landing_mid_claim_gives_the_next_trial_not_not_found(store: Stor
     assert got is not None and got.search_id == other.id and got.config is not None
     with pytest.raises(NotFound):
         store.get_search(doomed.id)
+
+
+def test_engine_forgets_a_deleted_search_reimported_with_the_same_id(store: Store) -> None:
+    """Delete, then import an older export of the same search (same id, same created_at): the engine's
+    history must be the imported trials, not phantoms of the deleted ones."""
+    s = create(store, max_trials=6, algorithm={"type": "tpe", "n_startup_trials": 2})
+    for v in (0.5, 0.4):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, done(v))
+    old_bundle = store.export_search(s.id)
+    for v in (0.3, 0.2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, done(v))
+    search = store.get_search(s.id)
+    assert len(store.engine.history(store, search).trials) == 4
+    store.delete_search(s.id)
+    imported = store.import_search(old_bundle)
+    assert len(store.engine.history(store, imported).trials) == 2, "no phantom trials of the deleted search"
+    t = store.claim("w")
+    assert t is not None and t.number == 2 and t.config is not None
