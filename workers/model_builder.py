@@ -3,7 +3,8 @@ allow-list: nothing in a document can run code.
 
 - ``model`` is ``{layers: [...], name: ...}`` (a bare list of layers is accepted too). ``None`` items
   (a ``choice`` that skipped a layer) are dropped and nested lists (a chosen set of layers) are spliced
-  in place (:func:`search_spaces.flatten_layers`).
+  in place (as :func:`search_spaces.flatten_layers` does); errors name a layer by its path in the
+  configuration (``model.layers[1][0]``).
 - Each layer ``{type: T, **arguments}``: ``T`` must be in :data:`search_spaces.keras_names.LAYER_TYPES`
   and is built with ``keras.layers.T.from_config(arguments)``; arguments must be plain values (a mapping
   would be read by Keras as a serialised object). ``input_shape`` is ignored: it comes from the dataset.
@@ -20,7 +21,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hyperhive.errors import HyperhiveError
-from search_spaces import flatten_layers
 from search_spaces.keras_names import COMPOSITE_BLOCKS, LAYER_TYPES
 from workers.backend import import_keras
 from workers.blocks import BLOCK_BUILDERS, BlockError
@@ -39,16 +39,33 @@ class ModelBuildError(HyperhiveError, ValueError):
 
 def model_layers(model: Any) -> list[dict[str, Any]]:
     """The flat list of layer mappings of a configuration's ``model`` section."""
+    return [spec for _, spec in located_layers(model)]
+
+
+def located_layers(model: Any) -> list[tuple[str, dict[str, Any]]]:
+    """The flat list of ``(path, layer mapping)`` of a configuration's ``model`` section, in build order.
+
+    ``path`` names the layer as the configuration (and a trial's config columns) do:
+    ``model.layers[2]``, or ``model.layers[1][0]`` inside a chosen set of layers. Skipped (``None``)
+    layers are dropped, as :func:`search_spaces.flatten_layers` does."""
     if model is None:
         raise ModelBuildError("the configuration has no model section")
     layers = model.get("layers") if isinstance(model, Mapping) else model
     if not isinstance(layers, list | tuple):
         raise ModelBuildError(f"model.layers must be a list of layers, got {type(layers).__name__}")
-    flat = flatten_layers(list(layers))
-    for i, spec in enumerate(flat, 1):
-        if not isinstance(spec, Mapping) or not isinstance(spec.get("type"), str):
-            raise ModelBuildError(f"layer {i}: must be a mapping {{type: ..., ...}}, got {spec!r}")
-    return [dict(spec) for spec in flat]
+    out: list[tuple[str, dict[str, Any]]] = []
+    stack: list[tuple[str, Any]] = [("model.layers", list(layers))]
+    while stack:
+        path, item = stack.pop()
+        if item is None:
+            continue
+        if isinstance(item, list | tuple):
+            stack.extend(reversed([(f"{path}[{i}]", sub) for i, sub in enumerate(item)]))
+            continue
+        if not isinstance(item, Mapping) or not isinstance(item.get("type"), str):
+            raise ModelBuildError(f"{path}: must be a mapping {{type: ..., ...}}, got {item!r}")
+        out.append((path, dict(item)))
+    return out
 
 
 def _type_error(type_name: str, where: str) -> ModelBuildError:
@@ -144,18 +161,19 @@ def build_model(
 ) -> Any:
     """The Keras functional model of a ``model`` section (see the module docstring).
 
-    Raises :class:`ModelBuildError` naming the layer (1-based, after flattening) and the reason.
+    Raises :class:`ModelBuildError` naming the layer by its path in the configuration
+    (``model.layers[3] (Conv2D): ...``, see :func:`located_layers`) and the reason.
     """
     keras = import_keras()
-    specs = model_layers(model)
+    located = located_layers(model)
+    specs = [spec for _, spec in located]
     name = model.get("name") if isinstance(model, Mapping) else None
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = inputs
     for layer in augmentation_layers(keras, augmentation, seed):
         x = layer(x)
-    for i, spec in enumerate(specs, 1):
+    for where, spec in located:
         type_name = spec["type"]
-        where = f"layer {i}"
         try:
             if type_name in BLOCK_BUILDERS:
                 x = BLOCK_BUILDERS[type_name](keras, x, spec)
@@ -172,7 +190,7 @@ def build_model(
     if specs and _is_head(specs[-1], n_classes):
         if len(x.shape) != 2:
             raise ModelBuildError(
-                f"layer {len(specs)} (Dense): the model's output has shape {tuple(x.shape)}; add Flatten or "
+                f"{located[-1][0]} (Dense): the model's output has shape {tuple(x.shape)}; add Flatten or "
                 "GlobalAveragePooling2D before the final Dense"
             )
     else:

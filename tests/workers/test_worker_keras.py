@@ -131,10 +131,22 @@ def test_head_added_unless_written_and_blocks_checked() -> None:
     assert layer_summary(model) == ["Conv2D", "Flatten", "Dense"] and model.output_shape == (None, 3)
     with pytest.raises(ModelBuildError, match="add Flatten or GlobalAveragePooling2D"):
         build_model([head], (8, 8, 1), 10)
-    with pytest.raises(ModelBuildError, match=r"layer 1: layer type 'Lambda' is not allowed"):
+    with pytest.raises(ModelBuildError, match=r"model.layers\[0\]: layer type 'Lambda' is not allowed"):
         build_model([{"type": "Lambda", "function": "print"}], (8, 8, 1), 10)
-    with pytest.raises(ModelBuildError, match=r"layer 1 \(ResidualBlock\): argument 'filters' is required"):
+    with pytest.raises(
+        ModelBuildError, match=r"model.layers\[0\] \(ResidualBlock\): argument 'filters' is required"
+    ):
         build_model([{"type": "ResidualBlock"}], (8, 8, 1), 10)
+    # errors name the layer by its path in the configuration, also inside a chosen set of layers
+    nested = [
+        {"type": "Conv2D", "filters": 2, "kernel_size": 3},
+        None,
+        [{"type": "Flatten"}, {"type": "Dense", "units": 3, "foo": 1}],
+    ]
+    with pytest.raises(ModelBuildError, match=r"^model\.layers\[2\]\[1\] \(Dense\): Unrecognized keyword"):
+        build_model({"layers": nested}, (8, 8, 1), 10)
+    with pytest.raises(ModelBuildError, match=r"^model\.layers\[1\]: must be a mapping"):
+        build_model({"layers": [{"type": "Flatten"}, 3]}, (8, 8, 1), 10)
     with pytest.raises(ModelBuildError, match=r"argument 'kernel_regularizer' must be a plain value"):
         build_model([{"type": "Dense", "units": 3, "kernel_regularizer": {"class_name": "L2"}}], (4,), 2)
 
@@ -258,12 +270,12 @@ def test_a_model_that_fails_to_build_is_reported_and_the_worker_goes_on(
     assert worker.trials_run == 3
     t0, t1, t2 = store.list_trials(search.id)
     assert t0.state == TrialState.FAILED
-    assert (
-        t0.error
-        == "ModelBuildError: layer 1 (Conv2D): Unrecognized keyword arguments passed to Conv2D: {'bogus': 1}"
+    assert t0.error == (
+        "ModelBuildError: model.layers[0] (Conv2D): "
+        "Unrecognized keyword arguments passed to Conv2D: {'bogus': 1}"
     )
     assert t1.state == TrialState.FAILED and t1.error.startswith(
-        "ModelBuildError: layer 2 (Conv2D) on input of shape"
+        "ModelBuildError: model.layers[1] (Conv2D) on input of shape"
     )
     assert t2.state == TrialState.DONE
 
