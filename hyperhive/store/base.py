@@ -580,17 +580,29 @@ class Store(abc.ABC):
         }
 
     def import_search(self, bundle: dict[str, Any]) -> Search:
-        """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the id exists.
-        Running trials are imported as ``queued`` (their workers belong to the other store)."""
+        """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the search id or
+        one of the trial ids exists, :class:`ValueError` naming the field if the bundle is inconsistent
+        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``).
+
+        The import keeps the contract's invariants whatever moment the export caught: running trials
+        are imported as ``queued`` (their workers belong to the other store; ``version`` bumped, it is
+        a change); a final search's open trials arrive ``cancelled``; a runnable search whose slots all
+        finished arrives ``completed``; counts are recomputed from the trials."""
         from hyperhive.store.codec import search_from_dict, trial_from_dict
 
         if bundle.get("format") != EXPORT_FORMAT:
             raise ValueError(f"not a Hyperhive export (format {bundle.get('format')!r})")
         search = search_from_dict(bundle["search"])
         trials = [trial_from_dict(t) for t in bundle.get("trials", [])]
+        _check_bundle(search, trials)
+        now = self.clock()
         for t in trials:
             if t.state == TrialState.RUNNING:
                 t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
+                t.version += 1
+            if search.status.is_final and not t.state.is_final:
+                t.state, t.finished_at, t.updated_at = TrialState.CANCELLED, now, now
+                t.version += 1
         try:
             self.get_search(search.id)
         except NotFound:
@@ -600,8 +612,24 @@ class Store(abc.ABC):
         search.counts = search.counts.__class__(
             **{s: sum(1 for t in trials if t.state == s) for s in TrialState}
         )
+        if not search.status.is_final and search.counts.finished >= search.max_trials:
+            search.status = SearchStatus.COMPLETED
+            search.finished_at = max((t.finished_at for t in trials if t.finished_at), default=now)
         self._insert_imported(search, trials)
         return self.get_search(search.id)
 
     @abc.abstractmethod
     def _insert_imported(self, search: Search, trials: list[Trial]) -> None: ...
+
+
+def _check_bundle(search: Search, trials: list[Trial]) -> None:
+    """:class:`ValueError` unless the trials can be this search's: its own, numbered ``0..n-1``, at most
+    ``max_trials`` of them (what every claim, count and slot number relies on)."""
+    for i, t in enumerate(trials):
+        if t.search_id != search.id:
+            raise ValueError(f"trials[{i}].search_id: {t.search_id!r} is not the search's id {search.id!r}")
+    numbers = sorted(t.number for t in trials)
+    if numbers != list(range(len(trials))):
+        raise ValueError(f"trials[].number: must be 0..{len(trials) - 1}, each once (got {numbers})")
+    if len(trials) > search.max_trials:
+        raise ValueError(f"search.max_trials: {search.max_trials} is less than the {len(trials)} trials")

@@ -839,7 +839,13 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ import
     def _insert_imported(self, search: Search, trials: list[Trial]) -> None:
-        with self._write() as conn:
-            self._insert_search_in(conn, search)
-            for t in trials:
-                self._insert_trial_in(conn, t)
+        """One transaction: all of it or nothing; :class:`Conflict` if an id exists already."""
+        try:
+            with self._write() as conn:
+                self._insert_search_in(conn, search)
+                for t in trials:
+                    self._insert_trial_in(conn, t)
+        except sqlite3.IntegrityError as exc:
+            raise Conflict(
+                f"search {search.id} or one of its trial ids already exists in this store"
+            ) from exc

@@ -74,7 +74,8 @@ def populate(store: Store, clock: FakeClock) -> dict[str, Search]:
 
 def assert_same_contents(a: Store, b: Store) -> None:
     """Every search, trial and dataset of ``a`` is in ``b`` with the same fields, except that running
-    trials were imported as queued (lease, worker and counts moved accordingly)."""
+    trials were imported as queued (lease, worker and counts moved accordingly, version bumped: readers
+    of the version change feed must see it)."""
     a_searches = {s.id: s for s in a.list_searches(limit=1000)}
     assert {s.id for s in b.list_searches(limit=1000)} == set(a_searches)
     for sid, sa in a_searches.items():
@@ -91,6 +92,7 @@ def assert_same_contents(a: Store, b: Store) -> None:
             want = trial.to_dict()
             if trial.state == TrialState.RUNNING:
                 want.update(state="queued", lease_token=None, lease_expires_at=None, worker_id=None)
+                want["version"] += 1
             assert tb[tid].to_dict() == want, tid
     for info in a.list_datasets():
         assert b.get_dataset(info.id) == info

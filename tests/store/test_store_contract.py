@@ -561,3 +561,75 @@ def test_engine_forgets_a_deleted_search_reimported_with_the_same_id(store: Stor
     assert len(store.engine.history(store, imported).trials) == 2, "no phantom trials of the deleted search"
     t = store.claim("w")
     assert t is not None and t.number == 2 and t.config is not None
+
+
+def _finished_bundle(store: Store, **overrides: Any) -> dict[str, Any]:
+    s = create(store, max_trials=2, **overrides)
+    for v in (0.5, 0.4):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, done(v))
+    bundle = store.export_search(s.id)
+    store.delete_search(s.id)
+    return bundle
+
+
+def test_import_completes_a_running_search_whose_slots_all_finished(store: Store) -> None:
+    """An export taken between a MongoDB report and its completion step says ``running`` with every
+    slot finished; imported as is, SQLite kept it running forever (nothing would ever report again)."""
+    bundle = _finished_bundle(store)
+    bundle["search"].update(status="running", finished_at=None)
+    got = store.import_search(bundle)
+    assert got.status == SearchStatus.COMPLETED and got.finished_at is not None
+    assert store.claim("w") is None
+
+
+def test_import_cancels_open_trials_of_a_final_search(store: Store) -> None:
+    """An export taken while a failed search was still cancelling its trials (MongoDB cancels them one
+    by one): the imported search is final, so its open trials arrive cancelled."""
+    s = create(store, max_trials=4, max_consecutive_failures=1)
+    a, b = store.claim("w"), store.claim("w")
+    assert a and b and a.lease_token and b.lease_token
+    bundle = store.export_search(s.id)
+    store.delete_search(s.id)
+    bundle["search"].update(status="failed", error="1 consecutive trials failed; last error: x")
+    got = store.import_search(bundle)
+    assert got.status == SearchStatus.FAILED and got.counts.cancelled == 2
+    assert got.counts.queued == got.counts.running == 0
+    assert {t.state for t in store.list_trials(s.id)} == {TrialState.CANCELLED}
+    assert store.claim("w") is None
+
+
+def test_import_refuses_trial_ids_that_exist_with_conflict(store: Store) -> None:
+    """Trial ids held by another search: Conflict on both backends (SQLite raised IntegrityError), and
+    nothing of the failed import is left behind."""
+    bundle = _finished_bundle(store)
+    store.import_search(bundle)
+    copy = {**bundle, "search": {**bundle["search"], "id": "another"}}
+    copy["trials"] = [{**t, "search_id": "another"} for t in bundle["trials"]]
+    with pytest.raises(Conflict):
+        store.import_search(copy)
+    with pytest.raises(NotFound):
+        store.get_search("another")
+    assert store.count_trials("another") == 0
+
+
+@pytest.mark.parametrize(
+    "breakage",
+    ["trial of another search", "numbers with a gap", "more trials than slots", "duplicate number"],
+)
+def test_import_refuses_inconsistent_bundles(store: Store, breakage: str) -> None:
+    bundle = _finished_bundle(store)
+    trials = bundle["trials"]
+    if breakage == "trial of another search":
+        trials[1]["search_id"] = "elsewhere"
+    elif breakage == "numbers with a gap":
+        trials[1]["number"] = 5
+    elif breakage == "more trials than slots":
+        bundle["search"]["max_trials"] = 1
+    else:
+        trials[1]["number"] = 0
+    with pytest.raises(ValueError):
+        store.import_search(bundle)
+    with pytest.raises(NotFound):
+        store.get_search(bundle["search"]["id"])
