@@ -111,6 +111,19 @@ def follow_and_report(
     return exit_status(final)
 
 
+def follow_until_interrupted(client: Any, search_id: str, interval: float, as_json: bool) -> int:
+    """:func:`follow_and_report` for ``submit --follow`` and ``follow``: Ctrl-C stops following only,
+    says so with the commands to go on, and exits 130."""
+    try:
+        return follow_and_report(client, search_id, interval, as_json)
+    except KeyboardInterrupt:
+        err_console.print(
+            f"stopped following; search {search_id} goes on "
+            f"(hyperhive follow {search_id} | hyperhive cancel {search_id})"
+        )
+        raise typer.Exit(130) from None
+
+
 def submit(
     file: Path = typer.Argument(
         ..., exists=True, dir_okay=False, readable=True, help="a .yaml or .json search"
@@ -133,7 +146,7 @@ def submit(
                 console.print(f"follow it with: hyperhive follow {search['id']}")
             return
         (err_console if as_json else console).print(f"submitted search [bold]{search['id']}[/]")
-        code = follow_and_report(client, search["id"], interval, as_json)
+        code = follow_until_interrupted(client, search["id"], interval, as_json)
     raise typer.Exit(code)
 
 
@@ -146,7 +159,7 @@ def follow_cmd(
 ) -> None:
     """Show a search's live progress until it ends (Ctrl-C stops following, not the search)."""
     with make_client(url, token) as client:
-        code = follow_and_report(client, search_id, interval, as_json)
+        code = follow_until_interrupted(client, search_id, interval, as_json)
     raise typer.Exit(code)
 
 

@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from hyperhive.cli import app
-from service.cli_client import exit_status, follow_and_report, no_result_note
+from service.cli_client import exit_status, follow_and_report, follow_until_interrupted, no_result_note
 
 ERROR = "ObjectiveRefused: objective function 'os:system' refused"
 
@@ -104,3 +105,26 @@ def test_help_shows_defaults(command: list[str], text: str) -> None:
     r = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"}, terminal_width=200)
     assert r.exit_code == 0
     assert text in re.sub(r"\s+", " ", r.output)
+
+
+class InterruptedClient(FakeClient):
+    """The first poll answers a running search; the next one is interrupted by Ctrl-C."""
+
+    def __init__(self) -> None:
+        super().__init__(final_search())
+        self.polls = 0
+
+    def get_search(self, search_id: str) -> dict[str, Any]:
+        self.polls += 1
+        if self.polls > 1:
+            raise KeyboardInterrupt
+        return {**self.search, "status": "running"}
+
+
+def test_ctrl_c_while_following_says_the_search_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: Ctrl-C during `submit --follow` printed only 'interrupted'."""
+    with pytest.raises(typer.Exit) as exc:
+        follow_until_interrupted(InterruptedClient(), "s1", interval=0.01, as_json=False)
+    assert exc.value.exit_code == 130
+    err = " ".join(capsys.readouterr().err.split())
+    assert "stopped following; search s1 goes on (hyperhive follow s1 | hyperhive cancel s1)" in err
