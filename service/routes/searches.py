@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 from hyperhive.errors import NotFound
 from hyperhive.models import Search, TokenInfo
 from hyperhive.store.base import Store
+from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import CurrentUser, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
 from service.schemas import (
@@ -220,8 +221,18 @@ def cancel_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchD
     responses={**NOT_FOUND, 409: {"description": "the search is cancelled"}},
 )
 def extend_search(search_id: str, body: ExtendRequest, store: StoreDep, user: CurrentUser) -> SearchDetail:
-    """Add ``n`` trials to the budget; a completed or failed search runs again. 409 if cancelled."""
-    owned_search(store, user, search_id)
+    """Add ``n`` trials to the budget; a completed or failed search runs again. 409 if cancelled; 422 if
+    the budget would pass ``MAX_TRIALS_LIMIT``, the limit a submitted document has."""
+    search = owned_search(store, user, search_id)
+    if search.max_trials + body.n > MAX_TRIALS_LIMIT:
+        msg = (
+            f"the search would have {search.max_trials + body.n} trials; at most {MAX_TRIALS_LIMIT} "
+            f"(it has {search.max_trials}, so n <= {max(MAX_TRIALS_LIMIT - search.max_trials, 0)})"
+        )
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_ENTITY,
+            detail=[{"loc": ["body", "n"], "path": "n", "msg": msg, "type": "value_error"}],
+        )
     return _detail(store, store.extend_search(search_id, body.n))
 
 

@@ -210,6 +210,12 @@ def test_cancel_extend_delete(client: Any, users: Users, store: Store) -> None:
     assert r.status_code == 200 and r.json()["status"] == "running" and r.json()["max_trials"] == 5
     for bad in ({"n": 0}, {"n": "x"}, {}, {"n": 10**9}):
         assert client.post(f"/api/searches/{sid}/extend", json=bad, headers=users.alice).status_code == 422
+    # the budget stays within the document limit (each call's n did, the total did not)
+    r = client.post(f"/api/searches/{sid}/extend", json={"n": 100_000}, headers=users.alice)
+    [problem] = r.json()["detail"]
+    assert r.status_code == 422 and problem["path"] == "n"
+    assert "would have 100005 trials; at most 100000 (it has 5, so n <= 99995)" in problem["msg"]
+    assert client.get(f"/api/searches/{sid}", headers=users.alice).json()["max_trials"] == 5
     store.claim("w", 30, search_id=sid)
     r = client.post(f"/api/searches/{sid}/cancel", headers=users.alice).json()
     assert r["status"] == "cancelled" and r["counts"]["cancelled"] == 1 and r["counts"]["running"] == 0
