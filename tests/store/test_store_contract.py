@@ -633,3 +633,38 @@ def test_import_refuses_inconsistent_bundles(store: Store, breakage: str) -> Non
         store.import_search(bundle)
     with pytest.raises(NotFound):
         store.get_search(bundle["search"]["id"])
+
+
+def test_median_pruning_in_mode_min_uses_only_done_trials(store: Store) -> None:
+    """Mode ``min``: a trial whose latest value is *above* the median of the done trials at that epoch is
+    pruned. Failed and pruned trials' histories do not count towards ``min_trials`` or the median."""
+    training = {"epochs": 3, "pruning": {"type": "median", "warmup_epochs": 1, "min_trials": 3}}
+    model = {"layers": [{"type": "Dense", "units": {"choice": [8, 16]}}]}
+    objective = {"metric": "val_loss", "mode": "min"}
+    create(store, max_trials=8, training=training, objective=objective, model=model, params=None,
+           dataset={"name": "digits"})  # fmt: skip
+
+    def finish(result: TrialResult) -> None:
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, result)
+
+    def hist(v: float) -> list[dict[str, Any]]:
+        return [{"epoch": 1, "val_loss": 1.0}, {"epoch": 2, "val_loss": v}]
+
+    finish(TrialResult.done({"val_loss": 0.2}, history=hist(0.2)))
+    finish(TrialResult.done({"val_loss": 0.4}, history=hist(0.4)))
+    finish(TrialResult.failed("x", history=hist(0.01)))  # a failed trial's curve is no evidence
+    finish(TrialResult(state=TrialState.PRUNED, history=hist(9.0)))
+    t = store.claim("w")
+    assert t and t.lease_token
+    bad = store.heartbeat(t.id, t.lease_token, 30, hist(5.0))
+    assert not bad.should_stop, "only 2 done trials: fewer than min_trials"
+    finish(TrialResult.done({"val_loss": 0.6}, history=hist(0.6)))  # median of done: 0.4
+    assert not store.heartbeat(t.id, t.lease_token, 30, hist(0.3)).should_stop, "below the median: keep"
+    assert not store.heartbeat(t.id, t.lease_token, 30, hist(0.4)).should_stop, "at the median: keep"
+    worse = store.heartbeat(t.id, t.lease_token, 30, hist(0.45))
+    assert worse.should_stop and worse.reason == "pruned"
+    pruned = store.report(t.id, t.lease_token, TrialResult(state=TrialState.PRUNED, history=hist(0.45)))
+    assert pruned.state == TrialState.PRUNED and pruned.value == 0.45 and pruned.loss == 0.45
+    assert store.get_search(pruned.search_id).best_value == 0.2, "a pruned value is never the best"
