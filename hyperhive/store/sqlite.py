@@ -590,7 +590,7 @@ class SQLiteStore(Store):
         )
         if search.status.is_final:
             return
-        if consecutive >= search.max_consecutive_failures:
+        if state == TrialState.FAILED and consecutive >= search.max_consecutive_failures:
             self._cancel_open_trials(conn, search.id, now)
             conn.execute(
                 "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",

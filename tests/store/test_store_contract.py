@@ -668,3 +668,25 @@ def test_median_pruning_in_mode_min_uses_only_done_trials(store: Store) -> None:
     pruned = store.report(t.id, t.lease_token, TrialResult(state=TrialState.PRUNED, history=hist(0.45)))
     assert pruned.state == TrialState.PRUNED and pruned.value == 0.45 and pruned.loss == 0.45
     assert store.get_search(pruned.search_id).best_value == 0.2, "a pruned value is never the best"
+
+
+def test_only_a_failed_trial_can_fail_the_search(store: Store) -> None:
+    """A running search whose failure streak already reached K (an export taken between a MongoDB
+    report and its failure step): a pruned report must not fail it (SQLite did, 'last error: None');
+    the next failed one does."""
+    s = create(store, max_trials=4, max_consecutive_failures=2)
+    a, b = store.claim("w"), store.claim("w")
+    assert a and b
+    bundle = store.export_search(s.id)
+    store.delete_search(s.id)
+    bundle["search"]["consecutive_failures"] = 2
+    store.import_search(bundle)
+    t = store.claim("w")
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, TrialResult(state=TrialState.PRUNED))
+    assert store.get_search(s.id).status == SearchStatus.RUNNING
+    t = store.claim("w")
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, TrialResult.failed("boom"))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.error and "boom" in f.error
