@@ -65,9 +65,18 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _open_store(url: str) -> Store:
-    from hyperhive.store import open_store, redact_url
+    """The store a worker or ``retrain`` uses. A SQLite file must exist already: a worker never creates
+    an empty store (a mistyped path would otherwise wait forever on a new, empty database)."""
+    from hyperhive.store import open_store, redact_url, sqlite_path
 
     try:
+        path = sqlite_path(url.strip())
+        if path and path != ":memory:" and not Path(path).is_file():
+            raise _fail(
+                f"no store at {Path(path).resolve()} (from {url}): start `hyperhive up` or `hyperhive serve` "
+                "there first, or fix --store (sqlite:///relative/path.db or sqlite:////absolute/path.db)",
+                EXIT_USAGE,
+            )
         return open_store(url)
     except BadStoreURL as exc:
         raise _fail(str(exc), EXIT_USAGE) from None

@@ -223,12 +223,19 @@ def _cli(*args: str) -> tuple[int, str]:
         (["worker", "--lease-seconds", "5", "--heartbeat-seconds", "10"], 2, "must be shorter than"),
         (["worker", "--lease-seconds", "0.5"], 2, "lease_seconds"),
         (["worker", "--log-level", "LOUD"], 2, "--log-level"),
+        # a mistyped SQLite path: refused, not a new empty store waited on forever
+        (["worker", "--store", "sqlite:///no/such/dir/hh.db", "--burst"], 2, "no store at"),
+        (["retrain", "abc", "--store", "sqlite:///no/such/dir/hh.db"], 2, "no store at"),
     ],
 )
-def test_worker_cli_errors_are_one_line(args: list[str], code: int, message: str, tmp_path: Path) -> None:
+def test_worker_cli_errors_are_one_line(
+    args: list[str], code: int, message: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
     exit_code, output = _cli(*args)
     assert exit_code == code
     assert message in output and "Traceback" not in output
+    assert not (tmp_path / "no").exists()
 
 
 def test_cli_errors_that_need_a_store(
