@@ -28,7 +28,8 @@ Trial transitions (queued -> running -> final, requeue, release, cancel)
     3. Follow-ups that are idempotent by construction: the best trial (a conditional ``$set`` that only
        matches while ``best_value`` is worse), completion (``status`` runnable and ``unfinished <= 0``),
        failure after ``max_consecutive_failures`` (which then cancels the open trials, each through
-       step 1).
+       step 1). The sweep completes a finished search only when none of its trials holds an op: the
+       last op's follow-ups may fail the search instead.
     4. The op is pulled from the trial's ``pending`` list.
     A process that dies between 1 and 4 leaves the op on the trial; the repair sweep (run by every
     process, see :meth:`MongoStore.repair`) replays ops older than ``repair_grace`` seconds through
@@ -937,6 +938,9 @@ class MongoStore(Store):
             repaired += self._cancel_open_trials(s["_id"])
         flt = {"status": {"$in": _RUNNABLE}, "unfinished": {"$lte": 0}}
         for s in self._find("find finished searches", self._searches, flt, {"_id": 1}):
+            unsettled = {"search_id": s["_id"], "pending.0": {"$exists": True}}
+            if self._call("find unsettled ops", self._trials.find_one, unsettled, {"_id": 1}) is not None:
+                continue  # an op still settling decides between completed and failed (see _settle)
             self._complete_if_done(s["_id"])
             repaired += 1
         return repaired

@@ -191,3 +191,24 @@ def test_requeue_dying_midway_is_replayed(
     finish_all(mstore, mclock)
     assert mstore.get_search(s.id).status == SearchStatus.COMPLETED
     assert_consistent(mstore, s.id)
+
+
+def test_sweep_does_not_complete_a_search_whose_last_failure_is_still_settling(
+    mstore: MongoStore, mclock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last slot's trial fails as the K-th in a row: the search must end ``failed`` (as on SQLite).
+    A sweep running between the report's counter update and its follow-ups (here: the reporter died
+    there) saw ``unfinished == 0`` and marked the search ``completed`` before the failure step ran."""
+    s = mstore.create_search(search_spec(max_trials=1, max_consecutive_failures=1))
+    t = mstore.claim("w", 30)
+    assert t and t.lease_token
+    crash_once(monkeypatch, mstore, "_settle")
+    with pytest.raises(Crash):
+        mstore.report(t.id, t.lease_token, TrialResult.failed("boom"))
+    mstore.repair()  # within the grace period: the op is left to its owner, so is the status
+    assert mstore.get_search(s.id).status == SearchStatus.RUNNING
+    mclock.advance(mstore.repair_grace + 1)
+    mstore.repair()
+    final = mstore.get_search(s.id)
+    assert final.status == SearchStatus.FAILED and final.error and "boom" in final.error
+    assert_consistent(mstore, s.id)
