@@ -71,11 +71,16 @@ class MTrial:
     reported_by: str | None = None  # hash of the token whose report finished it
 
 
+class _Crash(Exception):
+    """A process dying half-way through a MongoDB two-step change."""
+
+
 class StoreMachine(RuleBasedStateMachine):
     tokens = Bundle("tokens")  # (trial_id, token): every lease token ever handed out
 
     def __init__(self, backend: str) -> None:
         super().__init__()
+        self.backend = backend
         self.tmp = tempfile.mkdtemp(prefix="hh-stateful-")
         self.store, self._cleanup = make_store(backend, Path(self.tmp))
         self.clock = FakeClock()
@@ -225,8 +230,6 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(target=tokens, lease=st.sampled_from([1.0, 2.0, 5.0]), data=st.data())
     def claim(self, lease: float, data: st.DataObject) -> Any:
         only = data.draw(st.sampled_from([None, *list(self.searches)]), label="only")
-        # candidates the contract allows, computed from the store's queued trials before the claim
-        queued_before = {t.id: t.updated_at for t in self.trials.values() if t.state == TrialState.QUEUED}
         self._sweep()
         eligible = [
             t
@@ -239,10 +242,8 @@ class StoreMachine(RuleBasedStateMachine):
         now = self.clock()
         if eligible:
             assert got is not None, "a queued trial was there to claim"
-            old = [t for t in eligible if t.id in queued_before]
-            pool = old or eligible
-            key = min((t.updated_at, t.number) for t in pool)
-            allowed = {t.id for t in pool if (t.updated_at, t.number) == key} if old else {t.id for t in pool}
+            key = min((t.updated_at, t.number) for t in eligible)  # oldest first, ties by number
+            allowed = {t.id for t in eligible if (t.updated_at, t.number) == key}  # (one per search)
             assert got.id in allowed, "the oldest queued trial is claimed first"
             t = self.trials[got.id]
             t.attempts += 1
@@ -360,6 +361,29 @@ class StoreMachine(RuleBasedStateMachine):
         """Done reports drawn more often (best trial, completion, failure streaks reset)."""
         self.report(held, "done", value)
 
+    @precondition(lambda self: self.backend == "mongo")
+    @rule(held=tokens, crash_in=st.sampled_from(["_apply_op", "_settle"]))
+    def report_then_crash(self, held: tuple[str, str], crash_in: str) -> None:
+        """MongoDB: the reporting process dies after the trial moved but before its search caught up
+        (``_apply_op``) or before the follow-ups (``_settle``); the repair sweep finishes the change."""
+        tid, token = held
+        t = self.trials.get(tid)
+        if t is None or t.state != TrialState.RUNNING or t.token != token:
+            return
+        store: Any = self.store
+
+        def crash(*_: Any) -> None:
+            raise _Crash
+
+        setattr(store, crash_in, crash)
+        try:
+            with pytest.raises(_Crash):
+                store.report(tid, token, TrialResult.failed("crashed"))
+        finally:
+            delattr(store, crash_in)
+        self._finish(t, TrialState.FAILED, None, hash_token(token))
+        store.repair(grace=-1)  # every op, even one stamped at this very (fake) instant
+
     @rule(held=tokens)
     def release(self, held: tuple[str, str]) -> None:
         tid, token = held
@@ -429,7 +453,7 @@ def test_store_state_machine(backend: str) -> None:
     run_state_machine_as_test(
         lambda: StoreMachine(backend),
         settings=settings(
-            max_examples=100,
+            max_examples=200,
             stateful_step_count=40,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
