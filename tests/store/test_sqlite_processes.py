@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import multiprocessing as mp
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,21 @@ from storekit import search_doc
 from hyperhive.models import SearchStatus, TrialResult, TrialState
 from hyperhive.store import SQLiteStore
 from search_spaces import validate
+
+
+@contextmanager
+def _without_tests_root_on_path() -> Iterator[None]:
+    """Start spawned children without ``tests/`` on ``sys.path``: pytest puts it there when a run holds
+    a test file at that level, and a spawned child would then import the test folder
+    ``tests/search_spaces/`` as the ``search_spaces`` package (a namespace package shadowing the
+    editable install: "cannot import name 'validate' ... (unknown location)")."""
+    root = Path(__file__).resolve().parents[1]
+    saved = sys.path[:]
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != root]
+    try:
+        yield
+    finally:
+        sys.path[:] = saved
 
 
 def _work(path: str, worker: str, queue: mp.Queue, barrier: Any) -> None:  # type: ignore[type-arg]
@@ -42,8 +60,9 @@ def test_processes_share_one_file_without_losing_or_doubling(
     queue: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
     barrier = ctx.Barrier(4)
     procs = [ctx.Process(target=_work, args=(path, f"w{i}", queue, barrier)) for i in range(4)]
-    for p in procs:
-        p.start()
+    with _without_tests_root_on_path():
+        for p in procs:
+            p.start()
     results = [queue.get(timeout=120) for _ in procs]
     for p in procs:
         p.join(timeout=30)
