@@ -386,7 +386,11 @@ class Worker:
             control.stop(StopReason.SHUTDOWN)
             self._hand_back(trial)
             return
-        search = self._search(trial.search_id)
+        try:
+            search = self._search(trial.search_id)
+        except NotFound:  # deleted between our claim and this read: nothing to run, nothing to report
+            self.log.warning("search %s was deleted; dropping trial %s", trial.search_id, trial.id)
+            return
         label = f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
         heartbeat = Heartbeat(self, trial, control)
         self._touch("busy", trial.id)

@@ -269,3 +269,21 @@ def test_worker_log_lines_name_the_worker(
     trial_lines = [r.getMessage() for r in caplog.records if " done loss=" in r.getMessage()]
     assert len(trial_lines) == 2
     assert all(line.startswith(f"[{worker.id}] trial ") for line in trial_lines)
+
+
+def test_a_search_deleted_right_after_the_claim_is_dropped(store: SQLiteStore, tmp_path: Path) -> None:
+    """A delete landing between the claim and reading the search must not kill the worker."""
+    doomed = create_search(store, function_doc(max_trials=1))
+    survivor = create_search(store, function_doc(max_trials=2))
+    real_claim = store.claim
+
+    def claim_then_delete(*args: object, **kwargs: object) -> object:
+        trial = real_claim(*args, **kwargs)  # type: ignore[arg-type]
+        if trial is not None and trial.search_id == doomed.id:
+            store.delete_search(doomed.id)
+        return trial
+
+    store.claim = claim_then_delete  # type: ignore[method-assign]
+    worker = run_worker(store, tmp_path)
+    assert worker.exit_reason == ExitReason.BURST
+    assert store.get_search(survivor.id).counts.done == 2
