@@ -253,7 +253,7 @@ store_app = typer.Typer(
 )
 
 STORE_OPTION = typer.Option(
-    None, "--store", help="store URL [env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db]"
+    None, "--store", help="store URL (env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db)"
 )
 
 

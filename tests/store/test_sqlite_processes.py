@@ -20,9 +20,10 @@ from search_spaces import validate
 @contextmanager
 def _without_tests_root_on_path() -> Iterator[None]:
     """Start spawned children without ``tests/`` on ``sys.path``: pytest puts it there when a run holds
-    a test file at that level, and a spawned child would then import the test folder
-    ``tests/search_spaces/`` as the ``search_spaces`` package (a namespace package shadowing the
-    editable install: "cannot import name 'validate' ... (unknown location)")."""
+    a test file at that level, and a test folder named like a package (there was a
+    ``tests/search_spaces/``) would shadow the editable install in the child as a namespace package
+    ("cannot import name 'validate' ... (unknown location)"). Test folders are no longer named like the
+    project's packages; this keeps the children independent of that rule."""
     root = Path(__file__).resolve().parents[1]
     saved = sys.path[:]
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != root]
