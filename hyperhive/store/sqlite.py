@@ -26,7 +26,6 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
-    TrialCounts,
     TrialState,
     WorkerInfo,
     is_better,
@@ -40,6 +39,7 @@ from hyperhive.store.base import (
     trial_seed,
     worker_lost,
 )
+from hyperhive.store.codec import search_from_dict, trial_from_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -151,6 +151,7 @@ CREATE TABLE IF NOT EXISTS dataset_chunks (
 
 _COUNT_COLUMNS = {s: f"n_{s.value}" for s in TrialState}
 _STATES = {s.value: s for s in TrialState}
+_TRIAL_JSON_COLUMNS = ("config", "vals", "metrics", "history", "info")
 _TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
 _RUNNABLE = "status IN ('pending', 'running')"
 
@@ -249,63 +250,17 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ row decoding
     @staticmethod
     def _search(row: sqlite3.Row) -> Search:
-        return Search(
-            id=row["id"],
-            name=row["name"],
-            owner=row["owner"],
-            status=SearchStatus(row["status"]),
-            document=json.loads(row["document"]),
-            algorithm=row["algorithm"],
-            max_trials=row["max_trials"],
-            seed=row["seed"],
-            objective_metric=row["objective_metric"],
-            objective_mode=row["objective_mode"],
-            max_consecutive_failures=row["max_consecutive_failures"],
-            max_retries=row["max_retries"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            counts=TrialCounts(
-                queued=row["n_queued"],
-                running=row["n_running"],
-                done=row["n_done"],
-                failed=row["n_failed"],
-                pruned=row["n_pruned"],
-                cancelled=row["n_cancelled"],
-            ),
-            consecutive_failures=row["consecutive_failures"],
-            best_trial_id=row["best_trial_id"],
-            best_value=row["best_value"],
-            error=row["error"],
-        )
+        d = dict(row)
+        d["document"] = json.loads(d["document"])
+        d["counts"] = {s.value: d[col] for s, col in _COUNT_COLUMNS.items()}
+        return search_from_dict(d)
 
     @staticmethod
     def _trial(row: sqlite3.Row) -> Trial:
-        return Trial(
-            id=row["id"],
-            search_id=row["search_id"],
-            number=row["number"],
-            state=_STATES[row["state"]],
-            config=_loads(row["config"]),
-            vals=_loads(row["vals"]),
-            seed=row["seed"],
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            value=row["value"],
-            loss=row["loss"],
-            metrics=json.loads(row["metrics"]),
-            history=json.loads(row["history"]),
-            error=row["error"],
-            worker_id=row["worker_id"],
-            lease_token=row["lease_token"],
-            lease_expires_at=row["lease_expires_at"],
-            attempts=row["attempts"],
-            started_at=row["started_at"],
-            finished_at=row["finished_at"],
-            info=json.loads(row["info"]),
-            version=row["version"],
-        )
+        d = dict(row)
+        for key in _TRIAL_JSON_COLUMNS:
+            d[key] = _loads(d[key])
+        return trial_from_dict(d)
 
     def _get_trial_in(self, conn: sqlite3.Connection, trial_id: str) -> Trial:
         row = conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
