@@ -1,0 +1,36 @@
+"""The search documents shown in the READMEs are valid searches (docs that drift are caught here)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from search_spaces import load
+
+REPO = Path(__file__).resolve().parents[1]
+DOCS = ["README.md", "service/README.md", "workers/README.md", "search_spaces/README.md", "docs/deploy.md"]
+
+
+def search_blocks() -> list[tuple[str, str]]:
+    found = []
+    for name in DOCS:
+        text = (REPO / name).read_text()
+        for i, block in enumerate(re.findall(r"```ya?ml\n(.*?)```", text, re.S)):
+            if re.search(r"^name:", block, re.M) and re.search(r"^max_trials:", block, re.M):
+                found.append((f"{name}#{i}", block))
+    return found
+
+
+BLOCKS = search_blocks()
+
+
+def test_the_readme_shows_a_search() -> None:
+    assert any(where.startswith("README.md") for where, _ in BLOCKS)
+
+
+@pytest.mark.parametrize("block", [b for _, b in BLOCKS], ids=[w for w, _ in BLOCKS])
+def test_documented_searches_validate(block: str) -> None:
+    spec = load(block, "yaml")
+    assert spec.parameter_labels, "a documented search searches something"
