@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from hyperhive.models import Search, SearchStatus, Trial, TrialCounts, TrialState
+from hyperhive.models import DatasetInfo, Search, SearchStatus, Trial, TrialCounts, TrialState
 
 _COUNT_FIELDS = ("queued", "running", "done", "failed", "pruned", "cancelled")
 
@@ -62,4 +63,17 @@ def trial_from_dict(d: dict[str, Any]) -> Trial:
         finished_at=d.get("finished_at"),
         info=d.get("info") or {},
         version=int(d.get("version", 0)),
+    )
+
+
+def dataset_from_dict(d: dict[str, Any]) -> DatasetInfo:
+    """A :class:`DatasetInfo` from a stored row or document (``meta`` as stored JSON text)."""
+    return DatasetInfo(
+        id=d["id"],
+        name=d["name"],
+        owner=d.get("owner"),
+        size=int(d["size"]),
+        sha256=d["sha256"],
+        created_at=float(d["created_at"]),
+        meta=json.loads(d["meta"]),
     )

@@ -130,7 +130,7 @@ from hyperhive.store.base import (
     trial_seed,
     worker_lost_error,
 )
-from hyperhive.store.codec import search_from_dict, trial_from_dict
+from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
 from hyperhive.store.urls import redact_url
 
 T = TypeVar("T")
@@ -1096,15 +1096,7 @@ class MongoStore(Store):
 
     @staticmethod
     def _dataset(d: Doc) -> DatasetInfo:
-        return DatasetInfo(
-            id=d["_id"],
-            name=d["name"],
-            owner=d.get("owner"),
-            size=int(d["size"]),
-            sha256=d["sha256"],
-            created_at=d["created_at"],
-            meta=json.loads(d["meta"]),
-        )
+        return dataset_from_dict({**d, "id": d["_id"]})
 
     def get_dataset(self, dataset_id: str) -> DatasetInfo:
         d = self._call("read dataset", self._datasets.find_one, {"_id": dataset_id})

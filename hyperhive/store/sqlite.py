@@ -39,7 +39,7 @@ from hyperhive.store.base import (
     trial_seed,
     worker_lost,
 )
-from hyperhive.store.codec import search_from_dict, trial_from_dict
+from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -755,15 +755,7 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _dataset(r: sqlite3.Row) -> DatasetInfo:
-        return DatasetInfo(
-            id=r["id"],
-            name=r["name"],
-            owner=r["owner"],
-            size=r["size"],
-            sha256=r["sha256"],
-            created_at=r["created_at"],
-            meta=json.loads(r["meta"]),
-        )
+        return dataset_from_dict(dict(r))
 
     def get_dataset(self, dataset_id: str) -> DatasetInfo:
         rows = self._read("SELECT * FROM datasets WHERE id = ?", (dataset_id,))
