@@ -14,10 +14,14 @@ Searches
 
 Budget and completion
     A search has ``max_trials`` slots. Every trial takes exactly one slot for its whole life (a requeued
-    trial keeps its slot and its ``number``). ``counts.total`` never exceeds ``max_trials``. A search is
-    ``completed`` when ``counts.finished == max_trials``. It is ``failed`` when
-    ``max_consecutive_failures`` trials in a row ended ``failed`` (a ``done`` trial resets the count); its
-    ``error`` then holds the last trial error and its non-final trials are cancelled.
+    trial keeps its slot and its ``number``). ``counts.total`` never exceeds ``max_trials``. When
+    ``counts.finished == max_trials`` a search is ``completed`` if at least one trial is ``done``, else
+    ``failed`` with ``error`` naming the failed count and the last trial error ("no trial succeeded").
+    It is ``failed`` at once when ``max_consecutive_failures`` trials in a row ended ``failed`` (a
+    ``done`` trial resets the count), or when a failed report is marked as a *search error*
+    (``TrialResult.search_error``: the document itself cannot run, e.g. its model cannot be built or
+    its dataset loaded); its ``error`` then holds that trial's error and its non-final trials are
+    cancelled. Trials failed by the lease sweep are never search errors.
 
 Claims (atomic)
     ``claim(worker_id, lease_seconds)`` returns a ``running`` trial holding a fresh ``lease_token`` and
@@ -46,7 +50,9 @@ Leases
 Reports (atomic, idempotent)
     ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
     trial is ``running`` (a lease that expired but was not swept yet still counts: the report wins and the
-    trial can no longer be requeued). It sets the final state, the objective ``value`` (from
+    trial can no longer be requeued). A ``failed`` result with ``search_error`` records
+    ``info.error_kind = "search"`` on the trial and fails the search (see Budget and completion). It
+    sets the final state, the objective ``value`` (from
     ``metrics[objective_metric]``; missing or non-finite turns ``done`` into ``failed``), ``loss`` (what
     hyperopt minimises), updates the search's counts, best trial and status in the same atomic step.
     Repeating a report with the same token after it was accepted returns the stored trial unchanged and
@@ -61,6 +67,8 @@ Concurrency
 Tokens and datasets
     API tokens are stored as SHA-256 hashes of high-entropy secrets; the secret is returned once by
     ``create_token``. Uploaded datasets are stored as chunks, so workers on other machines can read them.
+    ``searches_using_dataset`` lists the non-final searches whose document reads an uploaded dataset
+    (``dataset: {upload: ID}``), so that it is not deleted from under them.
 """
 
 from __future__ import annotations
@@ -79,6 +87,7 @@ from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound
 from hyperhive.models import (
+    RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
     HeartbeatAction,
     HeartbeatReply,
@@ -86,6 +95,7 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialCounts,
     TrialResult,
     TrialState,
     WorkerInfo,
@@ -157,6 +167,24 @@ class Outcome:
     history: list[dict[str, Any]] | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fails_search: bool = False
+    """A ``failed`` outcome caused by the search document itself: the search fails at once."""
+
+
+def no_success_error(counts: TrialCounts, last_error: str | None) -> str:
+    """The error of a search whose budget ended without a ``done`` trial."""
+    parts = [
+        f"{n} {name}"
+        for name, n in (("failed", counts.failed), ("pruned", counts.pruned), ("cancelled", counts.cancelled))
+        if n
+    ]
+    text = f"no trial succeeded ({', '.join(parts) or 'none finished'})"
+    return f"{text}; last error: {last_error}" if last_error else text
+
+
+def search_error_message(number: int, error: str | None) -> str:
+    """The error of a search failed at once by a trial that failed because of the document."""
+    return f"trial {number} failed because of the search document: {error}"
 
 
 def worker_lost_error(attempts: int, max_retries: int, worker_id: str | None) -> str:
@@ -401,15 +429,19 @@ class Store(abc.ABC):
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
         info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
-        outcome = Outcome(state, value, loss, metrics, history, error, info)
+        fails_search = state == TrialState.FAILED and result.search_error
+        if fails_search:
+            info["error_kind"] = "search"
+        outcome = Outcome(state, value, loss, metrics, history, error, info, fails_search)
         return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
         update the search's counts, consecutive failures, best trial and status (completed/failed, the
-        failed case cancelling the other non-final trials). If the trial is already final with
-        ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
+        failed case cancelling the other non-final trials; ``outcome.fails_search`` fails it at once;
+        a budget spent with no ``done`` trial fails it with :func:`no_success_error`). If the trial is
+        already final with ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
         Else :class:`LeaseLost`."""
 
     @abc.abstractmethod
@@ -568,6 +600,23 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_dataset(self, dataset_id: str) -> None: ...
 
+    def searches_using_dataset(self, dataset_id: str) -> list[Search]:
+        """The non-final searches whose document reads the uploaded dataset ``dataset_id``
+        (``dataset: {upload: ID}``), newest first."""
+        using: list[Search] = []
+        for status in RUNNABLE_SEARCH_STATUSES:
+            offset, page = 0, 500
+            while True:
+                batch = self.list_searches(status=status, limit=page, offset=offset)
+                for s in batch:
+                    dataset = s.document.get("dataset")
+                    if isinstance(dataset, dict) and str(dataset.get("upload")) == dataset_id:
+                        using.append(s)
+                if len(batch) < page:
+                    break
+                offset += page
+        return sorted(using, key=lambda s: s.created_at, reverse=True)
+
     # ------------------------------------------------------------------ export / import
     def export_search(self, search_id: str) -> dict[str, Any]:
         """A JSON-serialisable bundle of the search and all its trials (``import_search`` reads it)."""
@@ -615,6 +664,10 @@ class Store(abc.ABC):
         if not search.status.is_final and search.counts.finished >= search.max_trials:
             search.status = SearchStatus.COMPLETED
             search.finished_at = max((t.finished_at for t in trials if t.finished_at), default=now)
+            if not search.counts.done:
+                failed = [t for t in trials if t.state == TrialState.FAILED]
+                last = max(failed, key=lambda t: t.finished_at or 0.0).error if failed else None
+                search.status, search.error = SearchStatus.FAILED, no_success_error(search.counts, last)
         self._insert_imported(search, trials)
         return self.get_search(search.id)
 

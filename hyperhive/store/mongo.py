@@ -117,6 +117,7 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialCounts,
     TrialState,
     WorkerInfo,
     is_better,
@@ -127,6 +128,8 @@ from hyperhive.store.base import (
     Store,
     new_id,
     new_lease_token,
+    no_success_error,
+    search_error_message,
     trial_seed,
     worker_lost_error,
 )
@@ -507,12 +510,18 @@ class MongoStore(Store):
         if doc["status"] not in _RUNNABLE:
             return
         limit = doc["max_consecutive_failures"]
-        if op.get("fail_error") is not None and doc["consecutive_failures"] >= limit:
-            error = f"{doc['consecutive_failures']} consecutive trials failed; last error: {op['fail_error']}"
+        fatal = op.get("search_error")
+        if op.get("fail_error") is not None and (fatal or doc["consecutive_failures"] >= limit):
+            error = fatal or (
+                f"{doc['consecutive_failures']} consecutive trials failed; last error: {op['fail_error']}"
+            )
+            flt: Doc = {"_id": sid, "status": {"$in": _RUNNABLE}}
+            if not fatal:
+                flt["consecutive_failures"] = {"$gte": limit}
             res = self._call(
                 "fail search",
                 self._searches.update_one,
-                {"_id": sid, "status": {"$in": _RUNNABLE}, "consecutive_failures": {"$gte": limit}},
+                flt,
                 {
                     "$set": {
                         "status": str(SearchStatus.FAILED),
@@ -526,15 +535,48 @@ class MongoStore(Store):
                 self._cancel_open_trials(sid)
                 return
         if doc["unfinished"] <= 0:
-            self._complete_if_done(sid)
+            self._complete_if_done(sid, op.get("fail_error"))
 
-    def _complete_if_done(self, search_id: str) -> None:
+    def _complete_if_done(self, search_id: str, last_error: str | None = None) -> None:
+        """Mark a runnable search whose budget is spent ``completed``, or ``failed`` when none of its
+        trials is done (``last_error``: the error of the trial that spent it, if it failed)."""
         now = self.clock()
-        self._call(
+        spent: Doc = {"_id": search_id, "status": {"$in": _RUNNABLE}, "unfinished": {"$lte": 0}}
+        res = self._call(
             "complete search",
             self._searches.update_one,
-            {"_id": search_id, "status": {"$in": _RUNNABLE}, "unfinished": {"$lte": 0}},
+            {**spent, "counts.done": {"$gt": 0}},
             {"$set": {"status": str(SearchStatus.COMPLETED), "finished_at": now, "updated_at": now}},
+        )
+        if res.modified_count:
+            return
+        doc = self._call("read search", self._searches.find_one, {**spent, "counts.done": 0}, {"counts": 1})
+        if doc is None:
+            return
+        if last_error is None:
+            failed = self._find(
+                "read last failed trial",
+                self._trials,
+                {"search_id": search_id, "state": str(TrialState.FAILED)},
+                {"error": 1},
+                sort=[("finished_at", DESCENDING), ("number", DESCENDING)],
+                limit=1,
+            )
+            last_error = failed[0].get("error") if failed else None
+        counts = TrialCounts(**{k: int(doc["counts"].get(k, 0)) for k in _COUNTS})
+        error = no_success_error(counts, last_error or None)
+        self._call(
+            "fail search",
+            self._searches.update_one,
+            {**spent, "counts.done": 0},
+            {
+                "$set": {
+                    "status": str(SearchStatus.FAILED),
+                    "finished_at": now,
+                    "updated_at": now,
+                    "error": error,
+                }
+            },
         )
 
     def _cancel_open_trials(self, search_id: str) -> int:
@@ -814,7 +856,16 @@ class MongoStore(Store):
         return self._trial(doc)
 
     # ------------------------------------------------------------------ finishing, releasing, requeueing
-    def _finish_op(self, state: TrialState, value: float | None, error: str | None, now: float) -> Doc:
+    def _finish_op(
+        self,
+        state: TrialState,
+        value: float | None,
+        error: str | None,
+        now: float,
+        *,
+        search_error: str | None = None,
+    ) -> Doc:
+        """The op of a trial turning final; ``search_error``: the error that fails the search at once."""
         inc = {"counts.running": -1, f"counts.{state}": 1, "unfinished": -1}
         set_: Doc = {}
         if state == TrialState.FAILED:
@@ -823,7 +874,10 @@ class MongoStore(Store):
             set_["consecutive_failures"] = 0
         best = value if state == TrialState.DONE else None
         fail_error = (error or "") if state == TrialState.FAILED else None
-        return self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
+        op = self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
+        if search_error is not None and state == TrialState.FAILED:
+            op["search_error"] = search_error
+        return op
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         state, value, error, history = outcome.state, outcome.value, outcome.error, outcome.history
@@ -846,7 +900,9 @@ class MongoStore(Store):
         if history is not None:
             sets["history"] = _dumps(history)
         flt = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
-        doc = self._move("report", flt, sets, self._finish_op(state, value, error, now))
+        fatal = search_error_message(current.number, error) if outcome.fails_search else None
+        op = self._finish_op(state, value, error, now, search_error=fatal)
+        doc = self._move("report", flt, sets, op)
         if doc is None:  # lost a race, or our own write got through before the connection broke
             again = self._trial(self._find_trial(trial_id))
             if again.state.is_final and again.info.get("reported_token") == reported:

@@ -36,6 +36,8 @@ from hyperhive.store.base import (
     Store,
     new_id,
     new_lease_token,
+    no_success_error,
+    search_error_message,
     trial_seed,
     worker_lost,
 )
@@ -545,18 +547,43 @@ class SQLiteStore(Store):
         )
         if search.status.is_final:
             return
-        if state == TrialState.FAILED and consecutive >= search.max_consecutive_failures:
+        if state == TrialState.FAILED and (
+            outcome.fails_search or consecutive >= search.max_consecutive_failures
+        ):
             self._cancel_open_trials(conn, search.id, now)
+            reason = (
+                search_error_message(trial.number, error)
+                if outcome.fails_search
+                else f"{consecutive} consecutive trials failed; last error: {error}"
+            )
             conn.execute(
                 "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                (now, f"{consecutive} consecutive trials failed; last error: {error}", search.id),
+                (now, reason, search.id),
             )
-        else:
+            return
+        search = self._get_search_in(conn, search.id)
+        if search.counts.finished < search.max_trials:
+            return
+        if search.counts.done:
             conn.execute(
-                f"UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?"
-                f" AND {_TOTAL} - n_queued - n_running >= max_trials",
-                (now, search.id),
+                "UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?", (now, search.id)
             )
+            return
+        last = error if state == TrialState.FAILED else self._last_error_in(conn, search.id)
+        conn.execute(
+            "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+            (now, no_success_error(search.counts, last), search.id),
+        )
+
+    @staticmethod
+    def _last_error_in(conn: sqlite3.Connection, search_id: str) -> str | None:
+        """The error of the search's most recently finished failed trial."""
+        row = conn.execute(
+            "SELECT error FROM trials WHERE search_id = ? AND state = 'failed'"
+            " ORDER BY finished_at DESC, number DESC LIMIT 1",
+            (search_id,),
+        ).fetchone()
+        return None if row is None else row[0]
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         with self._write() as conn:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from hyperhive.errors import NotFound
+from hyperhive.errors import Conflict, NotFound
 from hyperhive.models import DatasetInfo
 from hyperhive.npz import DatasetError, inspect_npz
 from hyperhive.store.base import new_id
@@ -27,6 +27,8 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 CHUNK_BYTES = 4 << 20
 MAX_NAME = 200
+MAX_NAMED = 5
+"""How many blocking searches a refused delete names."""
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -122,10 +124,22 @@ def get_dataset(dataset_id: str, store: StoreDep, user: CurrentUser) -> DatasetP
     "/{dataset_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={404: {"description": "no such dataset"}},
+    responses={
+        404: {"description": "no such dataset"},
+        409: {"description": "a search that is not finished yet reads this dataset"},
+    },
 )
 def delete_dataset(dataset_id: str, store: StoreDep, user: CurrentUser) -> Response:
-    """Delete an uploaded dataset (searches that use it fail their next trials)."""
+    """Delete an uploaded dataset. 409 naming the searches (id and name) while a search that is not
+    finished (pending or running) reads it: cancel them first, or wait until they end."""
     _owned(store, user, dataset_id)
+    using = store.searches_using_dataset(dataset_id)
+    if using:
+        names = ", ".join(f"{s.id} ({s.name!r}, {s.status})" for s in using[:MAX_NAMED])
+        more = f" and {len(using) - MAX_NAMED} more" if len(using) > MAX_NAMED else ""
+        raise Conflict(
+            f"dataset {dataset_id} is used by {len(using)} unfinished search(es): {names}{more}; "
+            "cancel them (hyperhive cancel ID) or wait until they finish, then delete it"
+        )
     store.delete_dataset(dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

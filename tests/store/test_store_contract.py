@@ -206,7 +206,8 @@ def test_out_of_retries_the_trial_fails_as_worker_lost(store: Store, clock: Fake
     got = store.get_trial(t.id)
     assert got.state == TrialState.FAILED and got.error and "worker lost" in got.error
     search = store.get_search(s.id)
-    assert search.counts.failed == 1 and search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
+    assert search.counts.failed == 1 and search.status == SearchStatus.FAILED, "no trial succeeded"
+    assert search.error and "no trial succeeded" in search.error and "worker lost" in search.error
     assert store.claim("w") is None
 
 
@@ -300,6 +301,78 @@ def test_consecutive_failures_fail_the_search_and_keep_the_error(store: Store) -
     assert store.claim("w") is None
     reopened = store.extend_search(s.id, 1)
     assert reopened.status == SearchStatus.RUNNING and reopened.consecutive_failures == 0
+
+
+def test_a_search_error_fails_the_search_at_once(store: Store) -> None:
+    """A trial that failed because of the document itself (its model cannot be built, its dataset
+    loaded) fails the search on the first report, whatever ``max_consecutive_failures`` says: the open
+    trials are cancelled and the rest of the budget is not spent."""
+    s = create(store, max_trials=10, max_consecutive_failures=5)
+    t, bystander = store.claim("w"), store.claim("w")
+    assert t and t.lease_token and bystander
+    got = store.report(
+        t.id, t.lease_token, TrialResult.failed("ModelBuildError: kernel too large", search_error=True)
+    )
+    assert got.state == TrialState.FAILED and got.info["error_kind"] == "search"
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.finished_at is not None
+    assert f.error and "kernel too large" in f.error and "search document" in f.error
+    assert f.counts.total == 2 and f.counts.failed == 1 and f.counts.cancelled == 1
+    assert store.get_trial(bystander.id).state == TrialState.CANCELLED
+    assert store.claim("w") is None, "nothing more of the budget is claimed"
+    reopened = store.extend_search(s.id, 1)
+    assert reopened.status == SearchStatus.RUNNING and reopened.error is None
+
+
+def test_a_search_error_flag_on_a_done_report_changes_nothing(store: Store) -> None:
+    s = create(store, max_trials=3, max_consecutive_failures=5)
+    t = store.claim("w")
+    assert t and t.lease_token
+    got = store.report(t.id, t.lease_token, TrialResult.done({"loss": 0.3}, search_error=True))
+    assert got.state == TrialState.DONE and "error_kind" not in got.info
+    assert store.get_search(s.id).status == SearchStatus.RUNNING
+
+
+def test_ordinary_failures_keep_the_consecutive_rule(store: Store) -> None:
+    s = create(store, max_trials=10, max_consecutive_failures=3)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"ResourceExhaustedError: OOM {i}"))
+    assert store.get_search(s.id).status == SearchStatus.RUNNING
+
+
+def test_a_budget_spent_without_a_done_trial_fails_the_search(store: Store) -> None:
+    """Every slot finished but none succeeded: ``failed`` with the last error, not ``completed``; a
+    later done trial (after ``extend``) completes it."""
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"boom {i}"))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.finished_at is not None
+    assert f.error == "no trial succeeded (2 failed); last error: boom 1"
+    assert store.claim("w") is None
+    store.extend_search(s.id, 1)
+    t = store.claim("w")
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, done(0.2))
+    end = store.get_search(s.id)
+    assert end.status == SearchStatus.COMPLETED and end.error is None
+
+
+def test_a_budget_ending_on_a_cancelled_trial_names_the_last_failure(store: Store) -> None:
+    """The slot that spends the budget need not be a failed one: the error still names the last failure
+    (MongoDB reads it back from the trials)."""
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    a, b = store.claim("w"), store.claim("w")
+    assert a and b and a.lease_token and b.lease_token
+    store.report(a.id, a.lease_token, TrialResult.failed("first boom"))
+    store.report(b.id, b.lease_token, TrialResult(state=TrialState.PRUNED))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED
+    assert f.error == "no trial succeeded (1 failed, 1 pruned); last error: first boom"
 
 
 def test_claims_are_fair_across_searches(store: Store) -> None:
@@ -456,6 +529,24 @@ def test_datasets_round_trip_in_chunks(store: Store, clock: FakeClock) -> None:
         store.get_dataset("d1")
 
 
+def test_searches_using_dataset_lists_only_non_final_searches_reading_it(store: Store) -> None:
+    def keras(name: str, dataset: dict[str, Any], **kw: Any) -> Any:
+        model = {"layers": [{"type": "Dense", "units": {"choice": [4, 8]}}]}
+        objective = {"metric": "val_accuracy"}
+        return create(store, name=name, dataset=dataset, model=model, objective=objective, params=None, **kw)
+
+    uses = keras("uses", {"upload": "d1"})
+    keras("other", {"upload": "d2"})
+    keras("builtin", {"name": "digits"})
+    running = keras("running", {"upload": "d1"}, max_trials=2)
+    assert store.claim("w", search_id=running.id) is not None
+    finished = keras("finished", {"upload": "d1"})
+    store.cancel_search(finished.id)
+    got = store.searches_using_dataset("d1")
+    assert [s.id for s in got] == [running.id, uses.id]
+    assert store.searches_using_dataset("d3") == []
+
+
 # ---------------------------------------------------------------- export / import
 
 
@@ -582,6 +673,19 @@ def test_import_completes_a_running_search_whose_slots_all_finished(store: Store
     got = store.import_search(bundle)
     assert got.status == SearchStatus.COMPLETED and got.finished_at is not None
     assert store.claim("w") is None
+
+
+def test_import_fails_a_running_search_whose_slots_all_failed(store: Store) -> None:
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"boom {i}"))
+    bundle = store.export_search(s.id)
+    store.delete_search(s.id)
+    bundle["search"].update(status="running", finished_at=None, error=None)
+    got = store.import_search(bundle)
+    assert got.status == SearchStatus.FAILED and got.error and "no trial succeeded" in got.error
 
 
 def test_import_cancels_open_trials_of_a_final_search(store: Store) -> None:
