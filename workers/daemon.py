@@ -26,7 +26,9 @@ Store outages
     :attr:`ExitReason.STORE_LOST`. A report the store refuses (:class:`~hyperhive.errors.LeaseLost`:
     the lease expired and the trial went to someone else) is dropped.
 
-A trial that raises is reported ``failed`` with a short traceback and the loop goes on.
+A trial that raises is reported ``failed`` with a short traceback and the loop goes on; one that failed
+because of the search document itself (see :mod:`workers.execution`) is reported as a search error, and
+the store fails its search at once.
 """
 
 from __future__ import annotations
@@ -425,6 +427,8 @@ class Worker:
         )
         if reported is not None:
             self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+            if reported.info.get("error_kind") == "search":
+                self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
 
     def _hand_back(self, trial: Trial) -> None:
         assert trial.lease_token is not None

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperhive.errors import HyperhiveError
+from hyperhive.errors import HyperhiveError, NotFound
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -56,6 +56,10 @@ Arrays = tuple[np.ndarray, np.ndarray]
 
 class DatasetError(HyperhiveError, ValueError):
     """A dataset cannot be used; the message names the dataset (and the array) and the reason."""
+
+
+class DatasetDownloadError(DatasetError):
+    """A ``keras.datasets`` dataset could not be downloaded: this machine's network, not the document."""
 
 
 @dataclass(eq=False)
@@ -342,7 +346,7 @@ def load_keras_dataset(name: str) -> Dataset:
         (x_tr, y_tr), (x_te, y_te) = module.load_data()
     except Exception as exc:  # urllib / OSError / HTTP errors: offline, proxy, disk full
         cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-        raise DatasetError(
+        raise DatasetDownloadError(
             f"dataset {name!r} could not be loaded: keras.datasets downloads it on first use and caches it "
             f"in {cache}; this machine may be offline ({type(exc).__name__}: {exc}). Download it once on a "
             "machine with internet access and copy the cache folder, or use an .npz file"
@@ -416,7 +420,7 @@ def fetch_upload(store: Store, dataset_id: str, data_dir: Path) -> Path:
     checked against the SHA-256 the store recorded."""
     try:
         info = store.get_dataset(dataset_id)
-    except HyperhiveError as exc:
+    except NotFound as exc:  # an unreachable store (StoreUnavailable) is not the dataset's fault
         raise DatasetError(f"dataset upload {dataset_id!r}: {exc}") from exc
     folder = Path(data_dir) / "uploads"
     target = folder / f"{info.sha256}.npz"

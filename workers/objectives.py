@@ -1,5 +1,9 @@
 """Function objectives (``objective.function: "package.module:callable"``), run only from allowed modules.
 
+A reference that cannot be resolved (malformed, refused, its module not importable, no such callable)
+is an error of the search document: :func:`resolve` raises it before the function is called, and the
+worker fails the whole search with it. What the function itself raises fails only its trial.
+
 A worker runs a function only when its module is one of the allowed prefixes or inside one
 (``search_spaces.objectives`` allows ``search_spaces.objectives`` and ``search_spaces.objectives.x``,
 not ``search_spaces.objectives_evil``). The prefixes are ``Settings.allow_objective`` plus the worker's
@@ -99,7 +103,14 @@ def run_function_objective(
     """Call the function on ``params`` and return the trial's metrics (``{objective_metric: value}`` for
     a number). Raises :class:`ObjectiveRefused` / :class:`ObjectiveError`; whatever the function raises
     propagates."""
-    fn = resolve(reference, allowed)
+    return call_objective(resolve(reference, allowed), reference, params, objective_metric)
+
+
+def call_objective(
+    fn: Any, reference: str, params: Mapping[str, Any] | None, objective_metric: str
+) -> dict[str, Any]:
+    """Call a resolved objective on ``params`` and return the trial's metrics (see
+    :func:`run_function_objective`)."""
     result = fn(dict(params or {}))
     if isinstance(result, Mapping):
         metrics = _plain(result)
