@@ -29,8 +29,8 @@ Trial transitions (queued -> running -> final, requeue, release, cancel)
        matches while ``best_value`` is worse), completion (``status`` runnable and ``unfinished <= 0``:
        ``completed`` with ``counts.done > 0``, else ``failed``), failure after
        ``max_consecutive_failures`` or at once for an op carrying a ``search_error`` (which then cancels
-       the open trials, each through step 1). The sweep completes a finished search only when none of its trials holds an op: the
-       last op's follow-ups may fail the search instead.
+       the open trials, each through step 1). The sweep completes a finished search only when none of
+       its trials holds an op: the last op's follow-ups may fail the search instead.
     4. The op is pulled from the trial's ``pending`` list.
     A process that dies between 1 and 4 leaves the op on the trial; the repair sweep (run by every
     process, see :meth:`MongoStore.repair`) replays ops older than ``repair_grace`` seconds through
