@@ -10,7 +10,11 @@ Searches
     when the document has none). ``cancel_search`` makes it ``cancelled`` and every non-final trial
     ``cancelled`` in one step. ``extend_search(n)`` adds ``n`` slots; a ``completed`` or ``failed`` search
     becomes ``running`` again (its consecutive-failure count reset); extending a cancelled search is a
-    :class:`Conflict`. ``delete_search`` removes the search and all its trials.
+    :class:`Conflict`. ``extend_search`` never takes ``max_trials`` past ``limit`` (default
+    ``search_spaces.MAX_TRIALS_LIMIT``): the check is part of the same atomic update (SQLite: inside
+    the write transaction; MongoDB: a filter ``max_trials <= limit - n``), so concurrent extends cannot
+    pass it together; a refused extend raises :class:`~hyperhive.errors.LimitExceeded` (field ``n``) and
+    changes nothing. ``delete_search`` removes the search and all its trials.
 
 Budget and completion
     A search has ``max_trials`` slots. Every trial takes exactly one slot for its whole life (a requeued
@@ -77,7 +81,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.errors import Conflict, LeaseLost, NotFound
+from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
     DatasetInfo,
     HeartbeatAction,
@@ -119,6 +123,27 @@ def hash_token(secret: str) -> str:
 def trial_seed(search_seed: int, number: int) -> int:
     """The seed of trial ``number``: fixed by the search's seed, different for every slot."""
     return (search_seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+
+
+def trial_limit(limit: int | None = None) -> int:
+    """``limit``, or the largest trial budget a search may have (``search_spaces.MAX_TRIALS_LIMIT``,
+    imported lazily: the store does not load the search-space compiler)."""
+    if limit is not None:
+        return limit
+    from search_spaces.document import MAX_TRIALS_LIMIT
+
+    return MAX_TRIALS_LIMIT
+
+
+def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExceeded:
+    """The error of an extend that would take a search's ``max_trials`` from ``current`` past ``limit``."""
+    return LimitExceeded(
+        "n",
+        f"search {search_id} would have {current + n} trials; at most {limit} "
+        f"(it has {current}, so n <= {max(limit - current, 0)})",
+        current=current,
+        limit=limit,
+    )
 
 
 def finite_or_none(v: Any) -> float | None:
@@ -268,8 +293,9 @@ class Store(abc.ABC):
         """Cancel a non-final search and its non-final trials; cancelling a final search is a no-op."""
 
     @abc.abstractmethod
-    def extend_search(self, search_id: str, n: int) -> Search:
-        """Add ``n >= 1`` slots (see the contract)."""
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
+        """Add ``n >= 1`` slots (see the contract); :class:`LimitExceeded` if ``max_trials`` would pass
+        ``limit`` (``None``: :func:`trial_limit`)."""
 
     @abc.abstractmethod
     def delete_search(self, search_id: str) -> None:

@@ -125,8 +125,10 @@ from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
     Store,
+    extend_refused,
     new_id,
     new_lease_token,
+    trial_limit,
     trial_seed,
     worker_lost_error,
 )
@@ -614,9 +616,12 @@ class MongoStore(Store):
             search = self.get_search(search_id)
         return search
 
-    def extend_search(self, search_id: str, n: int) -> Search:
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
+        """One conditional update: the filter holds the status and ``max_trials <= limit - n``, so
+        concurrent extends can never pass ``limit`` together."""
         if n < 1:
             raise ValueError("extend needs n >= 1")
+        limit = trial_limit(limit)
         inc = {"max_trials": n, "slots_left": n, "unfinished": n}
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
@@ -630,13 +635,16 @@ class MongoStore(Store):
                 res = self._call(
                     "extend search",
                     self._searches.update_one,
-                    {"_id": search_id, "status": {"$in": statuses}},
+                    {"_id": search_id, "status": {"$in": statuses}, "max_trials": {"$lte": limit - n}},
                     {"$inc": inc, "$set": {**sets, "updated_at": now}},
                 )
-                if res.modified_count:
+                if res.matched_count:
                     return self.get_search(search_id)
-            if self.get_search(search_id).status == SearchStatus.CANCELLED:
+            current = self.get_search(search_id)
+            if current.status == SearchStatus.CANCELLED:
                 raise Conflict(f"search {search_id} is cancelled and cannot be extended")
+            if current.max_trials + n > limit:
+                raise extend_refused(search_id, current.max_trials, n, limit)
         raise StoreUnavailable(f"search {search_id} kept changing while being extended")
 
     def delete_search(self, search_id: str) -> None:

@@ -34,8 +34,10 @@ from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
     Store,
+    extend_refused,
     new_id,
     new_lease_token,
+    trial_limit,
     trial_seed,
     worker_lost,
 )
@@ -365,23 +367,28 @@ class SQLiteStore(Store):
                 )
             return self._get_search_in(conn, search_id)
 
-    def extend_search(self, search_id: str, n: int) -> Search:
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
         if n < 1:
             raise ValueError("extend needs n >= 1")
+        limit = trial_limit(limit)
         now = self.clock()
-        with self._write() as conn:
+        with self._write() as conn:  # the write lock is held from here: the check below cannot go stale
             search = self._get_search_in(conn, search_id)
             if search.status == SearchStatus.CANCELLED:
                 raise Conflict(f"search {search_id} is cancelled and cannot be extended")
+            if search.max_trials + n > limit:
+                raise extend_refused(search_id, search.max_trials, n, limit)
             reopen = search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE searches SET max_trials = max_trials + ?, updated_at = ?,"
                 " status = CASE WHEN ? THEN 'running' ELSE status END,"
                 " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures END,"
                 " finished_at = CASE WHEN ? THEN NULL ELSE finished_at END,"
-                " error = CASE WHEN ? THEN NULL ELSE error END WHERE id = ?",
-                (n, now, reopen, reopen, reopen, reopen, search_id),
-            )
+                " error = CASE WHEN ? THEN NULL ELSE error END WHERE id = ? AND max_trials + ? <= ?",
+                (n, now, reopen, reopen, reopen, reopen, search_id, n, limit),
+            ).rowcount
+            if not changed:  # unreachable while the transaction holds the lock; the limit is in the SQL too
+                raise extend_refused(search_id, search.max_trials, n, limit)
             return self._get_search_in(conn, search_id)
 
     def delete_search(self, search_id: str) -> None:

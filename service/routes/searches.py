@@ -18,7 +18,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from hyperhive.errors import NotFound
+from hyperhive.errors import LimitExceeded, NotFound
 from hyperhive.models import Search, TokenInfo
 from hyperhive.store.base import Store
 from search_spaces import MAX_TRIALS_LIMIT
@@ -223,17 +223,15 @@ def cancel_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchD
 def extend_search(search_id: str, body: ExtendRequest, store: StoreDep, user: CurrentUser) -> SearchDetail:
     """Add ``n`` trials to the budget; a completed or failed search runs again. 409 if cancelled; 422 if
     the budget would pass ``MAX_TRIALS_LIMIT``, the limit a submitted document has."""
-    search = owned_search(store, user, search_id)
-    if search.max_trials + body.n > MAX_TRIALS_LIMIT:
-        msg = (
-            f"the search would have {search.max_trials + body.n} trials; at most {MAX_TRIALS_LIMIT} "
-            f"(it has {search.max_trials}, so n <= {max(MAX_TRIALS_LIMIT - search.max_trials, 0)})"
-        )
+    owned_search(store, user, search_id)
+    try:  # the limit is checked inside the store's atomic update: concurrent extends cannot pass it
+        extended = store.extend_search(search_id, body.n, limit=MAX_TRIALS_LIMIT)
+    except LimitExceeded as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail=[{"loc": ["body", "n"], "path": "n", "msg": msg, "type": "value_error"}],
-        )
-    return _detail(store, store.extend_search(search_id, body.n))
+            detail=[{"loc": ["body", exc.field], "path": exc.field, "msg": str(exc), "type": "value_error"}],
+        ) from None
+    return _detail(store, extended)
 
 
 @router.delete(
