@@ -37,7 +37,7 @@ Claims (atomic)
     :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
 
 Leases
-    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch ``history``, and
+    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch history, and
     answers ``stop`` when the search was cancelled or failed (the trial is then already ``cancelled``),
     when the trial should be pruned (median rule on the search's ``training.pruning``), or when the token
     is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
@@ -46,6 +46,17 @@ Leases
     (``attempts <= max_retries``), else marks it ``failed`` ("worker lost"), oldest expiry first (a
     failure that fails the search cancels the trials after it); it is safe to run from many processes
     at once: a trial is requeued once.
+
+History (appended, not rewritten)
+    A worker sends each epoch once: ``heartbeat(..., new_epochs=[...], from_epoch=k)`` makes the history
+    ``history[:k] + new_epochs``, so a resent batch (its answer was lost) replaces itself instead of
+    being duplicated, and a requeued trial's new attempt (``from_epoch=0``) starts the history afresh.
+    ``from_epoch`` past the stored length is a :class:`ValueError` (nothing is saved). What a backend
+    writes per heartbeat does not grow with the number of epochs: SQLite inserts one row per epoch into
+    ``trial_history`` (primary key ``(trial_id, epoch)``), MongoDB keeps ``history`` as an array of
+    per-epoch JSON strings and ``$push``es at ``$position`` ``k`` with ``$slice`` ``k + len(new)``,
+    filtered on ``history.<k-1>`` existing. ``heartbeat(..., history=[...])`` (the whole list) and a
+    report's ``history`` still replace it; readers see one ``history`` list either way.
 
 Reports (atomic, idempotent)
     ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
@@ -65,6 +76,16 @@ Concurrency
 Tokens and datasets
     API tokens are stored as SHA-256 hashes of high-entropy secrets; the secret is returned once by
     ``create_token``. Uploaded datasets are stored as chunks, so workers on other machines can read them.
+
+Quotas (see :mod:`hyperhive.quotas`)
+    ``set_quota(owner, limits)`` stores an admin's override for one user (a ``quotas`` table/collection
+    keyed by owner name; the limits it names, each an integer >= 0 or ``None`` for unlimited; it
+    replaces the previous override whole), ``get_quota`` reads it (``None`` when there is none),
+    ``delete_quota`` removes it (:class:`NotFound` if none), ``list_quotas`` lists them by owner.
+    ``usage(owner)`` says what the user holds now: searches ``pending``/``running``, stored bytes
+    (dataset sizes + search document JSON + :data:`~hyperhive.quotas.TRIAL_BYTES_ESTIMATE` per trial
+    started) and the sum of ``max_trials`` over the user's searches. Quotas are deployment policy, like
+    tokens: ``export``/``import`` do not carry them.
 """
 
 from __future__ import annotations
@@ -98,6 +119,7 @@ from hyperhive.models import (
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
+    from hyperhive.quotas import Usage
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
@@ -133,6 +155,11 @@ def trial_limit(limit: int | None = None) -> int:
     from search_spaces.document import MAX_TRIALS_LIMIT
 
     return MAX_TRIALS_LIMIT
+
+
+def epoch_gap(trial_id: str, k: int, stored: int) -> ValueError:
+    """The error of an append that would leave a hole in a trial's history."""
+    return ValueError(f"from_epoch: {k} is past the {stored} epoch(s) stored for trial {trial_id}")
 
 
 def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExceeded:
@@ -368,19 +395,32 @@ class Store(abc.ABC):
         lease_token: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         history: list[dict[str, Any]] | None = None,
+        *,
+        new_epochs: list[dict[str, Any]] | None = None,
+        from_epoch: int | None = None,
     ) -> HeartbeatReply:
-        """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
+        """Extend the lease, save progress and say whether to stop. Progress is either ``new_epochs``
+        (the epochs from index ``from_epoch`` on; see "History" in the contract) or ``history`` (the
+        full per-epoch list so far, rewritten whole)."""
         now = self.clock()
+        epochs: tuple[int, list[dict[str, Any]]] | None = None
+        if new_epochs is not None:
+            if history is not None:
+                raise ValueError("heartbeat takes history or new_epochs, not both")
+            if from_epoch is None or isinstance(from_epoch, bool) or from_epoch < 0:
+                raise ValueError(f"from_epoch: must be an index >= 0 with new_epochs (got {from_epoch!r})")
+            if new_epochs:
+                epochs = (int(from_epoch), json_safe(list(new_epochs)))
         if history is not None:
             history = json_safe(history)
         try:
-            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
+            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now, epochs=epochs)
         except LeaseLost:
             current = self.get_trial(trial_id)
             if current.state == TrialState.CANCELLED:
                 return HeartbeatReply(HeartbeatAction.STOP, "cancelled")
             return HeartbeatReply(HeartbeatAction.STOP, "lease_lost")
-        if history:
+        if history or epochs:
             search = self.get_search(trial.search_id)
             if self._should_prune(search, trial):
                 return HeartbeatReply(HeartbeatAction.STOP, "pruned", trial.lease_expires_at)
@@ -394,9 +434,13 @@ class Store(abc.ABC):
         lease_seconds: float,
         history: list[dict[str, Any]] | None,
         now: float,
+        *,
+        epochs: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Trial:
-        """Atomically extend our lease (and save history) if ``trial`` is running under ``lease_token``;
-        else :class:`LeaseLost` (:class:`NotFound` if there is no such trial)."""
+        """Atomically extend our lease (and save ``history`` whole, or append ``epochs`` = ``(k, new)``
+        as ``history[:k] + new``) if ``trial`` is running under ``lease_token``; else
+        :class:`LeaseLost` (:class:`NotFound` if there is no such trial). :class:`ValueError` (nothing
+        saved) when ``k`` is past the stored history's length."""
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
@@ -593,6 +637,36 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def delete_dataset(self, dataset_id: str) -> None: ...
+
+    # ------------------------------------------------------------------ quotas
+    @abc.abstractmethod
+    def get_quota(self, owner: str) -> dict[str, int | None] | None:
+        """The admin's quota override for ``owner`` (only the limits it names), or ``None``."""
+
+    def set_quota(self, owner: str, limits: dict[str, Any]) -> dict[str, int | None]:
+        """Store (replace) ``owner``'s override; :class:`ValueError` naming a bad field."""
+        from hyperhive.quotas import check_override
+
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValueError("owner: must be a user (token) name")
+        values = check_override(limits)
+        self._put_quota(owner, values, self.clock())
+        return values
+
+    @abc.abstractmethod
+    def _put_quota(self, owner: str, limits: dict[str, int | None], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def delete_quota(self, owner: str) -> None:
+        """Remove ``owner``'s override (the defaults apply again); :class:`NotFound` if there is none."""
+
+    @abc.abstractmethod
+    def list_quotas(self) -> dict[str, dict[str, int | None]]:
+        """Every override, by owner name."""
+
+    @abc.abstractmethod
+    def usage(self, owner: str) -> Usage:
+        """What ``owner`` holds now (see the contract)."""
 
     # ------------------------------------------------------------------ export / import
     def export_search(self, search_id: str) -> dict[str, Any]:
