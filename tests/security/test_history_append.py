@@ -144,3 +144,19 @@ def test_worker_sends_each_epoch_once_and_resends_after_a_failed_heartbeat(
     assert sent == [(0, 1), (1, 1), (2, 1), (3, 1), (3, 2), (5, 1)], "unacknowledged epochs are resent"
     assert store.get_trial(trial.id).history == history
     store.close()
+
+
+def test_mongo_history_written_whole_by_an_older_version_is_converted_on_append() -> None:
+    import json
+
+    store: Any = mongo_store()
+    trial = running_trial(store)
+    old = [epoch(0), epoch(1)]
+    store._trials.update_one({"_id": trial.id}, {"$set": {"history": json.dumps(old)}})  # the old layout
+    assert store.get_trial(trial.id).history == old
+    store.heartbeat(trial.id, trial.lease_token, 600, new_epochs=[epoch(2)], from_epoch=2)
+    assert store.get_trial(trial.id).history == [*old, epoch(2)]
+    assert isinstance(store._trials.find_one({"_id": trial.id})["history"], list)
+    with pytest.raises(ValueError, match="from_epoch: 9"):
+        store.heartbeat(trial.id, trial.lease_token, 600, new_epochs=[epoch(9)], from_epoch=9)
+    store.close()
