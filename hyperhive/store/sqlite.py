@@ -294,13 +294,12 @@ class SQLiteStore(Store):
     @staticmethod
     def _append_epochs(conn: sqlite3.Connection, trial_id: str, k: int, new: list[dict[str, Any]]) -> None:
         """``history[:k] + new`` with one row per new epoch (inside a write transaction)."""
-        top = conn.execute("SELECT MAX(epoch) FROM trial_history WHERE trial_id = ?", (trial_id,)).fetchone()[
-            0
-        ]
+        [top] = conn.execute(
+            "SELECT MAX(epoch) FROM trial_history WHERE trial_id = ?", (trial_id,)
+        ).fetchone()
         if top is None:  # no rows yet: the history is the column's (usually empty)
-            base = json.loads(
-                conn.execute("SELECT history FROM trials WHERE id = ?", (trial_id,)).fetchone()[0]
-            )
+            [column] = conn.execute("SELECT history FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            base = json.loads(column)
             if k > len(base):
                 raise epoch_gap(trial_id, k, len(base))
             if base:  # saved whole before: move the kept part into rows, once
