@@ -7,9 +7,13 @@ Environment variables carry the ``HYPERHIVE_`` prefix: ``HYPERHIVE_STORE``, ``HY
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from hyperhive.quotas import Limits
 
 DEFAULT_HOME = Path(".hyperhive")
 DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
@@ -36,6 +40,18 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1 << 20, ge=1024, description="largest JSON/YAML request body")
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="largest dataset upload")
 
+    # per-user quotas (hyperhive.quotas): defaults for every non-admin user; an admin overrides them per
+    # user with `hyperhive quota set`. "none" (or "unlimited") lifts a limit.
+    quota_max_running_searches: int | None = Field(
+        100, ge=0, description="searches pending or running at once, per user"
+    )
+    quota_max_stored_bytes: int | None = Field(
+        50 << 30, ge=0, description="dataset uploads + search documents + trial estimate, per user"
+    )
+    quota_max_trials: int | None = Field(
+        1_000_000, ge=0, description="sum of max_trials over the searches a user keeps"
+    )
+
     # workers
     lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="interval between a worker's heartbeats")
@@ -52,6 +68,22 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("the store URL is empty")
         return v.strip()
+
+    @field_validator(
+        "quota_max_running_searches", "quota_max_stored_bytes", "quota_max_trials", mode="before"
+    )
+    @classmethod
+    def _unlimited(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().lower() in ("", "none", "null", "unlimited"):
+            return None
+        return v
+
+    @property
+    def quota_defaults(self) -> Limits:
+        """The quota limits of a user without an admin's override."""
+        from hyperhive.quotas import Limits
+
+        return Limits(self.quota_max_running_searches, self.quota_max_stored_bytes, self.quota_max_trials)
 
     @property
     def data_dir(self) -> Path:

@@ -10,7 +10,11 @@ Searches
     when the document has none). ``cancel_search`` makes it ``cancelled`` and every non-final trial
     ``cancelled`` in one step. ``extend_search(n)`` adds ``n`` slots; a ``completed`` or ``failed`` search
     becomes ``running`` again (its consecutive-failure count reset); extending a cancelled search is a
-    :class:`Conflict`. ``delete_search`` removes the search and all its trials.
+    :class:`Conflict`. ``extend_search`` never takes ``max_trials`` past ``limit`` (default
+    ``search_spaces.MAX_TRIALS_LIMIT``): the check is part of the same atomic update (SQLite: inside
+    the write transaction; MongoDB: a filter ``max_trials <= limit - n``), so concurrent extends cannot
+    pass it together; a refused extend raises :class:`~hyperhive.errors.LimitExceeded` (field ``n``) and
+    changes nothing. ``delete_search`` removes the search and all its trials.
 
 Budget and completion
     A search has ``max_trials`` slots. Every trial takes exactly one slot for its whole life (a requeued
@@ -37,7 +41,7 @@ Claims (atomic)
     :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
 
 Leases
-    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch ``history``, and
+    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch history, and
     answers ``stop`` when the search was cancelled or failed (the trial is then already ``cancelled``),
     when the trial should be pruned (median rule on the search's ``training.pruning``), or when the token
     is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
@@ -46,6 +50,17 @@ Leases
     (``attempts <= max_retries``), else marks it ``failed`` ("worker lost"), oldest expiry first (a
     failure that fails the search cancels the trials after it); it is safe to run from many processes
     at once: a trial is requeued once.
+
+History (appended, not rewritten)
+    A worker sends each epoch once: ``heartbeat(..., new_epochs=[...], from_epoch=k)`` makes the history
+    ``history[:k] + new_epochs``, so a resent batch (its answer was lost) replaces itself instead of
+    being duplicated, and a requeued trial's new attempt (``from_epoch=0``) starts the history afresh.
+    ``from_epoch`` past the stored length is a :class:`ValueError` (nothing is saved). What a backend
+    writes per heartbeat does not grow with the number of epochs: SQLite inserts one row per epoch into
+    ``trial_history`` (primary key ``(trial_id, epoch)``), MongoDB keeps ``history`` as an array of
+    per-epoch JSON strings and ``$push``es at ``$position`` ``k`` with ``$slice`` ``k + len(new)``,
+    filtered on ``history.<k-1>`` existing. ``heartbeat(..., history=[...])`` (the whole list) and a
+    report's ``history`` still replace it; readers see one ``history`` list either way.
 
 Reports (atomic, idempotent)
     ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
@@ -69,6 +84,16 @@ Tokens and datasets
     ``create_token``. Uploaded datasets are stored as chunks, so workers on other machines can read them.
     ``searches_using_dataset`` lists the non-final searches whose document reads an uploaded dataset
     (``dataset: {upload: ID}``), so that it is not deleted from under them.
+
+Quotas (see :mod:`hyperhive.quotas`)
+    ``set_quota(owner, limits)`` stores an admin's override for one user (a ``quotas`` table/collection
+    keyed by owner name; the limits it names, each an integer >= 0 or ``None`` for unlimited; it
+    replaces the previous override whole), ``get_quota`` reads it (``None`` when there is none),
+    ``delete_quota`` removes it (:class:`NotFound` if none), ``list_quotas`` lists them by owner.
+    ``usage(owner)`` says what the user holds now: searches ``pending``/``running``, stored bytes
+    (dataset sizes + search document JSON + :data:`~hyperhive.quotas.TRIAL_BYTES_ESTIMATE` per trial
+    started) and the sum of ``max_trials`` over the user's searches. Quotas are deployment policy, like
+    tokens: ``export``/``import`` do not carry them.
 """
 
 from __future__ import annotations
@@ -85,7 +110,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.errors import Conflict, LeaseLost, NotFound
+from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
     RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
@@ -104,6 +129,7 @@ from hyperhive.models import (
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
+    from hyperhive.quotas import Usage
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
@@ -129,6 +155,32 @@ def hash_token(secret: str) -> str:
 def trial_seed(search_seed: int, number: int) -> int:
     """The seed of trial ``number``: fixed by the search's seed, different for every slot."""
     return (search_seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
+
+
+def trial_limit(limit: int | None = None) -> int:
+    """``limit``, or the largest trial budget a search may have (``search_spaces.MAX_TRIALS_LIMIT``,
+    imported lazily: the store does not load the search-space compiler)."""
+    if limit is not None:
+        return limit
+    from search_spaces.document import MAX_TRIALS_LIMIT
+
+    return MAX_TRIALS_LIMIT
+
+
+def epoch_gap(trial_id: str, k: int, stored: int) -> ValueError:
+    """The error of an append that would leave a hole in a trial's history."""
+    return ValueError(f"from_epoch: {k} is past the {stored} epoch(s) stored for trial {trial_id}")
+
+
+def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExceeded:
+    """The error of an extend that would take a search's ``max_trials`` from ``current`` past ``limit``."""
+    return LimitExceeded(
+        "n",
+        f"search {search_id} would have {current + n} trials; at most {limit} "
+        f"(it has {current}, so n <= {max(limit - current, 0)})",
+        current=current,
+        limit=limit,
+    )
 
 
 def finite_or_none(v: Any) -> float | None:
@@ -296,8 +348,9 @@ class Store(abc.ABC):
         """Cancel a non-final search and its non-final trials; cancelling a final search is a no-op."""
 
     @abc.abstractmethod
-    def extend_search(self, search_id: str, n: int) -> Search:
-        """Add ``n >= 1`` slots (see the contract)."""
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
+        """Add ``n >= 1`` slots (see the contract); :class:`LimitExceeded` if ``max_trials`` would pass
+        ``limit`` (``None``: :func:`trial_limit`)."""
 
     @abc.abstractmethod
     def delete_search(self, search_id: str) -> None:
@@ -370,19 +423,32 @@ class Store(abc.ABC):
         lease_token: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         history: list[dict[str, Any]] | None = None,
+        *,
+        new_epochs: list[dict[str, Any]] | None = None,
+        from_epoch: int | None = None,
     ) -> HeartbeatReply:
-        """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
+        """Extend the lease, save progress and say whether to stop. Progress is either ``new_epochs``
+        (the epochs from index ``from_epoch`` on; see "History" in the contract) or ``history`` (the
+        full per-epoch list so far, rewritten whole)."""
         now = self.clock()
+        epochs: tuple[int, list[dict[str, Any]]] | None = None
+        if new_epochs is not None:
+            if history is not None:
+                raise ValueError("heartbeat takes history or new_epochs, not both")
+            if from_epoch is None or isinstance(from_epoch, bool) or from_epoch < 0:
+                raise ValueError(f"from_epoch: must be an index >= 0 with new_epochs (got {from_epoch!r})")
+            if new_epochs:
+                epochs = (int(from_epoch), json_safe(list(new_epochs)))
         if history is not None:
             history = json_safe(history)
         try:
-            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
+            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now, epochs=epochs)
         except LeaseLost:
             current = self.get_trial(trial_id)
             if current.state == TrialState.CANCELLED:
                 return HeartbeatReply(HeartbeatAction.STOP, "cancelled")
             return HeartbeatReply(HeartbeatAction.STOP, "lease_lost")
-        if history:
+        if history or epochs:
             search = self.get_search(trial.search_id)
             if self._should_prune(search, trial):
                 return HeartbeatReply(HeartbeatAction.STOP, "pruned", trial.lease_expires_at)
@@ -396,9 +462,13 @@ class Store(abc.ABC):
         lease_seconds: float,
         history: list[dict[str, Any]] | None,
         now: float,
+        *,
+        epochs: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Trial:
-        """Atomically extend our lease (and save history) if ``trial`` is running under ``lease_token``;
-        else :class:`LeaseLost` (:class:`NotFound` if there is no such trial)."""
+        """Atomically extend our lease (and save ``history`` whole, or append ``epochs`` = ``(k, new)``
+        as ``history[:k] + new``) if ``trial`` is running under ``lease_token``; else
+        :class:`LeaseLost` (:class:`NotFound` if there is no such trial). :class:`ValueError` (nothing
+        saved) when ``k`` is past the stored history's length."""
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
@@ -616,6 +686,36 @@ class Store(abc.ABC):
                     break
                 offset += page
         return sorted(using, key=lambda s: s.created_at, reverse=True)
+
+    # ------------------------------------------------------------------ quotas
+    @abc.abstractmethod
+    def get_quota(self, owner: str) -> dict[str, int | None] | None:
+        """The admin's quota override for ``owner`` (only the limits it names), or ``None``."""
+
+    def set_quota(self, owner: str, limits: dict[str, Any]) -> dict[str, int | None]:
+        """Store (replace) ``owner``'s override; :class:`ValueError` naming a bad field."""
+        from hyperhive.quotas import check_override
+
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValueError("owner: must be a user (token) name")
+        values = check_override(limits)
+        self._put_quota(owner, values, self.clock())
+        return values
+
+    @abc.abstractmethod
+    def _put_quota(self, owner: str, limits: dict[str, int | None], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def delete_quota(self, owner: str) -> None:
+        """Remove ``owner``'s override (the defaults apply again); :class:`NotFound` if there is none."""
+
+    @abc.abstractmethod
+    def list_quotas(self) -> dict[str, dict[str, int | None]]:
+        """Every override, by owner name."""
+
+    @abc.abstractmethod
+    def usage(self, owner: str) -> Usage:
+        """What ``owner`` holds now (see the contract)."""
 
     # ------------------------------------------------------------------ export / import
     def export_search(self, search_id: str) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from hyperhive.models import DatasetInfo
 from hyperhive.npz import DatasetError, inspect_npz
 from hyperhive.store.base import new_id
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see
+from service.quotas import refuse_if_full, within_quota
 from service.schemas import DatasetPublic, ValidationErrorResponse
 from service.uploads import receive_file
 
@@ -62,6 +63,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
     response_model=DatasetPublic,
     openapi_extra=_UPLOAD_BODY,
     responses={
+        403: {"description": "over the user's quota of stored bytes"},
         413: {"description": "over max_upload_bytes"},
         415: {"description": "neither multipart/form-data nor application/octet-stream"},
         422: {"model": ValidationErrorResponse, "description": "not a usable .npz dataset"},
@@ -72,6 +74,7 @@ async def upload_dataset(
 ) -> DatasetPublic | JSONResponse:
     """Upload an ``.npz`` (multipart part ``file``, optional field ``name``; or the raw bytes with
     ``?name=``). 201 with its id; 422 listing what is wrong with the file; 413 past the size limit."""
+    await run_in_threadpool(refuse_if_full, store, settings, user)  # before reading a byte
     upload = await receive_file(request, settings.home / "uploads")
     try:
         try:
@@ -92,7 +95,12 @@ async def upload_dataset(
             created_at=time.time(),
             meta=meta,
         )
-        saved = await run_in_threadpool(store.save_dataset, info, _chunks(upload.path))
+
+        def save() -> DatasetInfo:
+            with within_quota(store, settings, user, stored_bytes=upload.size):
+                return store.save_dataset(info, _chunks(upload.path))
+
+        saved = await run_in_threadpool(save)
     finally:
         upload.path.unlink(missing_ok=True)
     return DatasetPublic.from_info(saved)

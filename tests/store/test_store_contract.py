@@ -171,6 +171,59 @@ def test_heartbeat_extends_lease_and_saves_history(store: Store, clock: FakeCloc
     assert store.heartbeat(t.id, "wrong", 10).reason == "lease_lost"
 
 
+def ep(i: int) -> dict[str, Any]:
+    return {"epoch": i + 1, "loss": 1.0 / (i + 1)}
+
+
+def test_heartbeat_appends_new_epochs_idempotently(store: Store, clock: FakeClock) -> None:
+    create(store)
+    t = store.claim("w", 30)
+    assert t and t.lease_token
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(0)], from_epoch=0)
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(1), ep(2)], from_epoch=1)
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(1), ep(2)], from_epoch=1)  # answer was lost
+    store.heartbeat(t.id, t.lease_token, 30)  # a plain heartbeat keeps the history
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)], "a resent batch is not duplicated"
+    [listed] = store.list_trials(t.search_id)
+    assert listed.history == [ep(0), ep(1), ep(2)]
+    [got] = store.get_trials([t.id])
+    assert got.history == [ep(0), ep(1), ep(2)]
+    with pytest.raises(ValueError, match="from_epoch: 5 is past the 3 epoch"):
+        store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(5)], from_epoch=5)
+    with pytest.raises(ValueError, match="from_epoch"):
+        store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(0)])
+    with pytest.raises(ValueError, match="not both"):
+        store.heartbeat(t.id, t.lease_token, 30, [ep(0)], new_epochs=[ep(0)], from_epoch=0)
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)], "a refused append saves nothing"
+    assert store.heartbeat(t.id, "stale", 30, new_epochs=[ep(3)], from_epoch=3).reason == "lease_lost"
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    store.report(t.id, t.lease_token, done(0.3))  # a report without a history keeps the appended one
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    exported = store.export_search(t.search_id)["trials"][0]["history"]
+    assert exported == [ep(0), ep(1), ep(2)]
+
+
+def test_appended_history_restarts_with_a_new_attempt_and_a_whole_history_replaces_it(
+    store: Store, clock: FakeClock
+) -> None:
+    create(store)
+    t = store.claim("w", 10)
+    assert t and t.lease_token
+    store.heartbeat(t.id, t.lease_token, 10, [ep(0), ep(1)])  # saved whole (an older worker)
+    store.heartbeat(t.id, t.lease_token, 10, new_epochs=[ep(2)], from_epoch=2)
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    store.heartbeat(t.id, t.lease_token, 10, new_epochs=[ep(7), ep(8)], from_epoch=1)
+    assert store.get_trial(t.id).history == [ep(0), ep(7), ep(8)], "history[:k] + new"
+    clock.advance(11)
+    assert store.requeue_expired() == 1
+    again = store.claim("w2", 10)
+    assert again and again.id == t.id and again.lease_token
+    store.heartbeat(again.id, again.lease_token, 10, new_epochs=[ep(4)], from_epoch=0)
+    assert store.get_trial(t.id).history == [ep(4)], "the new attempt starts the history afresh"
+    store.report(again.id, again.lease_token, TrialResult.done({"loss": 0.1}, history=[ep(0), ep(1)]))
+    assert store.get_trial(t.id).history == [ep(0), ep(1)], "a reported history replaces the appended one"
+
+
 def test_expired_lease_is_requeued_with_its_config_and_finished_by_another(
     store: Store, clock: FakeClock
 ) -> None:
@@ -794,3 +847,54 @@ def test_only_a_failed_trial_can_fail_the_search(store: Store) -> None:
     store.report(t.id, t.lease_token, TrialResult.failed("boom"))
     f = store.get_search(s.id)
     assert f.status == SearchStatus.FAILED and f.error and "boom" in f.error
+
+
+# ---------------------------------------------------------------- quotas
+
+
+def test_quota_overrides_are_stored_replaced_listed_and_deleted(store: Store) -> None:
+    assert store.get_quota("alice") is None and store.list_quotas() == {}
+    assert store.set_quota("alice", {"max_running_searches": 2, "max_trials": None}) == {
+        "max_running_searches": 2,
+        "max_trials": None,
+    }
+    assert store.get_quota("alice") == {"max_running_searches": 2, "max_trials": None}
+    store.set_quota("alice", {"max_stored_bytes": 10})  # replaces the override whole
+    store.set_quota("bob", {})
+    assert store.list_quotas() == {"alice": {"max_stored_bytes": 10}, "bob": {}}
+    for bad, field in (
+        ({"max_gpus": 1}, "max_gpus"),
+        ({"max_trials": -1}, "max_trials"),
+        ({"max_trials": True}, "max_trials"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            store.set_quota("alice", bad)
+    assert store.get_quota("alice") == {"max_stored_bytes": 10}, "a refused override changes nothing"
+    store.delete_quota("alice")
+    assert store.get_quota("alice") is None
+    with pytest.raises(NotFound):
+        store.delete_quota("alice")
+
+
+def test_usage_counts_running_searches_trials_and_stored_bytes(store: Store) -> None:
+    from hyperhive.quotas import TRIAL_BYTES_ESTIMATE
+
+    assert store.usage("alice").to_dict() == {"running_searches": 0, "stored_bytes": 0, "trials": 0}
+    a = create(store, max_trials=3)
+    b = create(store, max_trials=2)
+    create(store, owner="bob", max_trials=7)
+    t = store.claim("w", search_id=a.id)
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, done(0.5))
+    store.cancel_search(b.id)
+    store.save_dataset(
+        DatasetInfo(id="d1", name="d.npz", owner="alice", size=1000, sha256="0" * 64, created_at=1.0), [b"x"]
+    )
+    usage = store.usage("alice")
+    assert usage.running_searches == 1, "the cancelled search no longer runs"
+    assert usage.trials == 5, "the budgets of every kept search"
+    document_bytes = usage.stored_bytes - 1000 - TRIAL_BYTES_ESTIMATE
+    assert 2 * 100 < document_bytes < 2 * 2000, "the two search documents, as JSON"
+    store.delete_search(b.id)
+    assert store.usage("alice").trials == 3
+    assert store.usage("bob").trials == 7 and store.usage("bob").running_searches == 1
