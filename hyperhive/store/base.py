@@ -1,7 +1,7 @@
 """The store interface: the only thing in Hyperhive that touches a database.
 
-Contract (every backend; ``tests/store_contract.py`` checks it against each one)
-==============================================================================
+Contract (every backend; ``tests/store/test_store_contract.py`` checks it against each one)
+=========================================================================================
 
 Records and states are defined in :mod:`hyperhive.models` (``SearchStatus``, ``TrialState``).
 
@@ -120,12 +120,12 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
-    TrialCounts,
     TrialResult,
     TrialState,
     WorkerInfo,
     objective_loss,
 )
+from hyperhive.store.rules import no_success_error, worker_lost_error
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
@@ -221,27 +221,6 @@ class Outcome:
     info: dict[str, Any] = field(default_factory=dict)
     fails_search: bool = False
     """A ``failed`` outcome caused by the search document itself: the search fails at once."""
-
-
-def no_success_error(counts: TrialCounts, last_error: str | None) -> str:
-    """The error of a search whose budget ended without a ``done`` trial."""
-    parts = [
-        f"{n} {name}"
-        for name, n in (("failed", counts.failed), ("pruned", counts.pruned), ("cancelled", counts.cancelled))
-        if n
-    ]
-    text = f"no trial succeeded ({', '.join(parts) or 'none finished'})"
-    return f"{text}; last error: {last_error}" if last_error else text
-
-
-def search_error_message(number: int, error: str | None) -> str:
-    """The error of a search failed at once by a trial that failed because of the document."""
-    return f"trial {number} failed because of the search document: {error}"
-
-
-def worker_lost_error(attempts: int, max_retries: int, worker_id: str | None) -> str:
-    """The error of a trial whose lease expired with no retry left."""
-    return f"worker lost: lease expired on attempt {attempts} of {max_retries + 1} (worker {worker_id})"
 
 
 def worker_lost(trial: Trial, max_retries: int) -> Outcome:
@@ -509,10 +488,9 @@ class Store(abc.ABC):
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
         update the search's counts, consecutive failures, best trial and status (completed/failed, the
-        failed case cancelling the other non-final trials; ``outcome.fails_search`` fails it at once;
-        a budget spent with no ``done`` trial fails it with :func:`no_success_error`). If the trial is
-        already final with ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
-        Else :class:`LeaseLost`."""
+        failed case cancelling the other non-final trials), as :mod:`hyperhive.store.rules` says. If
+        the trial is already final with ``info.reported_token == outcome.info['reported_token']``
+        return it unchanged. Else :class:`LeaseLost`."""
 
     @abc.abstractmethod
     def release(self, trial_id: str, lease_token: str) -> Trial:

@@ -28,7 +28,6 @@ from hyperhive.models import (
     Trial,
     TrialState,
     WorkerInfo,
-    is_better,
 )
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
@@ -39,13 +38,12 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
-    no_success_error,
-    search_error_message,
     trial_limit,
     trial_seed,
     worker_lost,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.rules import Finished, search_error_message, settle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -592,52 +590,32 @@ class SQLiteStore(Store):
         if history is not None:  # the whole history now lives in the column
             conn.execute("DELETE FROM trial_history WHERE trial_id = ?", (trial.id,))
         search = self._get_search_in(conn, trial.search_id)
-        col = _COUNT_COLUMNS[state]
-        consecutive = search.consecutive_failures
-        if state == TrialState.FAILED:
-            consecutive += 1
-        elif state == TrialState.DONE:
-            consecutive = 0
-        best_id, best_value = search.best_trial_id, search.best_value
-        if (
-            state == TrialState.DONE
-            and value is not None
-            and is_better(value, best_value, search.objective_mode)
-        ):
-            best_id, best_value = trial.id, value
-        conn.execute(
-            f"UPDATE searches SET n_running = n_running - 1, {col} = {col} + 1, consecutive_failures = ?,"
-            " best_trial_id = ?, best_value = ?, updated_at = ? WHERE id = ?",
-            (consecutive, best_id, best_value, now, search.id),
+        finished = Finished(
+            state,
+            trial.id,
+            value,
+            error,
+            search_error_message(trial.number, error) if outcome.fails_search else None,
         )
-        if search.status.is_final:
-            return
-        if state == TrialState.FAILED and (
-            outcome.fails_search or consecutive >= search.max_consecutive_failures
-        ):
-            self._cancel_open_trials(conn, search.id, now)
-            reason = (
-                search_error_message(trial.number, error)
-                if outcome.fails_search
-                else f"{consecutive} consecutive trials failed; last error: {error}"
-            )
-            conn.execute(
-                "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                (now, reason, search.id),
-            )
-            return
-        search = self._get_search_in(conn, search.id)
-        if search.counts.finished < search.max_trials:
-            return
-        if search.counts.done:
-            conn.execute(
-                "UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?", (now, search.id)
-            )
-            return
-        last = error if state == TrialState.FAILED else self._last_error_in(conn, search.id)
+        settled = settle(search, finished, last_error=lambda: self._last_error_in(conn, search.id))
+        c = settled.counters
         conn.execute(
-            "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-            (now, no_success_error(search.counts, last), search.id),
+            "UPDATE searches SET n_queued = ?, n_running = ?, n_done = ?, n_failed = ?, n_pruned = ?,"
+            " n_cancelled = ?, consecutive_failures = ?, best_trial_id = ?, best_value = ?, updated_at = ?"
+            " WHERE id = ?",
+            (
+                c.counts.queued, c.counts.running, c.counts.done, c.counts.failed, c.counts.pruned,
+                c.counts.cancelled, c.consecutive_failures, c.best_trial_id, c.best_value, now, search.id,
+            ),
+        )  # fmt: skip
+        verdict = settled.verdict
+        if verdict is None:
+            return
+        if verdict.cancel_open:
+            self._cancel_open_trials(conn, search.id, now)
+        conn.execute(
+            "UPDATE searches SET status = ?, finished_at = ?, error = COALESCE(?, error) WHERE id = ?",
+            (str(verdict.status), now, verdict.error, search.id),
         )
 
     @staticmethod
