@@ -35,7 +35,7 @@ from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe import CachedTPE
 
 if TYPE_CHECKING:
-    from hyperhive.store.base import Store
+    from hyperhive.policy import TrialFeed
 
 Algorithm = Callable[..., list[dict[str, Any]]]
 
@@ -112,7 +112,9 @@ class _SearchCache:
 
 
 class Engine:
-    """Asks hyperopt for configurations; one per process, shared by every search it sees."""
+    """Asks hyperopt for configurations (the default :class:`~hyperhive.policy.Suggester`); one per
+    store object, shared by every search it sees. It reads trials through a
+    :class:`~hyperhive.policy.TrialFeed` and imports no store."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, float], _SearchCache] = {}
@@ -142,15 +144,15 @@ class Engine:
             for key in [k for k in self._cache if k[0] == search_id]:
                 del self._cache[key]
 
-    def history(self, store: Store, search: Search) -> Trials:
+    def history(self, feed: TrialFeed, search: Search) -> Trials:
         """The search's trials as a hyperopt ``Trials``, refreshed from the trials that changed."""
         cache = self._search_cache(search)
         with cache.lock:
-            return self._refresh(cache, store, search.id)
+            return self._refresh(cache, feed, search.id)
 
     @staticmethod
-    def _refresh(cache: _SearchCache, store: Store, search_id: str) -> Trials:
-        changed, cache.cursor = store.trials_changed_since(search_id, cache.cursor)
+    def _refresh(cache: _SearchCache, feed: TrialFeed, search_id: str) -> Trials:
+        changed, cache.cursor = feed.trials_changed_since(search_id, cache.cursor)
         for t in changed:
             doc = trial_to_doc(t)
             if doc is None:
@@ -160,7 +162,7 @@ class Engine:
         return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
 
     def suggest(
-        self, store: Store, search: Search, trial: Trial
+        self, feed: TrialFeed, search: Search, trial: Trial
     ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
         """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
         ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
@@ -169,7 +171,7 @@ class Engine:
 
         cache = self._search_cache(search)
         with cache.lock:
-            trials = self._refresh(cache, store, search.id) if cache.needs_history else Trials()
+            trials = self._refresh(cache, feed, search.id) if cache.needs_history else Trials()
             new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
         vals = {k: [_plain(x) for x in v] for k, v in new_docs[0]["misc"]["vals"].items()}
         point = {k: v[0] for k, v in vals.items() if v}

@@ -125,6 +125,7 @@ from hyperhive.models import (
     TrialState,
     WorkerInfo,
 )
+from hyperhive.policy import Policy
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store import rules
 from hyperhive.store.base import (
@@ -310,8 +311,9 @@ class MongoStore(Store):
         retry_seconds: float = 30.0,
         repair_grace: float = 10.0,
         repair_interval: float = 5.0,
+        policy: Policy | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(policy)
         self._url = url.strip()
         self.url = redact_url(self._url)
         """The URL with its password masked: safe to log (the store keeps the real one to itself)."""

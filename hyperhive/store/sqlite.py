@@ -29,6 +29,7 @@ from hyperhive.models import (
     TrialState,
     WorkerInfo,
 )
+from hyperhive.policy import Policy
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
@@ -198,8 +199,10 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
 class SQLiteStore(Store):
     """The SQLite backend. ``path`` is the database file (created with its folder if missing)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        super().__init__()
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, policy: Policy | None = None
+    ) -> None:
+        super().__init__(policy)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
