@@ -40,6 +40,9 @@ class SearchStatus(enum.StrEnum):
 
 RUNNABLE_SEARCH_STATUSES = (SearchStatus.PENDING, SearchStatus.RUNNING)
 
+DEFAULT_LEASE_SECONDS = 60.0
+"""A claimed trial's lease when nobody says otherwise (the store's ``claim``, ``Settings.lease_seconds``)."""
+
 
 class TrialState(enum.StrEnum):
     """A trial's life.

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from hyperhive.models import DEFAULT_LEASE_SECONDS
+
 if TYPE_CHECKING:
     from hyperhive.quotas import Limits
 
@@ -53,7 +55,9 @@ class Settings(BaseSettings):
     )
 
     # workers
-    lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
+    lease_seconds: float = Field(
+        DEFAULT_LEASE_SECONDS, gt=1.0, description="a claimed trial's lease; heartbeats renew it"
+    )
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="interval between a worker's heartbeats")
     worker_timeout_seconds: float = Field(90.0, gt=0.0, description="a worker unseen this long is lost")
     allow_objective: list[str] = Field(

@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -92,16 +91,10 @@ token_app = typer.Typer(
 )
 
 
-@contextlib.contextmanager
-def _open_store(store: str | None) -> Iterator[object]:
-    from hyperhive.store import open_store
+def _open_store(store: str | None) -> contextlib.AbstractContextManager[object]:
+    from hyperhive.cli_store import cli_store
 
-    settings = settings_for(store=store)
-    s = open_store(settings.store)
-    try:
-        yield s
-    finally:
-        s.close()
+    return cli_store(settings_for(store=store).store)
 
 
 @token_app.command("create")

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hyperhive.errors import BadStoreURL, HyperhiveError, StoreUnavailable
+from hyperhive.cli_store import EXIT_STORE, EXIT_USAGE
+from hyperhive.errors import HyperhiveError
 
 if TYPE_CHECKING:
     from hyperhive.settings import Settings
     from hyperhive.store.base import Store
 
-EXIT_USAGE = 2
-EXIT_STORE = 3
 
 STORE_OPTION = typer.Option(
     None, "--store", help="store URL (env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db)"
@@ -65,23 +64,10 @@ def _settings(**overrides: object) -> Settings:
 
 
 def _open_store(url: str) -> Store:
-    """The store a worker or ``retrain`` uses. A SQLite file must exist already: a worker never creates
-    an empty store (a mistyped path would otherwise wait forever on a new, empty database)."""
-    from hyperhive.store import open_store, redact_url, sqlite_path
+    """The store a worker or ``retrain`` uses; it must exist already (see :mod:`hyperhive.cli_store`)."""
+    from hyperhive.cli_store import open_cli_store
 
-    try:
-        path = sqlite_path(url.strip())
-        if path and path != ":memory:" and not Path(path).is_file():
-            raise _fail(
-                f"no store at {Path(path).resolve()} (from {url}): start `hyperhive up` or `hyperhive serve` "
-                "there first, or fix --store (sqlite:///relative/path.db or sqlite:////absolute/path.db)",
-                EXIT_USAGE,
-            )
-        return open_store(url)
-    except BadStoreURL as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except StoreUnavailable as exc:
-        raise _fail(f"cannot reach the store {redact_url(url)}: {exc}", EXIT_STORE) from None
+    return open_cli_store(url, must_exist=True)
 
 
 def _die_with_parent() -> None:
@@ -166,7 +152,8 @@ def worker(
         gpu = os.environ.get("HYPERHIVE_WORKER_GPU")
         gpu_ids = [gpu] if gpu else []
     configure_devices(cpu=cpu)
-    options = WorkerOptions(
+    options = WorkerOptions.from_settings(
+        settings,
         lease_seconds=lease,
         heartbeat_seconds=beat,
         max_trials=max_trials,
@@ -174,7 +161,6 @@ def worker(
         burst=burst,
         search_id=search,
         allow_objective=prefixes,
-        data_dir=settings.data_dir,
         gpus=gpu_ids,
         store_patience=store_patience,
     )

@@ -120,6 +120,7 @@ from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
+    DEFAULT_LEASE_SECONDS,
     RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
     HeartbeatAction,
@@ -141,7 +142,6 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
-DEFAULT_LEASE_SECONDS = 60.0
 CLAIM_ATTEMPTS = 20
 """How many trials one ``claim`` may lose to a concurrent cancel or delete before it answers ``None``."""
 EXPORT_FORMAT = "hyperhive-export/1"

@@ -206,6 +206,9 @@ class SQLiteStore(Store):
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
+        self.lock_retries = 50
+        """How many times a statement that met a lock (after ``busy_timeout``) is tried before
+        :class:`StoreUnavailable`."""
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -232,14 +235,26 @@ class SQLiteStore(Store):
                 self._all_conns.append(conn)
         return conn
 
-    def _retry(self, fn: Any, attempts: int = 50) -> Any:
+    def _unavailable(self, exc: sqlite3.OperationalError) -> Exception:
+        """What escapes when the database stays locked past the retries or cannot be read or written
+        (locked, I/O error, disk full, read-only, ...): :class:`StoreUnavailable`, as the contract says,
+        never the driver's error. A mistake in a statement (``SQLITE_ERROR``) is a bug: it stays itself."""
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_ERROR:
+            return exc
+        return StoreUnavailable(f"SQLite store {self.path}: {exc}")
+
+    def _retry(self, fn: Any) -> Any:
         delay = 0.005
+        attempts = self.lock_retries
         for i in range(attempts):
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc) or i == attempts - 1:
-                    raise
+                    failure = self._unavailable(exc)
+                    if failure is exc:
+                        raise
+                    raise failure from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")
@@ -251,9 +266,13 @@ class SQLiteStore(Store):
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = self._unavailable(exc) if isinstance(exc, sqlite3.OperationalError) else exc
+            if failure is exc:
+                raise
+            raise failure from exc
         else:
             self._retry(lambda: conn.execute("COMMIT"))
 
