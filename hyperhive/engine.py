@@ -49,19 +49,16 @@ def _objective_placeholder(_: Any) -> float:
 
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
-    (TPE as :class:`~hyperhive.tpe.CachedTPE`: the same suggestions, its posterior graph built once)."""
+    (TPE as :class:`~hyperhive.tpe.CachedTPE`: the same suggestions, its posterior graph built once).
+    The options are renamed as hyperopt names them by :func:`search_spaces.spec.hyperopt_options`."""
+    from search_spaces.spec import hyperopt_options
+
+    kw = hyperopt_options(name, options)  # ValueError for an unknown algorithm
     if name == "random":
         return rand.suggest
     if name == "anneal":
-        return functools.partial(anneal.suggest, **options)
+        return functools.partial(anneal.suggest, **kw)
     if name == "tpe":
-        renamed = {
-            "n_startup_trials": "n_startup_jobs",
-            "n_ei_candidates": "n_EI_candidates",
-            "gamma": "gamma",
-            "prior_weight": "prior_weight",
-        }
-        kw = {renamed[k]: v for k, v in options.items() if k in renamed}
         return CachedTPE(**kw)
     raise ValueError(f"unknown algorithm {name!r}")
 

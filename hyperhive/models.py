@@ -65,8 +65,8 @@ class TrialState(enum.StrEnum):
         return self not in (TrialState.QUEUED, TrialState.RUNNING)
 
 
-FINAL_TRIAL_STATES = (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED, TrialState.CANCELLED)
 REPORTABLE_TRIAL_STATES = (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED)
+"""The final states a worker's report may set (``cancelled`` is the store's own)."""
 
 
 @dataclass

@@ -9,6 +9,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from hyperhive.models import TrialState
 from service.flatten import flatten
 
 STATUS_STYLE = {
@@ -90,9 +91,7 @@ def search_table(s: dict[str, Any]) -> Table:
     t.add_row("progress", f"{c['finished']}/{s['max_trials']} ({s['progress']:.0%})")
     t.add_row(
         "trials",
-        ", ".join(
-            f"{styled(k)} {c[k]}" for k in ("queued", "running", "done", "failed", "pruned", "cancelled")
-        ),
+        ", ".join(f"{styled(k)} {c[k]}" for k in map(str, TrialState)),
     )
     t.add_row("objective", f"{s['objective_metric']} ({s['objective_mode']})")
     t.add_row("algorithm", f"{s['algorithm']}, seed {s['seed']}")

@@ -14,8 +14,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hyperhive.client import Client, ClientError
+from hyperhive.models import SearchStatus
 
-FINAL_STATUSES = ("completed", "cancelled", "failed")
+FINAL_STATUSES = tuple(str(s) for s in SearchStatus if s.is_final)
 
 
 def _best_text(s: dict[str, Any]) -> str:

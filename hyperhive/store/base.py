@@ -121,6 +121,7 @@ from typing import TYPE_CHECKING, Any
 from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
     DEFAULT_LEASE_SECONDS,
+    REPORTABLE_TRIAL_STATES,
     RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
     HeartbeatAction,
@@ -461,7 +462,7 @@ class Store(abc.ABC):
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
-        if result.state not in (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED):
+        if result.state not in REPORTABLE_TRIAL_STATES:
             raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
         trial = self.get_trial(trial_id)
         if trial.state.is_final:

@@ -20,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hyperhive.errors import LimitExceeded, NotFound
-from hyperhive.models import Search, SearchStatus, TokenInfo
+from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
 from hyperhive.store.base import Store
 from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see, owned_search
@@ -31,10 +31,8 @@ from service.schemas import (
     Page,
     SearchDetail,
     SearchPublic,
-    SearchStatusName,
     TrialDetail,
     TrialPublic,
-    TrialStateName,
     ValidationErrorResponse,
 )
 
@@ -151,7 +149,7 @@ async def create_search(
 def list_searches(
     store: StoreDep,
     user: CurrentUser,
-    status: SearchStatusName | None = None,
+    status: SearchStatus | None = None,
     name: str | None = Query(None, max_length=500),
     owner: Annotated[
         str | None, Query(max_length=500, description="admins only; others see their own")
@@ -180,7 +178,7 @@ def list_trials(
     search_id: str,
     store: StoreDep,
     user: CurrentUser,
-    state: TrialStateName | None = None,
+    state: TrialState | None = None,
     sort: Literal["number", "value", "created_at", "finished_at"] = "number",
     order: Annotated[
         Literal["asc", "desc"] | None,
