@@ -247,3 +247,176 @@ def test_the_api_answers_422_naming_objective_function(tmp_path: Path) -> None:
         assert api_store.count_searches() == 0
     finally:
         api_store.close()
+
+
+# ---------------------------------------------------------------------------------------------- store import
+def _export_line(tmp_path: Path, owner: str | None = "alice", **doc_overrides: Any) -> dict[str, Any]:
+    """One exported search (a function search owned by ``owner``: one done trial, one queued with its
+    config) as the dict of its JSON Lines record."""
+    import io
+
+    from hyperhive.models import TrialResult
+    from hyperhive.store.cli import export_searches
+
+    source = SQLiteStore(tmp_path / "source.db")
+    try:
+        doc = {
+            **_function_doc("search_spaces.objectives:quadratic", {"x": {"uniform": [0, 1]}}),
+            "max_trials": 3,
+        }
+        search = source.create_search(search_spaces.validate({**doc, **doc_overrides}), owner=owner)
+        first = source.claim("w", 30.0)
+        assert first is not None and first.lease_token is not None
+        source.report(first.id, first.lease_token, TrialResult.done({"loss": 0.25}))
+        second = source.claim("w", 30.0)
+        assert second is not None and second.lease_token is not None
+        source.release(second.id, second.lease_token)
+        buf = io.StringIO()
+        export_searches(source, [search.id], buf)
+    finally:
+        source.close()
+    (line,) = buf.getvalue().splitlines()
+    record: dict[str, Any] = json.loads(line)
+    return record
+
+
+def _import(target: SQLiteStore, record: dict[str, Any], **kw: Any) -> Any:
+    from hyperhive.store.cli import import_records
+
+    return import_records(target, [json.dumps(record)], **kw)
+
+
+def _queued(record: dict[str, Any]) -> dict[str, Any]:
+    (trial,) = [t for t in record["trials"] if t["state"] == "queued"]
+    return trial
+
+
+TAMPERS = {
+    "objective-attribute-chain": (
+        lambda r: r["search"]["document"]["objective"].update(function=f"{PKG}.objs:subprocess.run"),
+        "search.document.objective.function",
+    ),
+    "objective-private-name": (
+        lambda r: r["search"]["document"]["objective"].update(function="search_spaces.objectives:_numbers"),
+        "search.document.objective.function",
+    ),
+    "document-out-of-bounds": (
+        lambda r: r["search"]["document"].update(max_trials=10**9),
+        "search.document.max_trials",
+    ),
+    "columns-disagree-with-document": (
+        lambda r: r["search"].update(objective_metric="accuracy"),
+        "search.objective_metric",
+    ),
+    "queued-config-replaced": (
+        lambda r: _queued(r)["config"].update(params={"/bin/touch": 0, "/tmp/hh-marker": 0}),
+        "trials[1].config",
+    ),
+    "vals-outside-the-space": (
+        lambda r: _queued(r).update(vals={"params.x": [1e9]}),
+        "trials[1].vals['params.x']",
+    ),
+    "config-without-vals": (lambda r: _queued(r).update(vals=None), "trials[1].config"),
+    "best-trial-of-another-search": (
+        lambda r: r["search"].update(best_trial_id="someone-elses-trial"),
+        "search.best_trial_id",
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", sorted(TAMPERS))
+def test_store_import_checks_a_bundle_like_a_submitted_search(tmp_path: Path, tamper: str) -> None:
+    record = _export_line(tmp_path)
+    change, field = TAMPERS[tamper]
+    change(record)
+    target = SQLiteStore(tmp_path / "target.db")
+    try:
+        with pytest.raises(ValueError, match="line 1: ") as info:
+            _import(target, record, owner="alice")
+        assert field in str(info.value)
+        assert target.count_searches() == 0 and target.list_trials(record["search"]["id"]) == []
+    finally:
+        target.close()
+
+
+def test_store_import_refuses_worker_paths_for_a_non_admin_owner(tmp_path: Path) -> None:
+    from hyperhive.store.codec import search_from_dict
+    from hyperhive.store.vetting import OwnerPolicy, vet_search
+
+    record = _export_line(tmp_path)
+    target = SQLiteStore(tmp_path / "target.db")
+    try:
+        doc = {
+            "name": "paths", "max_trials": 2, "algorithm": "random", "seed": 1,
+            "dataset": {"path": "/data/faces.npz"}, "model": {"layers": [{"type": "Dense", "units": 4}]},
+        }  # fmt: skip
+        spec = search_spaces.validate(doc)
+        search = search_from_dict({**record["search"], "document": spec.to_document(), "name": "paths",
+                                   "objective_metric": spec.objective_metric,
+                                   "objective_mode": spec.objective_mode, "best_trial_id": None})  # fmt: skip
+        with pytest.raises(
+            ValueError, match=r"dataset\.path: reading files on the worker machines is for admins"
+        ):
+            vet_search(target, search, [], OwnerPolicy("alice"))
+        vet_search(target, search, [], OwnerPolicy(None))  # no owner: an admin's search
+        target.create_token("root", admin=True)
+        vet_search(target, search, [], OwnerPolicy("root"))
+    finally:
+        target.close()
+
+
+def test_store_import_owner_comes_from_the_importer(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hyperhive.cli import app
+
+    record = _export_line(tmp_path, owner="root")  # the file claims an admin's name
+    sid = record["search"]["id"]
+    bundle = tmp_path / "bundle.jsonl"
+    bundle.write_text(json.dumps(record) + "\n")
+    runner = CliRunner()
+    for args, owner in [([], None), (["--owner", "bob"], "bob"), (["--keep-owners"], "root")]:
+        db = tmp_path / f"target-{owner}.db"
+        res = runner.invoke(app, ["store", "import", "--store", f"sqlite:///{db}", str(bundle), *args])
+        assert res.exit_code == 0, res.output
+        target = SQLiteStore(db)
+        try:
+            assert target.get_search(sid).owner == owner
+            assert [t.state for t in target.list_trials(sid)] == ["done", "queued"]
+        finally:
+            target.close()
+    res = runner.invoke(
+        app,
+        [
+            "store",
+            "import",
+            "--store",
+            f"sqlite:///{tmp_path / 'x.db'}",
+            str(bundle),
+            "--owner",
+            "a",
+            "--keep-owners",
+        ],
+    )
+    assert res.exit_code == 2 and "not both" in res.output
+
+
+def test_store_import_of_a_malicious_objective_fails_cleanly_on_the_cli(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hyperhive.cli import app
+
+    record = _export_line(tmp_path)
+    record["search"]["document"]["objective"]["function"] = "search_spaces.objectives:math.sqrt"
+    bundle = tmp_path / "bundle.jsonl"
+    bundle.write_text(json.dumps(record) + "\n")
+    db = tmp_path / "target.db"
+    res = CliRunner().invoke(app, ["store", "import", "--store", f"sqlite:///{db}", str(bundle)])
+    assert res.exit_code == 1
+    assert "line 1" in res.output and "search.document.objective.function" in res.output
+    assert "Traceback" not in res.output
+    target = SQLiteStore(db)
+    try:
+        assert target.count_searches() == 0
+    finally:
+        target.close()
