@@ -9,9 +9,12 @@ configuration is not one the space can produce (the worker runs ``config``, not 
 - the document is validated again by :func:`search_spaces.validate` (and stored as it normalises it);
   the columns derived from it (name, algorithm, objective, failure and retry limits, seed) must agree
   with it, and ``max_trials`` lies between the document's and the store's limit (``extend`` raises it);
-- every trial's ``vals`` are a point of the space (each active label present, choice indices in range,
-  numbers finite and inside their distribution's range) and its ``config`` is exactly what those
-  ``vals`` give; a trial without ``vals`` has no ``config``;
+- every trial's ``vals`` name only numbers that are finite and inside their distribution's range; a
+  trial a worker will run (queued, or running in the source: it arrives queued) must have ``vals`` that
+  are a point of the space (each active label present, choice indices in range) and exactly the
+  ``config`` those ``vals`` give, since the worker runs the ``config``. Finished trials are recorded
+  results no worker runs again; their configs are not recomputed (that costs a hyperopt evaluation,
+  ~10 ms, per trial: minutes for a large store). A trial without ``vals`` has no ``config``;
 - ``best_trial_id`` names one of the bundle's own done trials;
 - the owner is the importer's choice (:class:`OwnerPolicy`), not the file's, unless the importer says
   the file is trusted (``keep``); an uploaded dataset the document trains on must be in the store and
@@ -157,6 +160,8 @@ class _Vals:
             values = value if isinstance(value, list) else [value]
             for v in values:
                 self._in_range(f"{where}.vals[{label!r}]", v, label)
+        if trial.state.is_final:
+            return  # a recorded result no worker runs again: its vals are checked, its config kept as is
         try:
             config = self.spec.config_from_vals(trial.vals)
         except (ValueError, TypeError, KeyError, IndexError) as exc:

@@ -321,6 +321,10 @@ TAMPERS = {
         lambda r: _queued(r).update(vals={"params.x": [1e9]}),
         "trials[1].vals['params.x']",
     ),
+    "done-trial-vals-outside-the-space": (
+        lambda r: r["trials"][0].update(vals={"params.x": [float("inf")]}),
+        "trials[0].vals['params.x']",
+    ),
     "config-without-vals": (lambda r: _queued(r).update(vals=None), "trials[1].config"),
     "best-trial-of-another-search": (
         lambda r: r["search"].update(best_trial_id="someone-elses-trial"),
