@@ -181,7 +181,10 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
+        try:
+            create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
         self._retry(lambda: self._conn().executescript(SCHEMA))
 
     # ------------------------------------------------------------------ connections
