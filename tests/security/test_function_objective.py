@@ -429,3 +429,35 @@ def test_store_import_of_a_malicious_objective_fails_cleanly_on_the_cli(tmp_path
         assert target.count_searches() == 0
     finally:
         target.close()
+
+
+@pytest.mark.slow
+def test_the_worker_command_refuses_a_reexported_subprocess_run(packages: Path, tmp_path: Path) -> None:
+    """The same attack against ``hyperhive worker`` in its own process, as an operator runs it."""
+    import os
+    import subprocess
+
+    db = tmp_path / "store.db"
+    store = SQLiteStore(db)
+    try:
+        marker = tmp_path / "marker"
+        params = {"/bin/touch": 0, str(marker): 0}
+        search_id = _store_bypassing_validation(store, db, f"{PKG}.objs:run", params)
+    finally:
+        store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HYPERHIVE_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(packages), env.get("PYTHONPATH", "")])
+    done = subprocess.run(
+        [sys.executable, "-m", "hyperhive.cli", "worker", "--store", f"sqlite:///{db}", "--cpu", "--burst",
+         "--allow-objective", PKG],
+        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    store = SQLiteStore(db)
+    try:
+        (trial,) = store.list_trials(search_id)
+        assert trial.state == TrialState.FAILED
+        assert "defined in module 'subprocess'" in (trial.error or "")
+    finally:
+        store.close()
+    assert not marker.exists()
