@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from hyperhive.errors import HyperhiveError, NotFound
+from hyperhive.private_files import private_dir
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -426,7 +427,7 @@ def fetch_upload(store: Store, dataset_id: str, data_dir: Path) -> Path:
     target = folder / f"{info.sha256}.npz"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".npz")
     try:

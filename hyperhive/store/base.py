@@ -728,22 +728,31 @@ class Store(abc.ABC):
             "trials": [t.to_dict() for t in trials],
         }
 
-    def import_search(self, bundle: dict[str, Any]) -> Search:
+    def import_search(
+        self, bundle: dict[str, Any], *, owner: str | None = None, keep_owner: bool = False
+    ) -> Search:
         """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the search id or
         one of the trial ids exists, :class:`ValueError` naming the field if the bundle is inconsistent
-        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``).
+        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``) or
+        holds what a submitted search could not (:mod:`hyperhive.store.vetting`: the document validated
+        again, trials' vals checked against the space and their configs against their vals).
+
+        The search is owned by ``owner`` (None: only admins see it), not by whoever the file names,
+        unless ``keep_owner`` (a file from this same deployment).
 
         The import keeps the contract's invariants whatever moment the export caught: running trials
         are imported as ``queued`` (their workers belong to the other store; ``version`` bumped, it is
         a change); a final search's open trials arrive ``cancelled``; a runnable search whose slots all
         finished arrives ``completed``; counts are recomputed from the trials."""
         from hyperhive.store.codec import search_from_dict, trial_from_dict
+        from hyperhive.store.vetting import OwnerPolicy, vet_search
 
         if bundle.get("format") != EXPORT_FORMAT:
             raise ValueError(f"not a Hyperhive export (format {bundle.get('format')!r})")
         search = search_from_dict(bundle["search"])
         trials = [trial_from_dict(t) for t in bundle.get("trials", [])]
         _check_bundle(search, trials)
+        vet_search(self, search, trials, OwnerPolicy(owner, keep_owner))
         now = self.clock()
         for t in trials:
             if t.state == TrialState.RUNNING:
