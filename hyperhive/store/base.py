@@ -91,6 +91,7 @@ from hyperhive.models import (
     WorkerInfo,
     objective_loss,
 )
+from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
@@ -141,6 +142,21 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _capped(
+    metrics: dict[str, Any], history: list[dict[str, Any]] | None, objective: str
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """Metrics and history within :mod:`hyperhive.payloads`' caps (a cut history is noted in metrics)."""
+    note = None
+    if history is not None:
+        history, note = cap_history(history)
+        history = json_safe(history)
+    if note:
+        given = metrics.get("truncated_notes") if metrics.get("truncated") is True else None
+        notes = [*given, note] if isinstance(given, list) else [note]
+        metrics = {**metrics, "truncated": True, "truncated_notes": notes}
+    return cap_metrics(metrics, keep=objective), history
 
 
 @dataclass(frozen=True)
@@ -346,7 +362,7 @@ class Store(abc.ABC):
         """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
         now = self.clock()
         if history is not None:
-            history = json_safe(history)
+            history = json_safe(cap_history(history)[0])
         try:
             trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
         except LeaseLost:
@@ -382,8 +398,9 @@ class Store(abc.ABC):
                 return trial  # the same report again: already counted
             raise LeaseLost(f"trial {trial_id} is already {trial.state}")
         search = self.get_search(trial.search_id)
-        metrics = json_safe(result.metrics)
-        history = None if result.history is None else json_safe(result.history)
+        # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+        metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
+        metrics, history = _capped(metrics, result.history, search.objective_metric)
         state, error = result.state, result.error
         value = loss = None
         if state == TrialState.DONE:
@@ -400,8 +417,8 @@ class Store(abc.ABC):
             value = finite_or_none(last)
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
-        info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
-        outcome = Outcome(state, value, loss, metrics, history, error, info)
+        info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
+        outcome = Outcome(state, value, loss, metrics, history, cap_error(error), info)
         return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod

@@ -139,6 +139,17 @@ def small_labels_bomb() -> bytes:
     )  # fmt: skip
 
 
+@functools.lru_cache
+def trailing_bomb() -> bytes:
+    """3.3 MB: y_train holds its 8 labels, then 3.14 GiB of zeros the header does not mention."""
+    buf = io.BytesIO()
+    np.save(buf, SMALL_Y)
+    c = zlib.compressobj(9, zlib.DEFLATED, -15)
+    payload = c.compress(buf.getvalue()) + c.flush(zlib.Z_FULL_FLUSH) + zeros_deflate(201)
+    member = ("y_train.npy", payload, zipfile.ZIP_DEFLATED, 0, len(buf.getvalue()) + GIB3, 0)
+    return zip_bytes([npy_member("x_train.npy", SMALL_X), member])
+
+
 def huge_shape() -> bytes:
     """200 bytes: x_train's header claims shape (10**12, 28, 28) of float64; no data follows."""
     header = npy_header((10**12, 28, 28), "<f8")
@@ -183,6 +194,7 @@ BOMBS: dict[str, tuple[Any, str, str]] = {
     "images deflate bomb": (images_bomb, "x_train", "max_upload_ratio"),
     "3 KB labels bomb": (small_labels_bomb, "y_train", "max_upload_ratio"),
     "huge npy shape": (huge_shape, "x_train", "claims shape (1000000000000, 28, 28)"),
+    "data past the header's shape": (trailing_bomb, "y_train", "holds more data than its header's shape"),
 }
 ARCHIVE_RULES: dict[str, tuple[Any, str, str]] = {
     "bzip2 member": (lambda: with_method(zipfile.ZIP_BZIP2), "x_train", "only stored or deflate"),
@@ -288,7 +300,7 @@ print("GROWTH", hwm() - before)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("case", ["labels deflate bomb", "images deflate bomb", "3 KB labels bomb"])
+@pytest.mark.parametrize("case", sorted(BOMBS))
 def test_a_worker_refuses_bombs_before_loading_them(tmp_path: Path, case: str) -> None:
     build, array, needle = BOMBS[case]
     path = tmp_path / "bomb.npz"
