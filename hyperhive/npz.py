@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 import zipfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ CHUNK = 1 << 20
 MEMBER_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.npy")
 ALLOWED_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 FLOAT32 = 4
+READ_ERRORS = (ValueError, OSError, zipfile.BadZipFile, EOFError, zlib.error)
+"""What reading a damaged member raises (a bad CRC, corrupt deflate data, a short member)."""
 LABEL_BYTES = 8  # int64, what the workers turn labels into
 
 
@@ -339,7 +342,7 @@ def _inspect(zf: zipfile.ZipFile, file_size: int, limits: Limits) -> dict[str, A
         for name in (xn, yn):
             try:
                 arrays[name] = _open_array(zf, members[name], file_size, budget, limits)
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            except READ_ERRORS as exc:
                 errors.append((name, f"not a readable numpy array: {exc}"))
         if len(arrays) < 2:
             continue
@@ -362,7 +365,7 @@ def _inspect(zf: zipfile.ZipFile, file_size: int, limits: Limits) -> dict[str, A
         if _numeric(x.dtype):
             try:
                 _skip(x)
-            except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+            except READ_ERRORS as exc:
                 errors.append((xn, str(exc)))
         if not _numeric(y.dtype):
             errors.append((yn, f"must hold numbers, not {y.dtype}"))
@@ -380,7 +383,7 @@ def _inspect(zf: zipfile.ZipFile, file_size: int, limits: Limits) -> dict[str, A
             continue
         try:
             n = _classes(yn, y, limits, errors)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except READ_ERRORS as exc:
             errors.append((yn, f"not a readable numpy array: {exc}"))
             continue
         if n is not None:

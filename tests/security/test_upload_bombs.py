@@ -164,6 +164,12 @@ def with_method(method: int, flags: int = 0) -> bytes:
     return zip_bytes([(x[0], x[1], method, x[3], x[4], flags), npy_member("y_train.npy", SMALL_Y)])
 
 
+def corrupt_deflate() -> bytes:
+    x = npy_member("x_train.npy", SMALL_X)
+    junk = b"\xff" * 200
+    return zip_bytes([(x[0], junk, zipfile.ZIP_DEFLATED, x[3], x[4], 0), npy_member("y_train.npy", SMALL_Y)])
+
+
 def nested_zip() -> bytes:
     inner = npz_bytes(x_train=SMALL_X, y_train=SMALL_Y)
     nested = ("inner.npz", inner, zipfile.ZIP_STORED, zlib.crc32(inner), len(inner), 0)
@@ -201,6 +207,7 @@ ARCHIVE_RULES: dict[str, tuple[Any, str, str]] = {
     "lzma member": (lambda: with_method(zipfile.ZIP_LZMA), "x_train", "only stored or deflate"),
     "encrypted member": (lambda: with_method(zipfile.ZIP_STORED, flags=1), "x_train", "encrypted"),
     "nested zip": (nested_zip, "<file>", "only NAME.npy arrays"),
+    "corrupt deflate data": (corrupt_deflate, "x_train", "not a readable numpy array"),
     "member with a path": (path_member, "<file>", "no folders"),
     "duplicate member": (duplicate_member, "y_train", "appears twice"),
     "too many members": (many_members, "<file>", "at most 64"),
