@@ -362,6 +362,8 @@ def _inspect(zf: zipfile.ZipFile, file_size: int, limits: Limits) -> dict[str, A
         if split == "train" and xs and xs[0] == 0:
             errors.append((xn, "holds no samples"))
         meta["splits"][split] = int(xs[0]) if xs else 0
+        if len(xs) in (3, 4):  # refuse what will not fit before streaming the data through
+            check_decoded({"splits": meta["splits"], "input_shape": list(xs[1:])}, limits)
         if _numeric(x.dtype):
             try:
                 _skip(x)

@@ -433,3 +433,16 @@ def test_limits_are_operator_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HYPERHIVE_MAX_DATASET_CLASSES", "20000")
     limits = Limits.from_env()
     assert (limits.max_ratio, limits.max_decoded_bytes, limits.max_classes) == (50, 5 << 30, 20000)
+
+
+def test_a_dataset_too_large_as_float32_is_refused_before_its_data_is_read(tmp_path: Path) -> None:
+    """x_train's header says 300 x 32x32x3 uint8 (3.5 MiB as float32) but its data is missing: the
+    size limit answers from the header, without streaming anything."""
+    header = npy_header((300, 32, 32, 3), "|u1")
+    x = ("x_train.npy", header, zipfile.ZIP_STORED, zlib.crc32(header), len(header), 0)
+    path = tmp_path / "big.npz"
+    path.write_bytes(zip_bytes([x, npy_member("y_train.npy", np.arange(300) % 2)]))
+    with pytest.raises(DatasetError, match=r"takes 3.52 MiB as float32.*max_dataset_bytes"):
+        inspect_npz(path, Limits(max_decoded_bytes=1 << 20))
+    with pytest.raises(DatasetError, match="x_train: its data is cut short"):
+        inspect_npz(path)
