@@ -614,6 +614,8 @@ class Store(abc.ABC):
         _check_bundle(search, trials)
         now = self.clock()
         for t in trials:
+            t.metrics, history = _capped(t.metrics, t.history, search.objective_metric)
+            t.history, t.error, t.info = history or [], cap_error(t.error), cap_info(t.info)
             if t.state == TrialState.RUNNING:
                 t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
                 t.version += 1

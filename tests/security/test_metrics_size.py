@@ -34,8 +34,13 @@ TARGET = 8 << 20  # the caps' worst case is well below the limit
 
 
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    s, cleanup = make_store(str(request.param), tmp_path)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def store(backend: str, tmp_path: Path) -> Iterator[Store]:
+    s, cleanup = make_store(backend, tmp_path)
     try:
         yield s
     finally:
@@ -173,3 +178,23 @@ def test_workers_do_not_compute_details_the_store_would_drop() -> None:
     ]
     small = split_metrics(y % 10, np.eye(10)[y % 10], 10, "val", lambda _y, _p: 0.1)
     assert len(small["val_confusion_matrix"]) == 10 and "truncated" not in small
+
+
+def test_an_imported_bundle_is_capped_like_a_report(store: Store, backend: str, tmp_path: Path) -> None:
+    sid = keras_search(store)
+    tid = report(store, sid, TrialResult.done(classification(10)))
+    bundle = store.export_search(sid)
+    [trial] = [t for t in bundle["trials"] if t["id"] == tid]
+    trial["metrics"]["val_confusion_matrix"] = [[0] * 3000] * 3000
+    trial["history"] = [{"epoch": i, "loss": 0.1} for i in range(5000)]
+    trial["error"] = "E" * 1_000_000
+    (tmp_path / "other").mkdir()
+    other, cleanup = make_store(backend, tmp_path / "other")
+    try:
+        other.import_search(bundle)
+        t = other.get_trial(tid)
+        assert "val_confusion_matrix" not in t.metrics and t.metrics["truncated"] is True
+        assert len(t.history) == MAX_HISTORY_EPOCHS and t.error is not None and len(t.error) < 9000
+        assert t.metrics["val_accuracy"] == 0.75 and stored_size(other, tid) < TARGET
+    finally:
+        cleanup()
