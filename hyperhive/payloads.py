@@ -3,9 +3,9 @@
 Workers report metrics, per-epoch history, an error text and provenance ``info``; all of it comes from
 code the search's owner controls (a function objective returns any dict), and classification details
 grow with the square of the class count. :meth:`Store.report <hyperhive.store.base.Store.report>`,
-``heartbeat`` and ``import_search`` pass them through :func:`cap_metrics`, :func:`cap_history`, :func:`cap_error` and
-:func:`cap_info` on both backends; what is cut is said in ``metrics["truncated"] = True`` and
-``metrics["truncated_notes"]`` (one line per cut).
+``heartbeat`` and ``import_search`` pass them through :func:`cap_metrics`, :func:`cap_history`,
+:func:`cap_error` and :func:`cap_info` on both backends; what is cut is said in
+``metrics["truncated"] = True`` and ``metrics["truncated_notes"]`` (one line per cut).
 
 - a confusion matrix (a metric named ``*confusion_matrix``) is stored for up to
   :data:`MAX_MATRIX_CLASSES` classes, per-class scores (``*per_class``) for up to
