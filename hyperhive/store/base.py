@@ -126,6 +126,7 @@ from hyperhive.models import (
     WorkerInfo,
     objective_loss,
 )
+from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
@@ -203,6 +204,21 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _capped(
+    metrics: dict[str, Any], history: list[dict[str, Any]] | None, objective: str
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """Metrics and history within :mod:`hyperhive.payloads`' caps (a cut history is noted in metrics)."""
+    note = None
+    if history is not None:
+        history, note = cap_history(history)
+        history = json_safe(history)
+    if note:
+        given = metrics.get("truncated_notes") if metrics.get("truncated") is True else None
+        notes = [*given, note] if isinstance(given, list) else [note]
+        metrics = {**metrics, "truncated": True, "truncated_notes": notes}
+    return cap_metrics(metrics, keep=objective), history
 
 
 @dataclass(frozen=True)
@@ -440,7 +456,7 @@ class Store(abc.ABC):
             if new_epochs:
                 epochs = (int(from_epoch), json_safe(list(new_epochs)))
         if history is not None:
-            history = json_safe(history)
+            history = json_safe(cap_history(history)[0])
         try:
             trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now, epochs=epochs)
         except LeaseLost:
@@ -480,8 +496,9 @@ class Store(abc.ABC):
                 return trial  # the same report again: already counted
             raise LeaseLost(f"trial {trial_id} is already {trial.state}")
         search = self.get_search(trial.search_id)
-        metrics = json_safe(result.metrics)
-        history = None if result.history is None else json_safe(result.history)
+        # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+        metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
+        metrics, history = _capped(metrics, result.history, search.objective_metric)
         state, error = result.state, result.error
         value = loss = None
         if state == TrialState.DONE:
@@ -498,11 +515,11 @@ class Store(abc.ABC):
             value = finite_or_none(last)
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
-        info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
+        info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
         fails_search = state == TrialState.FAILED and result.search_error
         if fails_search:
             info["error_kind"] = "search"
-        outcome = Outcome(state, value, loss, metrics, history, error, info, fails_search)
+        outcome = Outcome(state, value, loss, metrics, history, cap_error(error), info, fails_search)
         return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod
@@ -755,6 +772,8 @@ class Store(abc.ABC):
         vet_search(self, search, trials, OwnerPolicy(owner, keep_owner))
         now = self.clock()
         for t in trials:
+            t.metrics, history = _capped(t.metrics, t.history, search.objective_metric)
+            t.history, t.error, t.info = history or [], cap_error(t.error), cap_info(t.info)
             if t.state == TrialState.RUNNING:
                 t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
                 t.version += 1
