@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     quota_max_trials: int | None = Field(
         1_000_000, ge=0, description="sum of max_trials over the searches a user keeps"
     )
+    # uploaded datasets: what reading one may cost (API) and what loading it may cost (workers)
+    max_upload_ratio: float = Field(
+        1000.0, ge=1.0, description="refuse an .npz member that decompresses to more than this x its size"
+    )
+    max_dataset_bytes: int = Field(
+        2 << 30, ge=1 << 20, description="refuse a dataset larger than this once decoded to float32"
+    )
+    max_dataset_labels: int = Field(10_000_000, ge=1, description="most labels (samples) in an upload")
+    max_dataset_classes: int = Field(10_000, ge=2, description="most classes in an uploaded dataset")
 
     # workers
     lease_seconds: float = Field(

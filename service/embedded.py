@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from hyperhive.errors import HyperhiveError
+from hyperhive.private_files import open_private_append, private_dir
 from hyperhive.settings import Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
@@ -138,8 +139,7 @@ class Embedded:
 
         from service.app import create_app
 
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "logs").mkdir(exist_ok=True)
+        private_dir(self.home / "logs")  # and the home folder: 0700 when created here
         running = read_up_file(self.home)
         if running is not None and _pid_alive(running.get("pid")):
             raise EmbeddedError(
@@ -184,7 +184,8 @@ class Embedded:
             raise
 
     def worker_command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", self.store_url]
+        # the store URL goes in the environment (HYPERHIVE_STORE), not argv, which every local user can read
+        cmd = [sys.executable, "-m", "hyperhive.cli", "worker"]
         cmd += ["--gpus", self.gpus] if self.gpus else ["--cpu"]
         return cmd + list(self.worker_args)
 
@@ -192,10 +193,11 @@ class Embedded:
         n = 1 if self.gpus else self.workers
         for i in range(n):
             log_path = self.home / "logs" / f"worker-{i}.log"
-            out = log_path.open("ab")
+            out = open_private_append(log_path)
             self._logs.append(out)
             proc = subprocess.Popen(
                 self.worker_command(),
+                env={**os.environ, "HYPERHIVE_STORE": self.store_url},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -40,14 +40,15 @@ Counts = create_model(  # one field per TrialState: a new state cannot be left o
 
 
 class TrialSummary(BaseModel):
-    """A trial in brief: what a search's ``best`` holds."""
+    """A trial in brief: what a search's ``best`` holds (scalar metrics only: per-class scores, the
+    confusion matrix and the history are on ``GET /api/trials/{id}``)."""
 
     id: str
     number: int
     state: TrialState
     value: float | None
     config: dict[str, Any] | None
-    metrics: dict[str, Any]
+    metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
 
     @classmethod
     def from_trial(cls, t: Trial) -> TrialSummary:
@@ -58,7 +59,7 @@ class TrialSummary(BaseModel):
                 "state": str(t.state),
                 "value": t.value,
                 "config": t.config,
-                "metrics": t.metrics,
+                "metrics": scalar_metrics(t.metrics),
             }
         )
 

@@ -130,7 +130,9 @@ def worker(
             gpu_list = parse_gpus(gpus)
         except ValueError as exc:
             raise _fail(str(exc), EXIT_USAGE) from None
-        args = ["--store", settings.store, "--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
+        # the store URL (it may hold a password) goes to the children in the environment, not in argv
+        os.environ["HYPERHIVE_STORE"] = settings.store
+        args = ["--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
         args += ["--log-level", log_level]
         for prefix in allow_objective or []:
             args += ["--allow-objective", prefix]

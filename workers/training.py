@@ -337,7 +337,11 @@ def _train(
     if evaluate_test and dataset.test is not None:
         x_te, y_te = dataset.test
         probs = predict_probs(keras, model, x_te)
-        metrics.update(split_metrics(y_te, probs, n_classes, "test", mean_loss, dataset.class_names))
+        test = split_metrics(y_te, probs, n_classes, "test", mean_loss, dataset.class_names)
+        notes = metrics.get("truncated_notes", []) + test.pop("truncated_notes", [])
+        metrics.update(test)
+        if notes:
+            metrics["truncated_notes"] = notes
     last = outcome.history[-1] if outcome.history else {}
     metrics.update(
         train_loss=last.get("loss"),

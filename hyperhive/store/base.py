@@ -135,6 +135,7 @@ from hyperhive.models import (
     WorkerInfo,
     objective_loss,
 )
+from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 from hyperhive.policy import Policy, default_policy
 from hyperhive.store.rules import no_success_error, worker_lost_error
 
@@ -212,6 +213,21 @@ def json_safe(v: Any) -> Any:
     if isinstance(v, float) and not math.isfinite(v):
         return None
     return v
+
+
+def _capped(
+    metrics: dict[str, Any], history: list[dict[str, Any]] | None, objective: str
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """Metrics and history within :mod:`hyperhive.payloads`' caps (a cut history is noted in metrics)."""
+    note = None
+    if history is not None:
+        history, note = cap_history(history)
+        history = json_safe(history)
+    if note:
+        given = metrics.get("truncated_notes") if metrics.get("truncated") is True else None
+        notes = [*given, note] if isinstance(given, list) else [note]
+        metrics = {**metrics, "truncated": True, "truncated_notes": notes}
+    return cap_metrics(metrics, keep=objective), history
 
 
 @dataclass(frozen=True)
@@ -430,7 +446,7 @@ class Store(abc.ABC):
             if new_epochs:
                 epochs = (int(from_epoch), json_safe(list(new_epochs)))
         if history is not None:
-            history = json_safe(history)
+            history = json_safe(cap_history(history)[0])
         try:
             trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now, epochs=epochs)
         except LeaseLost:
@@ -470,8 +486,9 @@ class Store(abc.ABC):
                 return trial  # the same report again: already counted
             raise LeaseLost(f"trial {trial_id} is already {trial.state}")
         search = self.get_search(trial.search_id)
-        metrics = json_safe(result.metrics)
-        history = None if result.history is None else json_safe(result.history)
+        # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+        metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
+        metrics, history = _capped(metrics, result.history, search.objective_metric)
         state, error = result.state, result.error
         value = loss = None
         if state == TrialState.DONE:
@@ -488,11 +505,11 @@ class Store(abc.ABC):
             value = finite_or_none(last)
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
-        info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
+        info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
         fails_search = state == TrialState.FAILED and result.search_error
         if fails_search:
             info["error_kind"] = "search"
-        outcome = Outcome(state, value, loss, metrics, history, error, info, fails_search)
+        outcome = Outcome(state, value, loss, metrics, history, cap_error(error), info, fails_search)
         return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod
@@ -678,24 +695,35 @@ class Store(abc.ABC):
             "trials": [t.to_dict() for t in trials],
         }
 
-    def import_search(self, bundle: dict[str, Any]) -> Search:
+    def import_search(
+        self, bundle: dict[str, Any], *, owner: str | None = None, keep_owner: bool = False
+    ) -> Search:
         """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the search id or
         one of the trial ids exists, :class:`ValueError` naming the field if the bundle is inconsistent
-        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``).
+        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``) or
+        holds what a submitted search could not (:mod:`hyperhive.store.vetting`: the document validated
+        again, trials' vals checked against the space and their configs against their vals).
+
+        The search is owned by ``owner`` (None: only admins see it), not by whoever the file names,
+        unless ``keep_owner`` (a file from this same deployment).
 
         The import keeps the contract's invariants whatever moment the export caught: running trials
         are imported as ``queued`` (their workers belong to the other store; ``version`` bumped, it is
         a change); a final search's open trials arrive ``cancelled``; a runnable search whose slots all
         finished arrives ``completed``; counts are recomputed from the trials."""
         from hyperhive.store.codec import search_from_dict, trial_from_dict
+        from hyperhive.store.vetting import OwnerPolicy, vet_search
 
         if bundle.get("format") != EXPORT_FORMAT:
             raise ValueError(f"not a Hyperhive export (format {bundle.get('format')!r})")
         search = search_from_dict(bundle["search"])
         trials = [trial_from_dict(t) for t in bundle.get("trials", [])]
         _check_bundle(search, trials)
+        vet_search(self, search, trials, OwnerPolicy(owner, keep_owner))
         now = self.clock()
         for t in trials:
+            t.metrics, history = _capped(t.metrics, t.history, search.objective_metric)
+            t.history, t.error, t.info = history or [], cap_error(t.error), cap_info(t.info)
             if t.state == TrialState.RUNNING:
                 t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
                 t.version += 1

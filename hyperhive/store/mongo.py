@@ -141,7 +141,7 @@ from hyperhive.store.base import (
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
 from hyperhive.store.rules import Counters, Finished
-from hyperhive.store.urls import redact_url
+from hyperhive.store.urls import redact_url, scrub
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -244,13 +244,29 @@ def parse_mongo_url(url: str) -> dict[str, Any]:
     if not url.startswith(("mongodb://", "mongodb+srv://")):
         raise BadStoreURL(f"bad MongoDB store URL {shown!r}: it must start with mongodb:// or mongodb+srv://")
     try:
-        try:
-            from pymongo.uri_parser_shared import _validate_uri  # no SRV lookup, unlike parse_uri
-        except ImportError:  # pragma: no cover - pymongo < 4.9
-            return dict(pymongo.uri_parser.parse_uri(url))
-        return dict(_validate_uri(url))
+        return _parse(url)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise BadStoreURL(f"bad MongoDB store URL {shown!r}: {exc}") from exc
+        reason = str(exc)
+    if shown != url:
+        # pymongo's reason for the URL without its secrets: a reason cannot quote what it never saw
+        try:
+            _parse(shown)
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            reason = str(exc)
+        else:
+            reason = (
+                "the user name, password or a secret option is not escaped as RFC 3986 asks (percent-encode "
+                "':', '/', '?', '#', '[', ']', '@' and '%' in them, e.g. with urllib.parse.quote_plus)"
+            )
+    raise BadStoreURL(f"bad MongoDB store URL {shown!r}: {scrub(reason, url)}")
+
+
+def _parse(url: str) -> dict[str, Any]:
+    try:
+        from pymongo.uri_parser_shared import _validate_uri  # no SRV lookup, unlike parse_uri
+    except ImportError:  # pragma: no cover - pymongo < 4.9
+        return dict(pymongo.uri_parser.parse_uri(url))
+    return dict(_validate_uri(url))
 
 
 def _hosts_text(parsed: dict[str, Any]) -> str:
@@ -355,9 +371,11 @@ class MongoStore(Store):
         try:
             return self.client_factory(self._url, retryWrites=True, retryReads=True, connect=False, **kwargs)
         except ConfigurationError as exc:  # e.g. an SRV record that cannot be resolved
-            raise StoreUnavailable(f"cannot reach MongoDB at {self.hosts}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot reach MongoDB at {self.hosts}: {scrub(str(exc), self._url)}"
+            ) from None
         except (InvalidURI, ValueError, TypeError) as exc:
-            raise BadStoreURL(f"bad MongoDB store URL {self.url!r}: {exc}") from exc
+            raise BadStoreURL(f"bad MongoDB store URL {self.url!r}: {scrub(str(exc), self._url)}") from None
 
     # ------------------------------------------------------------------ calls, retries, errors
     def _run(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
@@ -382,7 +400,7 @@ class MongoStore(Store):
                 failure = exc
             elapsed = time.monotonic() - start
             if not retry or elapsed + delay > self.retry_seconds:
-                reason = str(failure).split(", Timeout:")[0]
+                reason = scrub(str(failure).split(", Timeout:")[0], self._url)
                 raise StoreUnavailable(
                     f"cannot reach MongoDB at {self.hosts} ({what}; server selection timeout "
                     f"{self._selection_s:g} s, gave up after {elapsed:.1f} s): {reason}"

@@ -30,6 +30,7 @@ from hyperhive.models import (
     WorkerInfo,
 )
 from hyperhive.policy import Policy
+from hyperhive.private_files import create_private_file
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
@@ -212,7 +213,10 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
         self._retry(lambda: self._conn().executescript(SCHEMA))
 
     # ------------------------------------------------------------------ connections

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from hyperhive.errors import Conflict, NotFound
 from hyperhive.models import DatasetInfo
-from hyperhive.npz import DatasetError, inspect_npz
+from hyperhive.npz import DatasetError, Limits, inspect_npz
 from hyperhive.store.base import new_id
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see
 from service.quotas import refuse_if_full, within_quota
@@ -73,12 +73,14 @@ async def upload_dataset(
     request: Request, store: StoreDep, settings: SettingsDep, user: CurrentUser
 ) -> DatasetPublic | JSONResponse:
     """Upload an ``.npz`` (multipart part ``file``, optional field ``name``; or the raw bytes with
-    ``?name=``). 201 with its id; 422 listing what is wrong with the file; 413 past the size limit."""
+    ``?name=``). 201 with its id; 422 listing what is wrong with the file (a zip bomb, an array over
+    the limits of ``max_upload_ratio``, ``max_dataset_bytes``, ``max_dataset_labels``,
+    ``max_dataset_classes``, ...); 413 past the size limit; 403 over the user's stored-bytes quota."""
     await run_in_threadpool(refuse_if_full, store, settings, user)  # before reading a byte
     upload = await receive_file(request, settings.home / "uploads")
     try:
         try:
-            meta = await run_in_threadpool(inspect_npz, upload.path)
+            meta = await run_in_threadpool(inspect_npz, upload.path, Limits.from_settings(settings))
         except DatasetError as exc:
             items = [
                 {"loc": ["body", "file"] + ([] if k == "<file>" else [k]), "msg": m, "type": "dataset_error"}

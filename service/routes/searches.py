@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse
 
 from hyperhive.errors import LimitExceeded, NotFound
 from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
+from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.store.base import Store
 from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see, owned_search
@@ -77,8 +78,9 @@ async def read_document(request: Request) -> dict[str, Any]:
     return parse_text(b"".join(chunks), fmt)
 
 
-def _check_dataset(store: Store, user: TokenInfo, dataset: Any) -> None:
-    """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise."""
+def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits | None = None) -> None:
+    """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise.
+    An upload must fit ``limits.max_dataset_bytes`` once decoded, resized to ``image_size`` if given."""
     from search_spaces import FieldError, SpecError
 
     if not isinstance(dataset, dict):
@@ -91,6 +93,11 @@ def _check_dataset(store: Store, user: TokenInfo, dataset: Any) -> None:
             info = None
         if info is None or not may_see(user, info.owner):
             raise SpecError([FieldError("dataset.upload", f"no uploaded dataset with id {upload!r}")])
+        try:
+            check_decoded(info.meta, limits or Limits(), dataset.get("image_size"))
+        except DatasetError as exc:
+            where = "dataset.image_size" if dataset.get("image_size") else "dataset.upload"
+            raise SpecError([FieldError(where, exc.errors[0][1])]) from None
     for key in ("path", "folder"):
         if key in dataset and not user.admin:
             raise SpecError(
@@ -136,7 +143,8 @@ async def create_search(
 
     def create() -> SearchDetail:
         spec = validate(document)
-        _check_dataset(store, user, getattr(spec, "dataset", None) or document.get("dataset"))
+        dataset = getattr(spec, "dataset", None) or document.get("dataset")
+        _check_dataset(store, user, dataset, Limits.from_settings(settings))
         size = len(json.dumps(spec.to_document(), separators=(",", ":")))
         with within_quota(store, settings, user, searches=1, trials=spec.max_trials, stored_bytes=size):
             search = store.create_search(spec, owner=user.name)

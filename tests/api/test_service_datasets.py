@@ -176,6 +176,7 @@ def test_inspect_npz_one_hot_and_test_split(tmp_path: Path) -> None:
         "input_shape": [5, 5, 3],
         "classes": 4,
         "label_format": "one_hot",
+        "decoded_bytes": 10 * (5 * 5 * 3 * 4 + 8),  # float32 images, int64 labels
     }
     p.write_bytes(b"")
     with pytest.raises(DatasetError):

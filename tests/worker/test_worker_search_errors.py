@@ -51,7 +51,7 @@ def test_a_missing_callable_and_a_refused_module_fail_the_search_at_once(
     worker = run_worker(store, tmp_path)
     assert worker.trials_run == 2
     assert_failed_at_once(store, missing.id, "has no 'nope'")
-    assert_failed_at_once(store, refused.id, "refused", "--allow-objective os")
+    assert_failed_at_once(store, refused.id, "refused", "--allow-objective")
 
 
 def test_an_objective_that_raises_keeps_the_consecutive_failure_rule(
