@@ -284,6 +284,15 @@ class DatasetInfo:
         return asdict(self)
 
 
+def finite_or_none(v: Any) -> float | None:
+    """``v`` as a finite float, or ``None`` (missing, not a number, NaN or infinite)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
 def objective_loss(value: float, mode: str) -> float:
     """hyperopt minimises: the loss of a metric value under ``mode`` (``min`` or ``max``)."""
     return float(value) if mode == "min" else -float(value)

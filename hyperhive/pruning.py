@@ -7,25 +7,16 @@ once ``min_trials`` done trials reached that epoch and ``warmup_epochs`` have pa
 
 from __future__ import annotations
 
-import math
 import statistics
 import threading
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.models import Search, Trial, TrialState
+from hyperhive.models import Search, Trial, TrialState, finite_or_none
 
 if TYPE_CHECKING:
     from hyperhive.policy import TrialFeed
 
 History = list[dict[str, Any]]
-
-
-def _finite(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 class MedianPruner:
@@ -45,14 +36,14 @@ class MedianPruner:
         if epoch <= int(pruning.get("warmup_epochs", 1)):
             return False
         metric = search.objective_metric
-        mine = _finite(latest.get(metric))
+        mine = finite_or_none(latest.get(metric))
         if mine is None:
             return False
         values = []
         for history in self._done_histories(feed, search.id).values():
             for row in history:
                 if int(row.get("epoch", -1)) == epoch:
-                    v = _finite(row.get(metric))
+                    v = finite_or_none(row.get(metric))
                     if v is not None:
                         values.append(v)
                     break

@@ -133,6 +133,7 @@ from hyperhive.models import (
     TrialResult,
     TrialState,
     WorkerInfo,
+    finite_or_none,
     objective_loss,
 )
 from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
@@ -191,14 +192,6 @@ def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExc
         current=current,
         limit=limit,
     )
-
-
-def finite_or_none(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
 
 
 def json_safe(v: Any) -> Any:
