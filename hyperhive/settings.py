@@ -6,10 +6,12 @@ Environment variables carry the ``HYPERHIVE_`` prefix: ``HYPERHIVE_STORE``, ``HY
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Annotated, Any
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_HOME = Path(".hyperhive")
 DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
@@ -35,6 +37,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; none = off")
     max_request_bytes: int = Field(1 << 20, ge=1024, description="largest JSON/YAML request body")
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="largest dataset upload")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the API answers besides 127.0.0.1, localhost, [::1] and host "
+        "(comma-separated in HYPERHIVE_ALLOWED_HOSTS; '*.example.com' for subdomains, '*' for any)",
+    )
 
     # workers
     lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
@@ -52,6 +59,16 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("the store URL is empty")
         return v.strip()
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        """``a.example.com, b.example.com`` or a JSON list; ``[::1]`` alone is a host, not JSON."""
+        if not isinstance(v, str):
+            return v
+        if v.strip().startswith('["'):
+            return json.loads(v)
+        return [h.strip() for h in v.split(",") if h.strip()]
 
     @property
     def data_dir(self) -> Path:
