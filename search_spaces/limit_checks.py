@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from typing import Any
 
 from .distributions import is_number
 from .errors import DOCUMENT_LOC, ErrorList
@@ -24,7 +25,7 @@ from .limits import (
     MAX_STRING_CHARS,
     TRAINING_MAXIMA,
 )
-from .nodes import Choice, Const, Dist, Invalid, ListNode, MapNode, Node
+from .nodes import Choice, Const, Dist, Invalid, ListNode, MapNode, Node, plain
 
 _DIST_SIZE = 24
 """The most JSON characters one sampled number takes (``-1.2345678901234567e-300``)."""
@@ -61,6 +62,16 @@ def check_limits(sections: Mapping[str, Node], errors: ErrorList) -> None:
             f"a sampled configuration can take {size} bytes as JSON; the limit is {MAX_CONFIG_BYTES} "
             "(every trial stores its configuration)",
         )
+
+
+def check_config_limits(config: Mapping[str, Any]) -> None:
+    """Raise SpecError when a sampled configuration (plain values) is beyond the limits: what a worker
+    checks before it builds anything, whatever produced the configuration (an import, a hand-edited
+    store)."""
+    errors = ErrorList()
+    sections = {key: plain(value, key) for key, value in config.items() if value is not None}
+    check_limits(sections, errors)
+    errors.raise_if_any()
 
 
 def check_at_most(node: Node | None, limit: float, errors: ErrorList) -> None:

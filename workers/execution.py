@@ -177,6 +177,14 @@ def _run_keras(
     info: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> TrialResult | None:
+    from search_spaces import SpecError
+    from search_spaces.limit_checks import check_config_limits
+    from workers.model_builder import ModelBuildError
+
+    try:  # the limits of search_spaces/limits.py, also for a configuration that went round the API
+        check_config_limits(trial.config or {})
+    except SpecError as exc:
+        raise ModelBuildError(f"the configuration is beyond the search limits: {exc}") from None
     from workers.datasets import search_dataset
     from workers.training import run_keras_trial
 

@@ -341,3 +341,27 @@ def test_the_readme_states_the_limits() -> None:
     for value in (MAX_LAYERS, MAX_IMAGE_SIDE, MAX_STRING_CHARS, MAX_LIST_ITEMS, MAX_CHOICE_OPTIONS):
         assert f"{value:,}".replace(",", " ") in readme, value
     assert f"{MAX_CONFIG_BYTES // 1024} KiB" in readme
+
+
+def test_a_worker_refuses_a_configuration_beyond_the_limits(tmp_path: Path, store: SQLiteStore) -> None:
+    """A configuration that went round the engine (an imported or hand-edited queued trial) is refused
+    by the worker before it loads a dataset or builds a model."""
+    import dataclasses
+
+    from workers.execution import ExecutionContext, TrialControl, execute_trial
+
+    search = store.create_search(validate(keras_doc()), owner="alice")
+    trial = store.claim("w-1", 30.0)
+    assert trial is not None and trial.state == "running"
+    config = {
+        "model": {"layers": [{"type": "Dense", "units": 10**9}, [{"type": "Conv2D", "filters": 10**6}]]},
+        "training": {"epochs": 10**7, "batch_size": 32},
+    }
+    ctx = ExecutionContext(store=store, worker_id="w-1", allow_objective=[], data_dir=tmp_path / "data")
+    result = execute_trial(dataclasses.replace(trial, config=config), search, ctx, TrialControl())
+    assert result is not None and result.state == "failed"
+    error = result.error or ""
+    assert "beyond the search limits" in error and "Traceback" not in error
+    for where in ("model.layers[0].units", "model.layers[1][0].filters", "training.epochs"):
+        assert where in error, error
+    assert not (tmp_path / "data").exists()  # nothing was downloaded or built
