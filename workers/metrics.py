@@ -8,7 +8,8 @@ For split ``val`` (or ``test``) :func:`split_metrics` returns
   per class index (``labels`` names them when the dataset has class names);
 - ``val_confusion_matrix``: rows are true classes, columns predicted classes.
 
-Every value is a plain Python number or list (JSON-serialisable).
+Every value is a plain Python number or list (JSON-serialisable). The scalar names are those
+:mod:`search_spaces.metric_names` lists (what ``objective.metric`` may name); tests/worker check both agree.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-SCALARS = ("loss", "accuracy", "precision", "recall", "f1")
+from search_spaces.metric_names import SPLIT_SCALARS
+
+SCALARS = SPLIT_SCALARS
 
 
 def scalar_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, prefix: str) -> dict[str, float]:
