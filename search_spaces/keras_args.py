@@ -25,7 +25,7 @@ from . import keras_table
 from .checks import ARGUMENT_VALUE, BoolRule, NumberRule, Rule, StrRule, check
 from .errors import ErrorList
 from .keras_names import COMPOSITE_BLOCK_ARGUMENTS, REQUIRED
-from .metric_names import EPOCH_LOG_METRICS, KERAS_OBJECTIVE_METRICS, TEST_METRICS
+from .metric_names import EPOCH_LOG_METRICS, KERAS_OBJECTIVE_METRICS, TEST_METRICS, VALIDATION_METRICS
 from .nodes import Const, ListNode, MapNode, Node
 from .paths import describe, key_path
 
@@ -206,9 +206,9 @@ def schedule_argument_rule(schedule: str, key: str) -> Rule:
     return _argument_rule([sig] if sig else [], key)
 
 
-def check_objective_metric(metric: Node | None, dataset: Any, errors: ErrorList) -> None:
+def check_objective_metric(metric: Node | None, dataset: Any, training: Any, errors: ErrorList) -> None:
     """``objective.metric`` of a Keras search names a metric the worker reports (test_* only when the
-    dataset's test split is evaluated)."""
+    dataset's test split is evaluated; with median pruning, one reported after every epoch: val_*)."""
     if not isinstance(metric, Const) or not isinstance(metric.value, str):
         return
     name = metric.value
@@ -217,3 +217,14 @@ def check_objective_metric(metric: Node | None, dataset: Any, errors: ErrorList)
         errors.add(metric.path, f"{msg} (known: {', '.join(KERAS_OBJECTIVE_METRICS)})")
     elif name in TEST_METRICS and not (isinstance(dataset, Mapping) and dataset.get("test") is True):
         errors.add(metric.path, f"{name} is only reported with dataset.test: true (the test split)")
+    elif name not in VALIDATION_METRICS and _median_pruning(training):
+        errors.add(
+            metric.path,
+            f"training.pruning compares the objective after every epoch, but {name} is known only at the "
+            f"end; use one of {', '.join(VALIDATION_METRICS)}",
+        )
+
+
+def _median_pruning(training: Any) -> bool:
+    pruning = training.get("pruning") if isinstance(training, Mapping) else None
+    return isinstance(pruning, Mapping) and pruning.get("type") == "median"

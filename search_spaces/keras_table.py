@@ -1029,3 +1029,5 @@ LOSSES: list[str] = [
     "squared_hinge",
     "tversky",
 ]
+
+FLIP_MODES: list[str] = ["horizontal", "horizontal_and_vertical", "vertical"]

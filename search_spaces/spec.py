@@ -259,7 +259,9 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
             # runs offline. Recorded in the document, so the stored search says what it trained on.
             doc["dataset"] = dict(DEFAULT_DATASET)
         if function is None and isinstance(objective_node, MapNode):
-            check_objective_metric(objective_node.items.get("metric"), doc.get("dataset"), errors)
+            check_objective_metric(
+                objective_node.items.get("metric"), doc.get("dataset"), doc.get("training"), errors
+            )
     elif function is not None:
         if not present("params"):
             errors.add("params", "required when objective.function is given")

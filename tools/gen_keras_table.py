@@ -154,7 +154,15 @@ def build_table() -> dict[str, Any]:
         "CONSTRAINTS": _names(keras.constraints),
         # snake_case only: the worker picks integer or one-hot labels by the name (sparse_*)
         "LOSSES": _names(keras.losses, accept=lambda n: n == n.lower()),
+        "FLIP_MODES": _flip_modes(keras),
     }
+
+
+def _flip_modes(keras: Any) -> list[str]:
+    """RandomFlip's modes (training.augmentation.flip), from the constants of its module."""
+    module = sys.modules[keras.layers.RandomFlip.__module__]
+    names = ("HORIZONTAL", "VERTICAL", "HORIZONTAL_AND_VERTICAL")
+    return sorted(getattr(module, n) for n in names if isinstance(getattr(module, n, None), str))
 
 
 HEADER = '''"""What Keras {version} accepts, read by tools/gen_keras_table.py. GENERATED, do not edit.

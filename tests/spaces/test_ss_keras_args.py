@@ -362,3 +362,32 @@ def test_the_table_covers_every_allowed_name() -> None:
         assert COMPOSITE_BLOCK_ARGUMENTS[block]["activation"] in keras_table.ACTIVATIONS
     assert {"relu", "softmax", "tanh"} <= set(keras_table.ACTIVATIONS)
     assert "Keras" in (keras_table.__doc__ or "") and "gen_keras_table.py" in (keras_table.__doc__ or "")
+
+
+def test_median_pruning_needs_a_metric_known_after_every_epoch() -> None:
+    pruning = {"pruning": {"type": "median"}}
+    assert_error(
+        model_doc(objective={"metric": "train_time"}, training=pruning),
+        "objective.metric",
+        "training.pruning compares the objective after every epoch, but train_time is known only at the end",
+    )
+    for metric in ("val_loss", "val_f1"):
+        validate(model_doc(objective={"metric": metric}, training=pruning))
+    validate(model_doc(objective={"metric": "train_time"}, training={"pruning": {"type": "none"}}))
+
+
+def test_augmentation_matches_keras() -> None:
+    from search_spaces.training_section import _AUGMENTATION
+
+    flip = _AUGMENTATION["flip"]
+    assert set(flip.choices) == set(keras_table.FLIP_MODES)  # type: ignore[attr-defined]
+    # the keyword arguments workers/model_builder.augmentation_layers passes
+    used = {
+        "RandomFlip": {"mode", "seed", "name"},
+        "RandomRotation": {"factor", "seed", "name"},
+        "RandomTranslation": {"height_factor", "width_factor", "seed", "name"},
+        "RandomZoom": {"height_factor", "seed", "name"},
+        "RandomContrast": {"factor", "value_range", "seed", "name"},
+    }
+    for layer_type, arguments in used.items():
+        assert arguments <= set(keras_table.AUGMENTATION_LAYERS[layer_type]["arguments"]), layer_type
