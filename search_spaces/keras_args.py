@@ -46,7 +46,7 @@ def did_you_mean(word: str, known: Iterable[str]) -> str | None:
 
 def _unknown(what: str, word: str, known: Collection[str], *, show_known: bool = True) -> str:
     near = did_you_mean(word, known)
-    msg = f"unknown {what} {word!r}" if what else "unknown"
+    msg = f"unknown {what} {describe(word)}"
     if near:
         msg += f"; did you mean {near!r}?"
         return msg + (f" (known: {', '.join(sorted(known))})" if show_known and len(known) <= 20 else "")
