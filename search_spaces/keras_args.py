@@ -26,7 +26,7 @@ from .checks import ARGUMENT_VALUE, BoolRule, NumberRule, Rule, StrRule, check
 from .errors import ErrorList
 from .keras_names import COMPOSITE_BLOCK_ARGUMENTS, REQUIRED
 from .metric_names import EPOCH_LOG_METRICS, KERAS_OBJECTIVE_METRICS, TEST_METRICS, VALIDATION_METRICS
-from .nodes import Const, ListNode, MapNode, Node
+from .nodes import Const, Dist, ListNode, MapNode, Node
 from .paths import describe, key_path
 
 AUTO_FILLED_SCHEDULE_ARGUMENTS = frozenset({"decay_steps"})
@@ -165,9 +165,39 @@ def check_layer_arguments(node: MapNode, layer_types: list[str], errors: ErrorLi
     _check_names(node, owners, errors)
 
 
-def layer_argument_rule(layer_types: list[str], key: str) -> Rule:
-    """The rule for argument ``key`` of a layer of one of ``layer_types``."""
-    return _argument_rule([keras_table.LAYERS[t] for t in layer_types if t in keras_table.LAYERS], key)
+def layer_argument_rule(layer_types: list[str], key: str, known: Rule | None = None) -> Rule:
+    """The rule for argument ``key`` of a layer of one of ``layer_types``: ``known`` (the section's own
+    rule for a common argument, such as ``strides``) or the kind Keras's signature gives. ``known``
+    also accepts null where every type has an optional argument without a typed default (pooling's
+    ``strides: null`` means "as pool_size")."""
+    signatures = [keras_table.LAYERS[t] for t in layer_types if t in keras_table.LAYERS]
+    if known is None:
+        return _argument_rule(signatures, key)
+    if signatures and all(
+        sig["arguments"].get(key) == "any" and key not in sig["required"] for sig in signatures
+    ):
+        return OrNull(known)
+    return known
+
+
+@dataclass(frozen=True)
+class OrNull(Rule):
+    """null, or what ``inner`` accepts (lists and distributions included)."""
+
+    inner: Rule
+
+    @property
+    def expected(self) -> str:  # type: ignore[override]
+        return f"{self.inner.expected} or null"
+
+    def value_problem(self, value: object) -> str | None:
+        return None if value is None else self.inner.value_problem(value)
+
+    def dist_problem(self, node: Dist) -> str | None:
+        return self.inner.dist_problem(node)
+
+    def container_problem(self, node: MapNode | ListNode, errors: ErrorList) -> str | None:
+        return self.inner.container_problem(node, errors)
 
 
 def check_block_arguments(node: MapNode, block: str, errors: ErrorList) -> None:

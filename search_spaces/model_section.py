@@ -186,7 +186,7 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
     check_layer_arguments(node, layer_types, errors)
     for key, value in node.items.items():
         if key != "type":
-            check(value, KNOWN_ARGUMENTS.get(key) or layer_argument_rule(layer_types, key), errors)
+            check(value, layer_argument_rule(layer_types, key, KNOWN_ARGUMENTS.get(key)), errors)
 
 
 def _check_block(node: MapNode, block: str, errors: ErrorList) -> None:

@@ -391,3 +391,15 @@ def test_augmentation_matches_keras() -> None:
     }
     for layer_type, arguments in used.items():
         assert arguments <= set(keras_table.AUGMENTATION_LAYERS[layer_type]["arguments"]), layer_type
+
+
+def test_null_where_keras_defaults_to_none() -> None:
+    # pooling's strides default to None (= pool_size); a convolution's do not
+    validate(layer(type="MaxPooling2D", pool_size=2, strides=None))
+    validate(layer(type="MaxPooling2D", pool_size=2, strides={"choice": [None, 1, [2, 2]]}))
+    assert_error(
+        layer(type="Conv2D", filters=8, kernel_size=3, strides=None),
+        "model.layers[0].strides",
+        "must be an integer >= 1 or a list of them, got null",
+    )
+    assert_error(layer(type="Dense", units=None), "model.layers[0].units", "must be an integer >= 1")
