@@ -983,17 +983,30 @@ INITIALIZERS: list[str] = [
     "identity",
     "lecun_normal",
     "lecun_uniform",
+    "normal",
+    "one",
     "ones",
     "orthogonal",
     "random_normal",
     "random_uniform",
     "stft",
     "truncated_normal",
+    "uniform",
     "variance_scaling",
+    "zero",
     "zeros",
 ]
 
-REGULARIZERS: list[str] = ["L1", "L1L2", "L2", "OrthogonalRegularizer", "l1", "l2", "orthogonal_regularizer"]
+REGULARIZERS: list[str] = [
+    "L1",
+    "L1L2",
+    "L2",
+    "OrthogonalRegularizer",
+    "l1",
+    "l1l2",
+    "l2",
+    "orthogonal_regularizer",
+]
 
 CONSTRAINTS: list[str] = [
     "MaxNorm",
@@ -1007,6 +1020,7 @@ CONSTRAINTS: list[str] = [
 ]
 
 LOSSES: list[str] = [
+    "bce",
     "binary_crossentropy",
     "binary_focal_crossentropy",
     "categorical_crossentropy",
@@ -1019,11 +1033,16 @@ LOSSES: list[str] = [
     "hinge",
     "huber",
     "kl_divergence",
+    "kld",
     "log_cosh",
+    "mae",
+    "mape",
     "mean_absolute_error",
     "mean_absolute_percentage_error",
     "mean_squared_error",
     "mean_squared_logarithmic_error",
+    "mse",
+    "msle",
     "poisson",
     "sparse_categorical_crossentropy",
     "squared_hinge",

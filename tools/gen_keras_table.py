@@ -21,6 +21,7 @@ regularizer, constraint and loss names are those ``keras.<module>.get(name)`` ac
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import re
 import subprocess
@@ -38,6 +39,7 @@ from search_spaces.keras_names import LAYER_TYPES, LR_SCHEDULES, OPTIMIZER_TYPES
 AUGMENTATION_LAYERS = ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast")
 """Built by the worker for ``training.augmentation``; listed so that a Keras change shows up."""
 _NOT_NAMES = {"get", "serialize", "deserialize", "Initializer", "Regularizer", "Constraint", "Loss"}
+_NOT_NAMES |= {n.lower() for n in _NOT_NAMES}  # the base classes' registry aliases
 
 
 def _kind(name: str, default: Any) -> str:
@@ -114,8 +116,11 @@ def signature(cls: type, stop: type | None, popped_from: type | None) -> dict[st
 
 
 def _names(module: Any, accept: Any = None) -> list[str]:
-    """The names ``module.get`` resolves (public names and the module's registry)."""
-    candidates = {n for n in dir(module) if not n.startswith("_")} - _NOT_NAMES
+    """The names ``module.get`` resolves (public names and the aliases of Keras's registry)."""
+    candidates = {n for n in dir(module) if not n.startswith("_")}
+    registry = importlib.import_module("keras.src." + module.__name__.rsplit(".", 1)[-1])
+    candidates |= set(getattr(registry, "ALL_OBJECTS_DICT", {}))
+    candidates -= _NOT_NAMES
     out = []
     for name in sorted(candidates):
         if accept is not None and not accept(name):

@@ -403,3 +403,14 @@ def test_null_where_keras_defaults_to_none() -> None:
         "must be an integer >= 1 or a list of them, got null",
     )
     assert_error(layer(type="Dense", units=None), "model.layers[0].units", "must be an integer >= 1")
+
+
+def test_keras_aliases_are_names_too() -> None:
+    validate(training(loss="mse"))
+    validate(layer(type="Dense", units=4, kernel_initializer="normal", kernel_regularizer="l1l2"))
+    # Keras's get() refuses l1_l2 (a function, not a registered name): so does the check
+    assert_error(
+        layer(type="Dense", units=4, kernel_regularizer="l1_l2"),
+        "model.layers[0].kernel_regularizer",
+        "did you mean 'l1l2'?",
+    )
