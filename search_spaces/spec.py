@@ -40,6 +40,7 @@ from .compiler import compile_space, config_from_vals, parameter_labels, parse_s
 from .dataset_section import check_dataset
 from .document import MAX_TRIALS_LIMIT, normalize_document, parse_text
 from .errors import DOCUMENT_LOC, ErrorList
+from .keras_args import check_objective_metric
 from .limit_checks import check_limits
 from .limits import ALGORITHM_MAXIMA
 from .model_section import check_model
@@ -266,6 +267,10 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
             # The embedded default: scikit-learn's digits ship with every install, so a Keras search
             # runs offline. Recorded in the document, so the stored search says what it trained on.
             doc["dataset"] = dict(DEFAULT_DATASET)
+        if function is None and isinstance(objective_node, MapNode):
+            check_objective_metric(
+                objective_node.items.get("metric"), doc.get("dataset"), doc.get("training"), errors
+            )
     elif function is not None:
         if not present("params"):
             errors.add("params", "required when objective.function is given")
