@@ -5,7 +5,8 @@ hyperopt's own TPE posterior graph (``tpe.build_posterior_wrapper``: the same ad
 estimators, the same samplers drawing from the same ``np.random.default_rng(seed)`` in the same order),
 with three changes that do not alter any result:
 
-1. The graph is built once per search (a ``Domain``) instead of on every ask.
+1. The graph is built once per search (a ``Domain``) instead of on every ask, and compiled into a
+   straight-line program that calls its nodes in ``pyll.rec_eval``'s order (:mod:`hyperhive.pyll_program`).
 2. The candidates' log-densities are scored by the vectorised kernels of :mod:`hyperhive.tpe_kernels`
    (bit-identical to ``GMM1_lpdf`` / ``LGMM1_lpdf``; hyperopt loops over every past trial in Python for
    quantised parameters).
@@ -31,6 +32,7 @@ from hyperopt.base import Domain, Trials, miscs_update_idxs_vals
 from hyperopt.pyll import scope
 
 from hyperhive import tpe_kernels
+from hyperhive.pyll_program import Program
 
 _KERNELS = {"GMM1_lpdf": tpe_kernels.gmm1_lpdf, "LGMM1_lpdf": tpe_kernels.lgmm1_lpdf}
 
@@ -76,6 +78,7 @@ class _Posterior:
                     raise ValueError("unexpected ap_split_trials node in hyperopt's TPE graph")
         if set(self.split_nodes) != set(domain.params):
             raise ValueError("hyperopt's TPE graph does not split every parameter", sorted(domain.params))
+        self.program = Program(self.graph, [domain.s_new_ids, domain.s_rng, *self.split_nodes.values()])
 
 
 class _Observations:
@@ -189,7 +192,7 @@ class FastTPE:
         for label, node in posterior.split_nodes.items():
             obs_idxs, obs_vals = observations.arrays(label)
             memo[node] = tpe_kernels.split_observations(obs_idxs, obs_vals, loss_idxs, is_below)
-        idxs, vals = pyll.rec_eval(posterior.graph, memo=memo, print_node_on_error=False)
+        idxs, vals = posterior.program.run(memo)
 
         for label, param in domain.params.items():
             if param.name == "randint" and len(param.pos_args) == 2:
