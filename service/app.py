@@ -19,6 +19,7 @@ import hyperhive
 from hyperhive.settings import Settings, get_settings
 from hyperhive.store import open_store
 from hyperhive.store.base import Store
+from service.dashboard import install_dashboard
 from service.errors import install_error_handlers
 from service.middleware import RequestGuard
 from service.routes import datasets, health, searches, trials, workers
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     for module in (searches, trials, datasets, workers, health):
         app.include_router(module.router)
+    install_dashboard(app)
     app.add_middleware(
         RequestGuard,
         max_request_bytes=settings.max_request_bytes,
