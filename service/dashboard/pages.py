@@ -60,8 +60,15 @@ def not_found(request: Request, user: TokenInfo, what: str) -> HTMLResponse:
 
 # ------------------------------------------------------------------ sign-in
 @router.get("/login")
-def login_form(request: Request, user: MaybeUser, next: str | None = None) -> Response:
-    return page(request, "login.html", user, next=safe_next(next), error=None)
+def login_form(
+    request: Request,
+    user: MaybeUser,
+    next: str | None = None,
+    token: Annotated[str | None, Query(max_length=512)] = None,
+) -> Response:
+    """The sign-in form; ``?token=`` (the link ``hyperhive up`` prints) fills it in, and signing in still
+    takes a click: a GET never signs anyone in, so a link from another site cannot either."""
+    return page(request, "login.html", user, next=safe_next(next), error=None, prefill=token or "")
 
 
 @router.post("/login")
@@ -74,7 +81,9 @@ def login(
     check_origin(request)
     info = store.authenticate(token.strip()) if token.strip() else None
     if info is None:
-        return page(request, "login.html", None, next=safe_next(next), error="Unknown or revoked token.")
+        return page(
+            request, "login.html", None, next=safe_next(next), error="Unknown or revoked token.", prefill=""
+        )
     response = RedirectResponse(safe_next(next), status_code=303)
     response.set_cookie(
         COOKIE,

@@ -220,3 +220,13 @@ def test_plotly_is_served_offline_with_long_caching(client: TestClient) -> None:
     for bad in ("x/..%2F..%2Fapp.py", "x/__init__.py", "x/nothing.js"):
         assert client.get(f"/dashboard-static/{bad}").status_code == 404
     assert client.get("/dashboard-static/x/dashboard.css").status_code == 200
+
+
+def test_the_sign_in_link_fills_the_form_but_signs_in_only_on_submit(
+    client: TestClient, store: SQLiteStore
+) -> None:
+    _, alice = store.create_token("alice")
+    r = client.get(f"/login?token={alice}", follow_redirects=False)
+    assert r.status_code == 200 and f'value="{alice}"' in r.text
+    assert "set-cookie" not in r.headers
+    assert client.get("/", follow_redirects=False).status_code == 303
