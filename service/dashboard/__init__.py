@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 
 from service.dashboard import data, pages
+from service.dashboard.importance import ImportanceCache
 from service.dashboard.views import RowCache
 
 STATIC = Path(__file__).parent / "static"
@@ -56,6 +57,7 @@ def static_file(version: str, name: str) -> FileResponse:
 def install_dashboard(app: FastAPI) -> None:
     """Mount the dashboard's pages, data endpoints and static files on the API's app."""
     app.state.dashboard_rows = RowCache()
+    app.state.dashboard_importance = ImportanceCache()
     app.include_router(static_router)
     app.include_router(data.router)
     app.include_router(pages.router)

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from hyperhive.models import Search
+from service.dashboard.importance import ImportanceCache
 from service.dashboard.render import dataset_label, elapsed
 from service.dashboard.session import DataUser, check_csrf
 from service.dashboard.views import RowCache, param_meta
@@ -26,6 +27,13 @@ def row_cache(request: Request) -> RowCache:
 
 
 Rows = Annotated[RowCache, Depends(row_cache)]
+
+
+def importance_cache(request: Request) -> ImportanceCache:
+    return request.app.state.dashboard_importance
+
+
+Importances = Annotated[ImportanceCache, Depends(importance_cache)]
 TABLE_SORTS = ("number", "value", "state", "duration")
 
 
@@ -107,6 +115,18 @@ def trial_table(
     ordered = present + missing
     start = (page - 1) * size
     return {"total": len(ordered), "page": page, "size": size, "rows": ordered[start : start + size]}
+
+
+@router.get("/searches/{search_id}/importance")
+def importance(
+    search_id: str, store: StoreDep, user: DataUser, cache: Rows, imp: Importances
+) -> dict[str, Any]:
+    """Random-forest importance of each parameter over the done trials where it is active (see
+    :mod:`.importance`); cached until another trial finishes."""
+    search = owned_search(store, user, search_id)
+    rows = cache.rows(store, search).all_rows()
+    done = sum(1 for r in rows if r["s"] == "done" and r["v"] is not None)
+    return {"params": imp.get(search.id, done, rows, param_meta(search)), "trials": done}
 
 
 @router.post("/searches/{search_id}/cancel", dependencies=[Depends(check_csrf)])

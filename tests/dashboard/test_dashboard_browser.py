@@ -177,7 +177,7 @@ def test_another_users_search_and_trial_are_not_found(world: World, tab_factory:
 def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)
     tab.goto(f"/searches/{world.search_id}")
-    for plot in ("#history", "#parcoords", "#curves"):
+    for plot in ("#history", "#parcoords", "#curves", "#slices", "#importance"):
         tab.page.wait_for_selector(f"{plot} {PLOT}", timeout=15_000)
     # states are drawn: done markers, the best-so-far line, the failed trial in the strip below
     legend = tab.page.locator("#history .legendtext").all_text_contents()

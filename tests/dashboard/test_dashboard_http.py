@@ -230,3 +230,43 @@ def test_the_sign_in_link_fills_the_form_but_signs_in_only_on_submit(
     assert r.status_code == 200 and f'value="{alice}"' in r.text
     assert "set-cookie" not in r.headers
     assert client.get("/", follow_redirects=False).status_code == 303
+
+
+def test_importance_ranks_the_parameter_that_drives_the_objective(
+    client: TestClient, store: SQLiteStore
+) -> None:
+    from search_spaces import load
+
+    doc = {
+        "name": "imp",
+        "algorithm": "random",
+        "max_trials": 40,
+        "seed": 1,
+        "objective": {"function": "search_spaces.objectives:branin"},
+        "params": {"x": {"uniform": [-5, 10]}, "y": {"uniform": [0, 15]}, "z": {"choice": ["a", "b"]}},
+    }
+    _, alice = store.create_token("alice")
+    search = store.create_search(load(doc), owner="alice")
+    for _ in range(40):
+        trial = store.claim("w", 60.0, search_id=search.id)
+        assert trial is not None and trial.lease_token is not None and trial.config is not None
+        x = trial.config["params"]["x"]
+        store.report(trial.id, trial.lease_token, TrialResult.done({"loss": 10 * x}))
+    sign_in(client, alice)
+    data = client.get(f"/dashboard-api/searches/{search.id}/importance").json()
+    assert data["trials"] == 40
+    ranked = data["params"]
+    assert ranked[0]["label"] == "params.x" and ranked[0]["importance"] > 0.8
+    assert {p["label"] for p in ranked} == {"params.x", "params.y", "params.z"}
+    assert all(p["trials"] == 40 for p in ranked)
+    # cached: the same answer without refitting
+    assert client.get(f"/dashboard-api/searches/{search.id}/importance").json() == data
+
+
+def test_importance_needs_enough_trials(client: TestClient, store: SQLiteStore) -> None:
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "few", 5)
+    run_fake_trials(store, search, 2)
+    sign_in(client, alice)
+    data = client.get(f"/dashboard-api/searches/{search.id}/importance").json()
+    assert data["params"] and all(p["importance"] is None for p in data["params"])

@@ -109,6 +109,61 @@
     }], { margin: { t: 60, l: 80, r: 80, b: 30 } }, HH.PLOT_CONFIG);
   }
 
+  // ---------------------------------------------------------------- importance and slices
+  let importanceKey = null, importanceAt = 0;
+  const IMPORTANCE_EVERY_MS = 15000; // the forest is refitted on the server: not on every trial
+  async function drawImportance() {
+    const done = [...st.rows.values()].filter((r) => r.s === "done" && r.v !== null).length;
+    if (done === importanceKey || (importanceKey !== null && Date.now() - importanceAt < IMPORTANCE_EVERY_MS)) return;
+    importanceKey = done; importanceAt = Date.now();
+    const div = document.getElementById("importance");
+    const data = await HH.getJSON(api + "/importance");
+    const known = data.params.filter((p) => p.importance !== null).reverse();
+    const unknown = data.params.filter((p) => p.importance === null);
+    document.getElementById("importance-note").textContent = "Random-forest importance over the done trials where each parameter is active" +
+      (unknown.length ? "; too few trials (or no variation) to judge: " + unknown.map((p) => p.label + " (" + p.trials + ")").join(", ") : "") + ".";
+    if (!known.length) {
+      div.textContent = "Needs at least 5 done trials with different values."; div.classList.add("muted"); return;
+    }
+    div.classList.remove("muted");
+    if (!div.classList.contains("js-plotly-plot")) div.textContent = "";
+    Plotly.react(div, [{
+      type: "bar", orientation: "h", x: known.map((p) => p.importance), y: known.map((p) => p.label),
+      text: known.map((p) => p.trials + " trials"), textposition: "none",
+      hovertemplate: "%{y}: %{x:.3f} (over %{text})<extra></extra>", marker: { color: "#1f77b4" },
+    }], {
+      margin: { t: 10, l: 10, r: 20, b: 50 }, height: 90 + 28 * known.length,
+      xaxis: { title: { text: "importance (share of the forest)" }, rangemode: "tozero" },
+      yaxis: { automargin: true },
+    }, HH.PLOT_CONFIG);
+  }
+  function drawSlices() {
+    const div = document.getElementById("slices");
+    const rows = [...st.rows.values()].filter((r) => r.v !== null);
+    const shown = st.params.map((p, i) => [p, i]).filter(([, i]) => rows.some((r) => r.p[i] !== null));
+    if (!rows.length || !shown.length) { div.textContent = "No trial with a value yet."; div.classList.add("muted"); return; }
+    div.classList.remove("muted");
+    if (!div.classList.contains("js-plotly-plot")) div.textContent = "";
+    const cols = Math.min(3, shown.length), nrows = Math.ceil(shown.length / cols);
+    const traces = [], layout = {
+      grid: { rows: nrows, columns: cols, pattern: "independent", ygap: 0.35, xgap: 0.08 }, showlegend: false,
+      margin: { t: 10, l: 60, r: 30, b: 50 }, height: 260 * nrows,
+    };
+    shown.forEach(([p, i], k) => {
+      const rs = rows.filter((r) => r.p[i] !== null);
+      const axis = k === 0 ? "" : String(k + 1);
+      traces.push({
+        type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
+        x: rs.map((r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
+        customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
+        hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
+      });
+      layout["xaxis" + axis] = { title: { text: p.label, font: { size: 11 } }, type: p.options.length ? "category" : (p.log ? "log" : "linear") };
+      layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } } };
+    });
+    Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
+  }
+
   // ---------------------------------------------------------------- learning curves
   function drawCurves() {
     const div = document.getElementById("curves");
@@ -245,7 +300,7 @@
         // the cheap SVG plots and the table first; parallel coordinates (WebGL) last
         drawHistory(); drawCurves(); await drawTable();
         await new Promise((resolve) => requestAnimationFrame(resolve));
-        drawParcoords();
+        drawParcoords(); drawSlices(); await drawImportance();
       }
       document.body.dataset.revision = String(st.revision);
     } catch (e) {
