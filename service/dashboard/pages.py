@@ -208,6 +208,68 @@ def trial_page(trial_id: str, request: Request, store: StoreDep, user: PageUser)
     )
 
 
+MAX_COMPARED = 5
+
+
+@router.get("/compare")
+def compare_page(
+    request: Request,
+    store: StoreDep,
+    user: PageUser,
+    trials: Annotated[str, Query(max_length=MAX_COMPARED * 70)] = "",
+) -> Response:
+    """Two to five trials side by side: configuration (differences marked), metrics, curves overlaid."""
+    from service.flatten import flatten, scalar_metrics
+
+    ids = list(dict.fromkeys(t.strip() for t in trials.split(",") if t.strip()))
+    if not 2 <= len(ids) <= MAX_COMPARED:
+        return page(
+            request,
+            "error.html",
+            user,
+            400,
+            title="Cannot compare",
+            message=f"Compare takes 2 to {MAX_COMPARED} different trial ids, /compare?trials=ID,ID "
+            f"(got {len(ids)}).",
+        )
+    try:
+        chosen = [owned_trial(store, user, tid) for tid in ids]
+    except NotFound:
+        return not_found(request, user, "trial")
+    searches = {t.search_id: store.get_search(t.search_id) for t in chosen}
+    configs = [flatten(t.config or {}) for t in chosen]
+    metrics = [scalar_metrics(t.metrics or {}) for t in chosen]
+
+    def table(columns: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        keys = list(dict.fromkeys(k for c in columns for k in c))
+        missing = object()
+        out = []
+        for k in keys:
+            values = [c.get(k, missing) for c in columns]
+            shown = ["—" if v is missing else "null" if v is None else v for v in values]
+            out.append({"key": k, "cells": shown, "differs": len({repr(v) for v in values}) > 1})
+        return out
+
+    curves = [
+        {
+            "label": f"#{t.number} {searches[t.search_id].name}",
+            "metric": searches[t.search_id].objective_metric,
+            "history": t.history or [],
+        }
+        for t in chosen
+    ]
+    return page(
+        request,
+        "compare.html",
+        user,
+        trials=chosen,
+        searches=searches,
+        config_rows=table(configs),
+        metric_rows=table([{k: v for k, v in m.items()} for m in metrics]),
+        curves=curves,
+    )
+
+
 @router.get("/workers")
 def workers_page(request: Request, store: StoreDep, settings: SettingsDep, user: PageUser) -> Response:
     now = store.clock()

@@ -207,6 +207,27 @@ def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: A
     assert tab.errors == []
 
 
+@pytest.mark.slow  # draws plotly plots: 5-15 s on a busy 2-core machine
+def test_compare_two_trials_picked_in_the_table(world: World, tab_factory: Any) -> None:
+    tab = tab_factory(world.alice)
+    tab.goto(f"/searches/{world.search_id}")
+    tab.page.wait_for_selector("#trials tbody tr")
+    boxes = tab.page.locator("#trials input.pick")
+    boxes.nth(0).check()
+    assert tab.page.is_disabled("#compare")
+    boxes.nth(5).check()
+    tab.page.click("#compare")
+    tab.page.wait_for_url("**/compare?trials=*")
+    tab.page.wait_for_selector(f"#compare-curves {PLOT}")
+    assert tab.page.locator("#compared tbody tr").count() == 2
+    differing = tab.page.locator("#config-diff tr.differs").count()
+    assert differing >= 1
+    tab.page.check("#only-diff")
+    assert tab.page.locator("#config-diff tbody tr:visible").count() == differing
+    tab.shot("compare")
+    assert tab.errors == []
+
+
 @pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
 def test_trial_page_shows_curves_confusion_matrix_and_provenance(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)

@@ -270,3 +270,19 @@ def test_importance_needs_enough_trials(client: TestClient, store: SQLiteStore) 
     sign_in(client, alice)
     data = client.get(f"/dashboard-api/searches/{search.id}/importance").json()
     assert data["params"] and all(p["importance"] is None for p in data["params"])
+
+
+def test_compare_takes_two_to_five_visible_trials(client: TestClient, store: SQLiteStore) -> None:
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "mine", 6)
+    ids = run_fake_trials(store, search, 6)
+    other = create_search(store, "bob", "theirs", 2)
+    (theirs,) = run_fake_trials(store, other, 1)
+    sign_in(client, alice)
+    r = client.get(f"/compare?trials={ids[0]},{ids[1]}")
+    assert r.status_code == 200 and r.text.count('class="differs"') >= 1
+    assert client.get(f"/compare?trials={ids[0]}").status_code == 400
+    assert client.get(f"/compare?trials={ids[0]},{ids[0]}").status_code == 400  # the same trial twice
+    assert client.get("/compare?trials=" + ",".join(ids)).status_code == 400
+    r = client.get(f"/compare?trials={ids[0]},{theirs}")
+    assert r.status_code == 404 and "theirs" not in r.text

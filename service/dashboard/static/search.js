@@ -206,6 +206,7 @@
     const thead = document.querySelector("#trials thead"), tbody = document.querySelector("#trials tbody");
     const head = document.createElement("tr");
     const sortable = { "#": "number", state: "state", [st.search.objective_metric]: "value", duration: "duration" };
+    head.appendChild(HH.el("th", { scope: "col" }, "Compare"));
     const cols = ["#", "state", st.search.objective_metric, ...st.params.map((p) => p.label), "duration"];
     for (const c of cols) {
       const th = HH.el("th", { scope: "col" });
@@ -225,6 +226,10 @@
     thead.replaceChildren(head);
     const trs = data.rows.map((r) => {
       const tr = document.createElement("tr");
+      const box = HH.el("input", { type: "checkbox", class: "pick", "aria-label": "compare trial #" + r.n });
+      box.checked = picked.has(r.id);
+      box.addEventListener("change", () => { box.checked ? picked.add(r.id) : picked.delete(r.id); updateCompare(); });
+      const tdc = document.createElement("td"); tdc.appendChild(box); tr.appendChild(tdc);
       const a = HH.el("a", { href: "/trials/" + r.id }, "#" + r.n);
       const td0 = document.createElement("td"); td0.appendChild(a); tr.appendChild(td0);
       const badge = HH.el("span", { class: "badge st-" + r.s }, r.s);
@@ -241,6 +246,13 @@
     document.getElementById("table-prev").disabled = table.page <= 1;
     document.getElementById("table-next").disabled = table.page >= pages;
   }
+  const picked = new Set();
+  const compareBtn = document.getElementById("compare");
+  function updateCompare() {
+    compareBtn.disabled = picked.size < 2 || picked.size > 5;
+    compareBtn.textContent = "Compare selected (" + picked.size + (picked.size > 5 ? ", at most 5" : "") + ")";
+  }
+  compareBtn.addEventListener("click", () => { location.href = "/compare?trials=" + [...picked].join(","); });
   document.getElementById("table-prev").addEventListener("click", () => { table.page -= 1; drawTable(); });
   document.getElementById("table-next").addEventListener("click", () => { table.page += 1; drawTable(); });
   document.getElementById("table-state").addEventListener("change", (e) => { table.state = e.target.value; table.page = 1; drawTable(); });
