@@ -192,7 +192,9 @@ def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: A
     assert tab.page.locator("#trials tbody tr").count() == 9
     tab.page.click("#trials thead button[data-sort=value]")
     tab.page.wait_for_function("document.querySelector('#trials thead').textContent.includes('▼')")
-    assert "#" in tab.page.inner_text("#trials tbody tr:first-child td:first-child")
+    best = world.store.best_trial(world.search_id)
+    assert best is not None
+    assert tab.page.inner_text("#trials tbody tr:first-child td:nth-child(2)") == f"#{best.number}"
     # the log-axis toggle
     tab.page.click("#history-log")
     assert tab.page.evaluate("document.getElementById('history').layout.yaxis.type") == "log"

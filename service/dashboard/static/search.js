@@ -6,6 +6,9 @@
   const api = "/dashboard-api/searches/" + encodeURIComponent(searchId);
   const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null };
   const POLL_MS = 2000;
+  const PARCOORDS_MAX_LINES = 1000;
+  const CURVES_MAX_FINISHED = 300;
+  const GL_ABOVE = 1500; // points: WebGL scatter instead of SVG above this many
   const FINAL = ["completed", "cancelled", "failed"];
   let logScale = false;
 
@@ -17,7 +20,7 @@
     for (const state of ["done", "pruned"]) {
       const rs = rows.filter((r) => r.s === state && r.v !== null);
       traces.push({
-        name: state, type: "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
+        name: state, type: rows.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
         customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 7 },
         hovertemplate: "trial #%{x} (" + state + "): %{y}<extra></extra>",
       });
@@ -69,7 +72,15 @@
   }
   function drawParcoords() {
     const div = document.getElementById("parcoords");
-    const rows = [...st.rows.values()].filter((r) => r.v !== null).sort((a, b) => a.n - b.n);
+    let rows = [...st.rows.values()].filter((r) => r.v !== null);
+    const note = document.getElementById("parcoords-note");
+    if (rows.length > PARCOORDS_MAX_LINES) {
+      const sign = st.search.objective_mode === "min" ? 1 : -1;
+      rows.sort((a, b) => sign * (a.v - b.v));
+      note.textContent = "The best " + PARCOORDS_MAX_LINES + " of " + rows.length + " trials with a value.";
+      rows = rows.slice(0, PARCOORDS_MAX_LINES);
+    } else note.textContent = "";
+    rows.sort((a, b) => a.n - b.n);
     if (!rows.length || !st.params.length) {
       div.textContent = rows.length ? "This search has no parameters." : "No trial with a value yet.";
       div.classList.add("muted"); return;
@@ -153,7 +164,7 @@
       const rs = rows.filter((r) => r.p[i] !== null);
       const axis = k === 0 ? "" : String(k + 1);
       traces.push({
-        type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
+        type: rs.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
         x: rs.map((r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
         customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
         hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
@@ -167,7 +178,18 @@
   // ---------------------------------------------------------------- learning curves
   function drawCurves() {
     const div = document.getElementById("curves");
-    const rows = [...st.rows.values()].filter((r) => r.c.length).sort((a, b) => a.n - b.n);
+    let rows = [...st.rows.values()].filter((r) => r.c.length);
+    const finished = rows.filter((r) => r.s !== "running");
+    const note = document.getElementById("curves-note");
+    if (finished.length > CURVES_MAX_FINISHED) {
+      // every running trial, and the best finished ones (a trial without a value counts as worst)
+      const sign = st.search.objective_mode === "min" ? 1 : -1;
+      const key = (r) => (r.v === null ? Infinity : sign * r.v);
+      finished.sort((a, b) => key(a) - key(b));
+      rows = rows.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
+      note.textContent = "Running trials and the best " + CURVES_MAX_FINISHED + " of " + finished.length + " finished ones.";
+    } else note.textContent = "";
+    rows.sort((a, b) => a.n - b.n);
     if (!rows.length) { div.textContent = "No per-epoch history yet."; div.classList.add("muted"); return; }
     div.classList.remove("muted");
     if (!div.classList.contains("js-plotly-plot")) div.textContent = "";
@@ -309,10 +331,17 @@
       st.epoch = data.epoch; st.revision = data.revision; st.search = data.search;
       drawSummary();
       if (changed) {
-        // the cheap SVG plots and the table first; parallel coordinates (WebGL) last
-        drawHistory(); drawCurves(); await drawTable();
-        await new Promise((resolve) => requestAnimationFrame(resolve));
-        drawParcoords(); drawSlices(); await drawImportance();
+        // the cheap SVG plots and the table first; parallel coordinates (WebGL) last.
+        // performance marks (hh:*) let benchmarks/dashboard.py see where the time goes.
+        // Each step yields to the browser, so that it paints each plot and stays responsive.
+        const step = () => new Promise((resolve) => setTimeout(resolve, 0));
+        performance.mark("hh:rows");
+        drawHistory(); performance.mark("hh:history"); await step();
+        await drawTable(); performance.mark("hh:table"); await step();
+        drawCurves(); performance.mark("hh:curves"); await step();
+        drawParcoords(); performance.mark("hh:parcoords"); await step();
+        drawSlices(); performance.mark("hh:slices"); await step();
+        await drawImportance(); performance.mark("hh:importance");
       }
       document.body.dataset.revision = String(st.revision);
     } catch (e) {
