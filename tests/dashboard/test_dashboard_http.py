@@ -13,6 +13,7 @@ from dashkit import XSS_ERROR, create_search, fake_result, run_fake_trials
 from hyperhive.models import SearchStatus, TrialResult
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
+from hyperhive.store.base import Store
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -26,10 +27,10 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
     s.close()
 
 
-def app_client(tmp_path: Path, store: SQLiteStore, **kw: object) -> TestClient:
+def app_client(tmp_path: Path, store: Store, **kw: object) -> TestClient:
     from service.app import create_app
 
-    settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home", **kw)  # type: ignore[arg-type]
+    settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home", **kw)
     return TestClient(create_app(settings, store), raise_server_exceptions=False, base_url="http://dash.test")
 
 
@@ -286,3 +287,50 @@ def test_compare_takes_two_to_five_visible_trials(client: TestClient, store: SQL
     assert client.get("/compare?trials=" + ",".join(ids)).status_code == 400
     r = client.get(f"/compare?trials={ids[0]},{theirs}")
     assert r.status_code == 404 and "theirs" not in r.text
+
+
+def test_a_full_load_sends_the_curves_of_open_and_best_trials_only(
+    client: TestClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.dashboard import data
+
+    monkeypatch.setattr(data, "CURVES_KEPT", 3)
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 9)
+    run_fake_trials(store, search, 7)
+    running = store.claim("w", 60.0, search_id=search.id)
+    assert running is not None and running.lease_token is not None
+    store.heartbeat(running.id, running.lease_token, history=fake_result(1).history[:2])
+    sign_in(client, alice)
+    first = client.get(f"/dashboard-api/searches/{search.id}/rows").json()
+    with_curves = {r["id"] for r in first["rows"] if r["c"]}
+    done = sorted((r for r in first["rows"] if r["s"] == "done"), key=lambda r: -r["v"])  # mode max
+    assert with_curves == {running.id} | {r["id"] for r in done[:3]}
+    # an update carries the curve of every changed trial
+    store.report(running.id, running.lease_token, fake_result(0))
+    url = f"/dashboard-api/searches/{search.id}/rows?epoch={first['epoch']}&since={first['revision']}"
+    (changed,) = client.get(url).json()["rows"]
+    assert changed["id"] == running.id and changed["s"] == "done" and len(changed["c"]) == 4
+
+
+def test_changes_since_on_mongodb(tmp_path: Path) -> None:
+    """MongoDB has no change feed: the rows cache goes through the version comparison instead."""
+    mongomock = pytest.importorskip("mongomock")
+    from hyperhive.store.mongo import MongoStore
+
+    store = MongoStore("mongodb://localhost/dash", database="dash", client=mongomock.MongoClient())
+    try:
+        _, alice = store.create_token("alice")
+        search = create_search(store, "alice", "s1", 5)
+        run_fake_trials(store, search, 2)
+        client = app_client(tmp_path, store)
+        sign_in(client, alice)
+        url = f"/dashboard-api/searches/{search.id}/rows"
+        first = client.get(url).json()
+        assert first["full"] and len(first["rows"]) == 2
+        (new,) = run_fake_trials(store, search, 1)
+        moved = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()
+        assert [r["id"] for r in moved["rows"]] == [new]
+        assert client.get(f"/searches/{search.id}").status_code == 200
+    finally:
+        store.close()
