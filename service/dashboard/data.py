@@ -83,29 +83,31 @@ def search_rows(
     rows = cache.rows(store, search)
     full = epoch != rows.epoch
     sent = rows.since(0 if full else since)
-    return fast_json(
-        {
-            "epoch": rows.epoch,
-            "revision": rows.revision,
-            "full": full,
-            "rows": curves_for_the_best(sent, search.objective_mode) if full else sent,
-            "params": param_meta(search) if full else None,
-            "search": search_summary(search, store.clock()),
-        }
-    )
+    head = {
+        "epoch": rows.epoch,
+        "revision": rows.revision,
+        "full": full,
+        "params": param_meta(search) if full else None,
+        "search": search_summary(search, store.clock()),
+    }
+    body = rows.encoded(sent, curves_for_the_best(sent, search.objective_mode) if full else None)
+    # the rows are JSON already (encoded once per change): splice them in
+    text = json.dumps(head, separators=(",", ":"), allow_nan=False)[:-1] + ',"rows":' + body + "}"
+    return Response(text, media_type="application/json")
 
 
-def curves_for_the_best(rows: list[dict[str, Any]], mode: str) -> list[dict[str, Any]]:
-    """The rows with their learning curve (``c``) kept only for open trials and the best
-    :data:`CURVES_KEPT` finished ones: what the page draws. Later updates carry the curve of every
-    changed trial, and a finished trial never moves up the ranking, so the page misses nothing."""
+def curves_for_the_best(rows: list[dict[str, Any]], mode: str) -> set[str] | None:
+    """The ids whose learning curve (``c``) a full load carries: open trials and the best
+    :data:`CURVES_KEPT` finished ones, what the page draws (``None``: all). Later updates carry the
+    curve of every changed trial, and a finished trial never moves up the ranking, so the page misses
+    nothing."""
     finished = [r for r in rows if r["s"] not in ("queued", "running")]
     if len(finished) <= CURVES_KEPT:
-        return rows
+        return None
     sign = 1.0 if mode == "min" else -1.0
     finished.sort(key=lambda r: math.inf if r["v"] is None else sign * r["v"])
     keep = {r["id"] for r in finished[:CURVES_KEPT]}
-    return [r if r["id"] in keep or r["s"] in ("queued", "running") else {**r, "c": []} for r in rows]
+    return keep | {r["id"] for r in rows if r["s"] in ("queued", "running")}
 
 
 def _duration(row: dict[str, Any]) -> float:

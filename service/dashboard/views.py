@@ -11,6 +11,7 @@ restarted server or another process has another one, and the browser then reload
 
 from __future__ import annotations
 
+import json
 import math
 import secrets
 import threading
@@ -69,6 +70,10 @@ def param_meta(search: Search) -> list[dict[str, Any]]:
     ]
 
 
+def _encode(v: Any) -> str:
+    return json.dumps(v, separators=(",", ":"), allow_nan=False)
+
+
 def _number(v: Any) -> float | None:
     if isinstance(v, bool):
         return float(v)
@@ -121,6 +126,8 @@ class SearchRows:
     cursor: Any = None
     revision: int = 0
     rows: dict[str, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    text: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Each row as JSON, with and without its curve: encoded once per change, not per request."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self, store: Store, search_id: str) -> None:
@@ -128,7 +135,17 @@ class SearchRows:
             trials, self.cursor = store.trials_changed_since(search_id, self.cursor)
             for t in trials:
                 self.revision += 1
-                self.rows[t.id] = (self.revision, compact_row(t, self.labels, self.metric))
+                row = compact_row(t, self.labels, self.metric)
+                self.rows[t.id] = (self.revision, row)
+                self.text[t.id] = (_encode(row), _encode({**row, "c": []}))
+
+    def encoded(self, rows: list[dict[str, Any]], with_curve: set[str] | None) -> str:
+        """``rows`` as a JSON array; curves only for ids in ``with_curve`` (all when ``None``)."""
+        with self.lock:
+            parts = [
+                self.text[r["id"]][0 if with_curve is None or r["id"] in with_curve else 1] for r in rows
+            ]
+        return "[" + ",".join(parts) + "]"
 
     def since(self, revision: int) -> list[dict[str, Any]]:
         with self.lock:

@@ -46,7 +46,7 @@
     }
     const layout = {
       margin: { t: 20, l: 70, r: 20 }, legend: { orientation: "h" },
-      xaxis: { title: { text: "trial" }, zeroline: false },
+      xaxis: { title: { text: "trial" }, zeroline: false, dtick: rows.length <= 20 ? 1 : undefined },
       yaxis: { title: { text: st.search.objective_metric }, domain: [0.2, 1], type: logScale ? "log" : "linear" },
       yaxis2: { domain: [0, 0.12], type: "category", fixedrange: true },
     };
@@ -169,7 +169,7 @@
         customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
         hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
       });
-      layout["xaxis" + axis] = { title: { text: p.label, font: { size: 11 } }, type: p.options.length ? "category" : (p.log ? "log" : "linear") };
+      layout["xaxis" + axis] = { title: { text: p.label, font: { size: 11 } }, type: p.options.length ? "category" : (p.log ? "log" : "linear"), dtick: p.log ? "D2" : undefined };
       layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } } };
     });
     Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
