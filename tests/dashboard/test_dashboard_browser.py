@@ -114,6 +114,17 @@ class Tab:
     def close(self) -> None:
         self.context.close()
 
+    def serious_a11y_violations(self) -> list[str]:
+        """axe-core's serious and critical findings on the current page (``rule: where``)."""
+        from axe_playwright_python.sync_playwright import Axe
+
+        found = Axe().run(self.page).response["violations"]
+        return [
+            f"{v['id']}: {[n['target'] for n in v['nodes']][:3]}"
+            for v in found
+            if v.get("impact") in ("serious", "critical")
+        ]
+
 
 @pytest.fixture
 def tab_factory(chromium: Any, world: World) -> Iterator[Any]:
@@ -203,6 +214,7 @@ def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: A
     assert "layers" in tab.page.inner_text("#best-yaml")
     assert tab.page.inner_text("#best-json").lstrip().startswith("{")
     tab.shot("search")
+    assert tab.serious_a11y_violations() == []
     # the failed trial's error text and the class label holding HTML ran nothing here either
     assert tab.page.evaluate("window.__xss") is None
     assert tab.page.locator("main img").count() == 0
@@ -305,3 +317,12 @@ def test_workers_page(world: World, tab_factory: Any) -> None:
     assert "gpu-box-1" in text and "GPU:0" in text and "alive" in text
     tab.shot("workers")
     assert tab.errors == []
+
+
+@pytest.mark.parametrize("path", ["/login", "/", "/workers", "trial"])
+def test_pages_have_no_serious_accessibility_violations(world: World, tab_factory: Any, path: str) -> None:
+    tab = tab_factory(None if path == "/login" else world.alice)
+    tab.goto(f"/trials/{world.done_id}" if path == "trial" else path)
+    if path == "trial":
+        tab.page.wait_for_selector(f"#cm-0 {PLOT}")
+    assert tab.serious_a11y_violations() == []
