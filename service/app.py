@@ -19,6 +19,7 @@ import hyperhive
 from hyperhive.settings import Settings, get_settings
 from hyperhive.store import open_store
 from hyperhive.store.base import Store
+from service.dashboard import install_dashboard
 from service.errors import install_error_handlers
 from service.http_policy import HttpPolicy, allowed_hosts
 from service.middleware import RequestGuard
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         app.include_router(module.router)
     # Inside RequestGuard (request id, access line, size limits): Host allow-list, content types, Origin.
     app.add_middleware(HttpPolicy, hosts=allowed_hosts(settings), cors_origins=settings.cors_origins)
+    install_dashboard(app)
     app.add_middleware(
         RequestGuard,
         max_request_bytes=settings.max_request_bytes,

@@ -44,6 +44,9 @@ BODY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "tex
 UPLOAD_TYPES = ("multipart/form-data", *RAW_TYPES)
 """Content types of a dataset upload (``POST /api/datasets``)."""
 UPLOAD_PATHS = ("/api/datasets",)
+FORM_TYPES = ("application/x-www-form-urlencoded",)
+"""Content type of the dashboard's sign-in form (``POST /login``; its Origin is checked like any other)."""
+FORM_PATHS = ("/login",)
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
@@ -132,7 +135,11 @@ class HttpPolicy:
                 "cors_origins"
             )
         media_type = _media_type(headers)
-        accepted = UPLOAD_TYPES if (method == "POST" and path.rstrip("/") in UPLOAD_PATHS) else BODY_TYPES
+        accepted: tuple[str, ...] = BODY_TYPES
+        if method == "POST" and path.rstrip("/") in UPLOAD_PATHS:
+            accepted = UPLOAD_TYPES
+        elif method == "POST" and path.rstrip("/") in FORM_PATHS:
+            accepted = FORM_TYPES
         if media_type == "" and not _has_body(headers):
             return None
         if media_type not in accepted:
