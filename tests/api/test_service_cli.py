@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -194,12 +195,13 @@ def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tm
     )  # fmt: skip
     store = SQLiteStore(db)
     try:
+        # the follower is connected first (its polls are the only GETs of the search): on a busy machine
+        # its start-up can take longer than the whole search, which would then end before the kill
+        deadline = time.monotonic() + 120
+        while f"GET /api/searches/{sid} 200" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with WorkerThread(db, pause=0.03) as worker:
-            # the follower is connected (its polls are the only GETs of the search) and trials are done
-            while (
-                f"GET /api/searches/{sid} 200" not in server.log.read_text()
-                or store.get_search(sid).counts.done < 5
-            ):
+            while store.get_search(sid).counts.done < 5:
                 worker.stop.wait(0.05)
             server.kill()
             during = worker.reported
