@@ -134,18 +134,20 @@ def submit(
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """Submit a search document; print its id (with --follow: follow it until it ends)."""
+    """Submit a search document; print its id alone on stdout, messages on stderr (ID=$(hyperhive submit
+    f.yaml) works). With --follow: follow it until it ends."""
     with make_client(url, token) as client:
         search = client.submit_file(file)
         if not follow_:
             if as_json:
                 print_json(search)
             else:
-                what = f"{search['name']}, {search['max_trials']} trials"
-                console.print(f"submitted search [bold]{search['id']}[/] ({what})")
-                console.print(f"follow it with: hyperhive follow {search['id']}")
+                what = f"{escape(search['name'])}, {search['max_trials']} trials"
+                err_console.print(f"submitted search [bold]{search['id']}[/] ({what})")
+                err_console.print(f"follow it with: hyperhive follow {search['id']}")
+                typer.echo(search["id"])  # alone on stdout: ID=$(hyperhive submit f.yaml)
             return
-        (err_console if as_json else console).print(f"submitted search [bold]{search['id']}[/]")
+        err_console.print(f"submitted search [bold]{search['id']}[/]")
         code = follow_until_interrupted(client, search["id"], interval, as_json)
     raise typer.Exit(code)
 

@@ -142,14 +142,23 @@ def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
     assert r.returncode == 1 and "HTTP 409" in r.stderr and "cancelled" in r.stderr
 
 
+def test_submit_prints_the_bare_id_on_stdout_for_scripts(live: dict[str, Any]) -> None:
+    """`ID=$(hyperhive submit f.yaml)`: the id alone on stdout, the messages on stderr."""
+    r = cli(live, "submit", str(write_search(live, 2, "scripted")))
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.strip()
+    assert r.stdout == f"{sid}\n" and "submitted search" in r.stderr and f"hyperhive follow {sid}" in r.stderr
+    assert Client(live["server"].url, live["alice"]).get_search(sid)["name"] == "scripted"
+
+
 def test_submit_follow_runs_to_the_end(live: dict[str, Any]) -> None:
     path = write_search(live, 8, "followed")
     with WorkerThread(live["db"], pause=0.05):
         r = cli(live, "submit", str(path), "--follow", "--interval", "0.1")
     assert r.returncode == 0, r.stderr
-    assert "submitted search" in r.stdout and "completed" in r.stdout and "8/8" in r.stdout
+    assert "submitted search" in r.stderr and "completed" in r.stdout and "8/8" in r.stdout
     assert "best" in r.stdout
-    sid = r.stdout.split("submitted search ")[1].split()[0]
+    sid = r.stderr.split("submitted search ")[1].split()[0]
     s = Client(live["server"].url, live["alice"]).get_search(sid)
     assert s["status"] == "completed" and s["counts"]["done"] == 8
 
