@@ -184,10 +184,13 @@ def run_embedded(
     exit_when_done: bool,
     stop_timeout: float,
     worker_args: list[str],
+    allow_objective: list[str] | None = None,
+    launcher: str = "up",
 ) -> int:
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
     from hyperhive.client import Client, ClientError
+    from hyperhive.settings import DEFAULT_OBJECTIVE_MODULES, parse_objective_prefixes
     from service.cli_client import exit_status, follow_and_report, no_result_note
     from service.cli_render import search_table, trial_table
     from service.embedded import Embedded, EmbeddedError
@@ -196,6 +199,7 @@ def run_embedded(
         raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
     if submit_file is not None:
         check_search_file(submit_file)
+    allowed = parse_objective_prefixes(allow_objective) if allow_objective else []
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
@@ -205,8 +209,9 @@ def run_embedded(
         level=logging.INFO, format=LOG_FORMAT, filename=str(home_dir / "logs" / "server.log"), force=True
     )
     emb = Embedded(
-        settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout
-    )
+        settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout,
+        allow_objective=[p for p in allowed if p not in DEFAULT_OBJECTIVE_MODULES], launcher=launcher,
+    )  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     code = 0
     try:
@@ -278,6 +283,12 @@ PORT_OPTION = typer.Option(
 )
 STOP_OPTION = typer.Option(30.0, "--stop-timeout", min=0.0, help="seconds workers get to hand back trials")
 WORKER_ARG_OPTION = typer.Option([], "--worker-arg", help="extra argument for each worker (repeatable)")
+ALLOW_OBJECTIVE_OPTION = typer.Option(
+    [],
+    "--allow-objective",
+    help="module prefix whose functions the workers may run as objectives, besides "
+    "search_spaces.objectives (repeatable; env HYPERHIVE_ALLOW_OBJECTIVE, comma-separated)",
+)
 
 
 def up(
@@ -294,6 +305,7 @@ def up(
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="stop once every search has ended"),
     stop_timeout: float = STOP_OPTION,
     worker_arg: list[str] = WORKER_ARG_OPTION,
+    allow_objective: list[str] = ALLOW_OBJECTIVE_OPTION,
 ) -> None:
     """The embedded default: a SQLite store in ./.hyperhive, the API on 127.0.0.1 and local workers.
     Prints the URL and an admin token; Ctrl-C stops everything cleanly."""
@@ -303,6 +315,7 @@ def up(
     code = run_embedded(
         store=store, home=home, workers=workers, gpus=gpus, port=port, submit_file=file, follow=follow,
         exit_when_done=exit_when_done, stop_timeout=stop_timeout, worker_args=worker_arg,
+        allow_objective=allow_objective, launcher="up",
     )  # fmt: skip
     raise typer.Exit(code)
 
@@ -318,13 +331,14 @@ def run(
     port: int | None = PORT_OPTION,
     stop_timeout: float = STOP_OPTION,
     worker_arg: list[str] = WORKER_ARG_OPTION,
+    allow_objective: list[str] = ALLOW_OBJECTIVE_OPTION,
 ) -> None:
     """One command, end to end: start the embedded store, API and workers, submit FILE, follow it, print
     the best trial, stop. Exit status 0 when the search completed."""
     code = run_embedded(
         store=store, home=home, workers=workers, gpus=gpus, port=port,
         submit_file=file or example_path(), follow=True, exit_when_done=True, stop_timeout=stop_timeout,
-        worker_args=worker_arg,
+        worker_args=worker_arg, allow_objective=allow_objective, launcher="run",
     )  # fmt: skip
     raise typer.Exit(code)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from hyperhive.errors import HyperhiveError
-from hyperhive.settings import Settings
+from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
 from service.cli_common import TOKEN_FILE, UP_FILE, read_up_file, write_private
@@ -114,6 +114,8 @@ class Embedded:
     gpus: str | None = None
     worker_args: list[str] = field(default_factory=list)
     stop_timeout: float = 30.0
+    allow_objective: list[str] = field(default_factory=list)
+    launcher: str = "up"
 
     url: str = ""
     token: str = ""
@@ -186,7 +188,13 @@ class Embedded:
     def worker_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", self.store_url]
         cmd += ["--gpus", self.gpus] if self.gpus else ["--cpu"]
+        for prefix in self.allow_objective:
+            cmd += ["--allow-objective", prefix]
         return cmd + list(self.worker_args)
+
+    def worker_env(self) -> dict[str, str]:
+        """This process's environment, plus which command started the workers (for their hints)."""
+        return {**os.environ, LAUNCHER_ENV: self.launcher}
 
     def _start_workers(self) -> None:
         n = 1 if self.gpus else self.workers
@@ -196,6 +204,7 @@ class Embedded:
             self._logs.append(out)
             proc = subprocess.Popen(
                 self.worker_command(),
+                env=self.worker_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

@@ -53,15 +53,12 @@ def _setup_logging(level: str) -> None:
 
 
 def _settings(**overrides: object) -> Settings:
-    from pydantic import ValidationError
-
-    from hyperhive.settings import get_settings
+    from hyperhive.settings import BadSettings, get_settings
 
     try:
         return get_settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
+    except BadSettings as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
 
 
 def _open_store(url: str) -> Store:
@@ -123,6 +120,8 @@ def worker(
 
     SIGTERM or Ctrl-C hands the running trial back to the queue and exits 0; a second one exits at once.
     """
+    from hyperhive.settings import parse_objective_prefixes
+
     _setup_logging(log_level)
     if gpus and cpu:
         raise _fail("give --gpus or --cpu, not both", EXIT_USAGE)
@@ -135,7 +134,10 @@ def worker(
         raise _fail(
             f"--heartbeat-seconds ({beat:g}) must be shorter than --lease-seconds ({lease:g})", EXIT_USAGE
         )
-    prefixes = list(dict.fromkeys([*settings.allow_objective, *(allow_objective or [])]))
+    try:  # the defaults, HYPERHIVE_ALLOW_OBJECTIVE and the flags
+        prefixes = parse_objective_prefixes([*settings.allow_objective, *(allow_objective or [])])
+    except ValueError as exc:
+        raise _fail(f"--allow-objective: {exc}", EXIT_USAGE) from None
 
     if gpus and not child:
         from workers.supervisor import parse_gpus, supervise

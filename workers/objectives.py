@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
 from collections.abc import Iterable, Mapping
 from numbers import Real
 from typing import Any
 
 from hyperhive.errors import HyperhiveError
+from hyperhive.settings import LAUNCHER_ENV
 
 
 class ObjectiveError(HyperhiveError):
@@ -47,6 +49,14 @@ def is_allowed(module: str, prefixes: Iterable[str]) -> bool:
     return False
 
 
+def allow_hint(module: str) -> str:
+    """How to allow ``module``, with the flag of the command that started this worker."""
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if launcher in ("up", "run"):
+        return f"to allow it, start `hyperhive {launcher}` again with --allow-objective {module}"
+    return f"to allow it, start the worker with --allow-objective {module} (or HYPERHIVE_ALLOW_OBJECTIVE)"
+
+
 def resolve(reference: str, allowed: Iterable[str]) -> Any:
     """The callable a reference names, once its module passed the allow-list."""
     allowed = list(allowed)
@@ -55,8 +65,7 @@ def resolve(reference: str, allowed: Iterable[str]) -> Any:
         raise ObjectiveRefused(
             f"objective function {reference!r} refused: module {module_name!r} is not under an allowed "
             "prefix "
-            f"({', '.join(allowed) or 'none'}); start the worker with --allow-objective {module_name} "
-            "(or set HYPERHIVE_ALLOW_OBJECTIVE) to allow it"
+            f"({', '.join(allowed) or 'none'}); {allow_hint(module_name)}"
         )
     try:
         target: Any = importlib.import_module(module_name)

@@ -274,8 +274,8 @@ def _opened(store: str | None) -> Iterator[Store]:
     from hyperhive.settings import get_settings
     from hyperhive.store import open_store
 
-    url = get_settings(store=store).store
     try:
+        url = get_settings(store=store).store
         s = open_store(url)
     except BadStoreURL as exc:
         raise _fail(str(exc), 2) from None

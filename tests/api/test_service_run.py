@@ -149,3 +149,30 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     assert page["status"] == "completed" and page["counts"]["done"] == n
     assert sorted(t["number"] for t in trials) == list(range(n))
     assert all(t["state"] == "done" for t in trials)
+
+
+def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> None:
+    """`run` takes --allow-objective for its workers; without it the refusal says which flag to add."""
+    (tmp_path / "myobj.py").write_text("def score(params):\n    return (params['x'] - 1.0) ** 2\n")
+    doc = yaml.safe_load(function_yaml(3, "mine"))
+    doc["objective"] = {"function": "myobj:score"}
+    del doc["params"]["y"]
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "start `hyperhive run` again with --allow-objective myobj" in r.stdout + r.stderr
+    r = hyperhive(
+        "run",
+        "mine.yaml",
+        "--allow-objective",
+        "myobj",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed: 3/3 trials" in r.stdout
+    env = cli_env(HYPERHIVE_ALLOW_OBJECTIVE="other,myobj")
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
