@@ -33,7 +33,7 @@ from hyperhive.errors import HyperhiveError
 from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
-from service.cli_common import TOKEN_FILE, UP_FILE, read_up_file, write_private
+from service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
 
 log = logging.getLogger("hyperhive.embedded")
 
@@ -67,18 +67,6 @@ def bind_socket(host: str, port: int, *, fallback: bool) -> socket.socket:
         sock.bind((host, 0))
     sock.set_inheritable(False)
     return sock
-
-
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def ensure_admin_token(store: Store, home: Path) -> str:
@@ -143,7 +131,7 @@ class Embedded:
         self.home.mkdir(parents=True, exist_ok=True)
         (self.home / "logs").mkdir(exist_ok=True)
         running = read_up_file(self.home)
-        if running is not None and _pid_alive(running.get("pid")):
+        if running is not None and pid_alive(running.get("pid")):
             raise EmbeddedError(
                 f"hyperhive up already runs from {self.home} (pid {running['pid']}, {running['url']}); "
                 "stop it first or use another --home"

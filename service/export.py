@@ -5,6 +5,9 @@ then ``config.<path>`` for every leaf of the sampled configurations (paths as th
 writes them: ``config.model.layers[1].filters``), then ``metrics.<name>`` for every final metric that is
 a single number (per-class lists and the confusion matrix are in the JSON export), then ``error``.
 Missing cells are empty. Lists of numbers or strings in a config are written as JSON text.
+
+Text cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
+return: OWASP's CSV-injection rule) get a leading single quote; numbers are written as they are.
 """
 
 from __future__ import annotations
@@ -31,11 +34,16 @@ BASE_COLUMNS = (
 )
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str) and v.startswith(FORMULA_STARTS):
+        return "'" + v  # a spreadsheet shows it as text instead of running it
     return v
 
 
@@ -72,7 +80,9 @@ def trials_csv(trials: list[Trial]) -> str:
         rows.append(row)
     columns = [*BASE_COLUMNS, *config_cols, *metric_cols, "error"]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # RFC 4180 line ends: the csv module then quotes a cell holding a carriage return, which with "\n"
+    # line ends it writes bare, splitting the row in two for every reader
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({c: _cell(row.get(c)) for c in columns})
