@@ -93,10 +93,19 @@ token_app = typer.Typer(
 
 
 @contextlib.contextmanager
-def _open_store(store: str | None) -> Iterator[object]:
-    from hyperhive.store import open_store
+def _open_store(store: str | None, create: bool = False) -> Iterator[object]:
+    """The store the flag or ``HYPERHIVE_STORE`` names. A SQLite file must exist unless ``create``: a
+    token made in a new, empty store by a mistyped path or the wrong folder would only ever get 401."""
+    from hyperhive.store import open_store, sqlite_path
 
     settings = settings_for(store=store)
+    path = sqlite_path(settings.store)
+    if path and path != ":memory:" and not create and not Path(path).is_file():
+        raise ValueError(
+            f"no store at {Path(path).resolve()} (from {redact_url(settings.store)}): run this where the "
+            "store is (the folder of `hyperhive up`), fix --store / HYPERHIVE_STORE, or add --create "
+            "to start a new store there"
+        )
     s = open_store(settings.store)
     try:
         yield s
@@ -110,6 +119,7 @@ def token_create(
     name: str = typer.Argument(..., help="who the token is for: searches are owned by this name"),
     admin: bool = typer.Option(False, "--admin", help="may see and change every user's searches"),
     store: str | None = STORE_OPTION,
+    create: bool = typer.Option(False, "--create", help="make the SQLite store if it does not exist yet"),
 ) -> None:
     """Create a token. The secret is printed once, alone on the last line; only its hash is stored."""
     if not TOKEN_NAME.match(name):
@@ -117,7 +127,7 @@ def token_create(
             f"bad token name {name!r}: 1-100 characters of letters, digits and _ . @ -, "
             "starting with a letter or digit"
         )
-    with _open_store(store) as s:
+    with _open_store(store, create=create) as s:
         info, secret = s.create_token(name, admin=admin)  # type: ignore[attr-defined]
     typer.echo(f"created {'admin ' if admin else ''}token {info.id} for {name!r}; it is shown only now:")
     typer.echo(secret)

@@ -57,7 +57,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("cli")
     db = tmp / "hh.db"
     server = LiveServer(db, tmp)
-    r = hyperhive("token", "create", "admin", "--admin", "--store", f"sqlite:///{db}", cwd=tmp)
+    r = hyperhive("token", "create", "admin", "--admin", "--store", f"sqlite:///{db}", "--create", cwd=tmp)
     assert r.returncode == 0, r.stderr
     admin = r.stdout.strip().splitlines()[-1]
     r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp)
@@ -101,6 +101,19 @@ def test_token_create_prints_the_secret_alone_on_its_last_line(live: dict[str, A
     assert (
         r.returncode == 1 and "HTTP 401: invalid or revoked token" in r.stderr and "Traceback" not in r.stderr
     )
+
+
+def test_token_create_refuses_a_store_that_does_not_exist(live: dict[str, Any]) -> None:
+    """Regression: a mistyped --store (or the wrong folder) silently made a new empty store, and the
+    token then got 401 from the real server."""
+    typo = live["tmp"] / "hh-typo.db"
+    r = hyperhive("token", "create", "dave", "--store", f"sqlite:///{typo}", cwd=live["tmp"])
+    assert r.returncode == 1 and "no store at" in r.stderr and "--create" in r.stderr
+    assert "Traceback" not in r.stderr and not typo.exists() and "hh_" not in r.stdout
+    r = hyperhive("token", "list", cwd=live["tmp"])  # the default .hyperhive/hyperhive.db: not there
+    assert r.returncode == 1 and "no store at" in r.stderr and not (live["tmp"] / ".hyperhive").exists()
+    r = hyperhive("token", "create", "dave", "--store", f"sqlite:///{typo}", "--create", cwd=live["tmp"])
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("hh_") and typo.is_file()
 
 
 def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
@@ -189,7 +202,7 @@ def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tm
     """Kill -9 the API mid-search; the worker goes on against the store; a `follow` rides through the
     outage; a new server on the same file and port serves the finished search with every trial."""
     db = tmp_path / "restart.db"
-    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
     token = r.stdout.strip().splitlines()[-1]
     server = LiveServer(db, tmp_path)
     server.start()

@@ -92,7 +92,7 @@ def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> Non
 
 def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     db = tmp_path / "hh.db"
-    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
     token = r.stdout.strip().splitlines()[-1]
     server = LiveServer(db, tmp_path)
     server.start()
