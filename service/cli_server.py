@@ -218,14 +218,18 @@ def run_embedded(
     logging.basicConfig(
         level=logging.INFO, format=LOG_FORMAT, filename=str(home_dir / "logs" / "server.log"), force=True
     )
+    own_search_only = exit_when_done and submit_file is not None  # `run FILE`: its search, nothing else
     emb = Embedded(
         settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout,
         allow_objective=[p for p in allowed if p not in DEFAULT_OBJECTIVE_MODULES], launcher=launcher,
+        defer_workers=own_search_only,
     )  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     code = 0
+    started = False
     try:
         emb.start()
+        started = True
         n = 1 if gpus else workers
         where = "this folder" if home is None else f"this folder with HYPERHIVE_HOME={home_dir}"
         console.print(
@@ -246,6 +250,18 @@ def run_embedded(
             s = client.submit_file(submit_file)
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
+            if own_search_only:
+                emb.start_workers(search_id)
+                others = [
+                    o for o in client.list_searches(limit=500)["items"]
+                    if o["id"] != search_id and o["status"] not in ("completed", "cancelled", "failed")
+                ]  # fmt: skip
+                if others:
+                    err_console.print(
+                        f"{len(others)} other unfinished search(es) in this store stay queued "
+                        f"(e.g. {others[0]['id']}): `run` works on its own search only; `hyperhive up` "
+                        "runs them all"
+                    )
 
         def check_workers(fatal: bool = True) -> None:
             """Report workers that exited; with ``fatal``, fail once none is left."""
@@ -279,7 +295,8 @@ def run_embedded(
     finally:
         emb.stop()
         signal.signal(signal.SIGTERM, previous)
-        err_console.print("hyperhive stopped")
+        if started:  # not after a refused start: nothing was running
+            err_console.print("hyperhive stopped")
     return code
 
 

@@ -3,8 +3,9 @@ folder (``./.hyperhive/``), the API on 127.0.0.1 in this process, and local work
 
 - The API runs in a background thread of this process (uvicorn, on a socket bound here: the requested
   port, or a free one when the default port is taken).
-- Workers are ``python -m hyperhive.cli worker --store URL --cpu`` (or one worker with ``--gpus``) in
-  their own session, so a terminal's Ctrl-C reaches only this process; :meth:`Embedded.stop` sends them
+- Workers are ``python -m hyperhive.cli worker --store URL --cpu --exit-with-parent PID`` (or one worker
+  with ``--gpus``; ``run`` adds ``--search ID``) in their own session, so a terminal's Ctrl-C reaches
+  only this process, and they exit when this process dies, even by SIGKILL; :meth:`Embedded.stop` sends them
   SIGTERM (they hand their trials back), waits, then kills what is left. Their output goes to
   ``<home>/logs/worker-N.log``; the server's log to ``<home>/logs/server.log``.
 - An admin token named ``local`` is kept in ``<home>/token`` (0600) and reused while it is valid;
@@ -104,6 +105,8 @@ class Embedded:
     stop_timeout: float = 30.0
     allow_objective: list[str] = field(default_factory=list)
     launcher: str = "up"
+    search_id: str | None = None
+    defer_workers: bool = False
 
     url: str = ""
     token: str = ""
@@ -168,7 +171,8 @@ class Embedded:
                 self.home / UP_FILE,
                 json.dumps({"url": self.url, "pid": os.getpid(), "store": self.store_url}),
             )
-            self._start_workers()
+            if not self.defer_workers:
+                self.start_workers()
         except BaseException:
             self.stop()
             raise
@@ -176,6 +180,9 @@ class Embedded:
     def worker_command(self) -> list[str]:
         cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", self.store_url]
         cmd += ["--gpus", self.gpus] if self.gpus else ["--cpu"]
+        cmd += ["--exit-with-parent", str(os.getpid())]
+        if self.search_id is not None:
+            cmd += ["--search", self.search_id]
         for prefix in self.allow_objective:
             cmd += ["--allow-objective", prefix]
         return cmd + list(self.worker_args)
@@ -184,7 +191,11 @@ class Embedded:
         """This process's environment, plus which command started the workers (for their hints)."""
         return {**os.environ, LAUNCHER_ENV: self.launcher}
 
-    def _start_workers(self) -> None:
+    def start_workers(self, search_id: str | None = None) -> None:
+        """Start the workers (``search_id``: they claim that search's trials only). Each exits when this
+        process dies, even by SIGKILL (``--exit-with-parent``)."""
+        if search_id is not None:
+            self.search_id = search_id
         n = 1 if self.gpus else self.workers
         for i in range(n):
             log_path = self.home / "logs" / f"worker-{i}.log"

@@ -13,6 +13,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -88,6 +90,24 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
+    """SIGTERM this process (it hands its trial back and exits) when process ``parent`` ends, even by
+    SIGKILL: Linux's ``PR_SET_PDEATHSIG``, and a thread that polls the parent pid everywhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        raise _fail(f"the parent process {parent} is gone; exiting")
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        logging.getLogger("hyperhive.worker").warning("parent process %d is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def worker(
     store: str | None = STORE_OPTION,
     gpus: str | None = typer.Option(None, "--gpus", help="GPU ids, e.g. 0,1: one worker process per GPU"),
@@ -115,6 +135,12 @@ def worker(
     ),
     log_level: str = LOG_LEVEL_OPTION,
     child: bool = typer.Option(False, "--child", hidden=True),
+    exit_with_parent: int | None = typer.Option(
+        None,
+        "--exit-with-parent",
+        min=1,
+        help="stop when process PID ends (how `hyperhive up` starts workers)",
+    ),
 ) -> None:
     """Run a worker: claim trials from the store, train them, report the metrics, until told to stop.
 
@@ -139,6 +165,8 @@ def worker(
     except ValueError as exc:
         raise _fail(f"--allow-objective: {exc}", EXIT_USAGE) from None
 
+    if exit_with_parent is not None:
+        _exit_with_parent(exit_with_parent)
     if gpus and not child:
         from workers.supervisor import parse_gpus, supervise
 

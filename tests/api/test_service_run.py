@@ -176,3 +176,22 @@ def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> 
     env = cli_env(HYPERHIVE_ALLOW_OBJECTIVE="other,myobj")
     r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, env=env, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_run_works_on_its_own_search_only(tmp_path: Path) -> None:
+    """Regression: `run FILE` also ran every other unfinished search in the store (twice as long)."""
+    import search_spaces
+
+    (tmp_path / ".hyperhive").mkdir()
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    other = store.create_search(search_spaces.load(function_yaml(50, "other"), "yaml"), owner="local")
+    store.close()
+    (tmp_path / "mine.yaml").write_text(function_yaml(4, "mine"))
+    r = hyperhive("run", "mine.yaml", "--workers", "2", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed: 4/4 trials" in r.stdout
+    assert f"1 other unfinished search(es) in this store stay queued (e.g. {other.id})" in r.stderr
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    untouched = store.get_search(other.id)
+    store.close()
+    assert untouched.counts.finished == 0 and untouched.counts.running == 0
