@@ -63,6 +63,8 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise fail(f"bad setting ({problems}); check the flags and HYPERHIVE_* variables") from None
         except HyperhiveError as exc:
             raise fail(str(exc)) from None
+        except BrokenPipeError:  # `... | head` closed our stdout: typer ends quietly, as CLIs do
+            raise
         except (OSError, ValueError) as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:

@@ -171,6 +171,7 @@ def test_submit_follow_runs_to_the_end(live: dict[str, Any]) -> None:
     assert r.returncode == 0, r.stderr
     assert "submitted search" in r.stderr and "completed" in r.stdout and "8/8" in r.stdout
     assert "best" in r.stdout
+    assert "(followed) 8/8: 8 done; best loss" in r.stdout  # a plain line: stdout is a pipe
     sid = r.stderr.split("submitted search ")[1].split()[0]
     s = Client(live["server"].url, live["alice"]).get_search(sid)
     assert s["status"] == "completed" and s["counts"]["done"] == 8

@@ -68,3 +68,31 @@ def test_allow_objective_from_the_environment_is_comma_separated_and_adds_to_the
         "other.mod",
     ]
     assert parse_objective_prefixes('["a.b"]') == ["search_spaces.objectives", "a.b"]
+
+
+def test_store_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    """Regression: `hyperhive store export --all -o - | head` ended with a broken-pipe error."""
+    import subprocess
+    import sys
+
+    from servicekit import EXAMPLES
+
+    import search_spaces
+    from hyperhive.store import SQLiteStore
+
+    store = SQLiteStore(tmp_path / "x.db")
+    spec = search_spaces.load((EXAMPLES / "lecture-cnn.yaml").read_text(), "yaml")
+    for _ in range(200):  # far more than a pipe buffer holds
+        store.create_search(spec, owner="a")
+    store.close()
+    args = ["store", "export", "--all", "-o", "-", "--store", f"sqlite:///{tmp_path / 'x.db'}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", *args],
+        cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.read(100).startswith(b"{")
+    proc.stdout.close()  # what `head -c 100` does
+    err = proc.stderr.read().decode()
+    proc.wait(60)
+    assert err == "" and proc.returncode != 0
