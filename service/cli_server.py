@@ -210,6 +210,12 @@ def run_embedded(
     if submit_file is not None:
         check_search_file(submit_file)
     allowed = parse_objective_prefixes(allow_objective) if allow_objective else []
+    if gpus:
+        from hyperhive.devices import missing_gpu_warning
+
+        warning = missing_gpu_warning([g.strip() for g in gpus.split(",")])
+        if warning:
+            err_console.print(f"[yellow]warning: {escape(warning)}[/]")
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
@@ -264,11 +270,19 @@ def run_embedded(
                     )
 
         def check_workers(fatal: bool = True) -> None:
-            """Report workers that exited; with ``fatal``, fail once none is left."""
-            for w in emb.exited_workers():
+            """Report workers that exited; with ``fatal``, fail once none is left. Workers of ``run``
+            (``--search``) exit 0 when their search ends: that is no failure."""
+            exited = emb.exited_workers()
+            if not exited:
+                return
+            ended = own_search_only and search_id is not None and _all_final(client, search_id)
+            for w in exited:
                 rc = w.proc.returncode
-                err_console.print(f"[yellow]worker {w.index} exited with status {rc}; see {w.log_path}[/]")
-            if fatal and emb.processes and all(w.reported_exit for w in emb.processes):
+                if not (ended and rc == 0):
+                    err_console.print(
+                        f"[yellow]worker {w.index} exited with status {rc}; see {w.log_path}[/]"
+                    )
+            if fatal and not ended and all(w.reported_exit for w in emb.processes):
                 raise EmbeddedError(f"every worker exited; see the logs in {home_dir / 'logs'}")
 
         if follow and search_id is not None:

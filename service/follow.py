@@ -75,7 +75,7 @@ class _Workers:
     def __init__(self, client: Client) -> None:
         self.client = client
         self.alive: int | None = None
-        self.checked = -WORKER_CHECK_SECONDS
+        self.checked = time.monotonic()  # workers just started need a moment to register
 
     def count(self, s: dict[str, Any]) -> int | None:
         if s["status"] in FINAL_STATUSES or s["counts"]["running"]:

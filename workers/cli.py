@@ -174,6 +174,11 @@ def worker(
             gpu_list = parse_gpus(gpus)
         except ValueError as exc:
             raise _fail(str(exc), EXIT_USAGE) from None
+        from hyperhive.devices import missing_gpu_warning
+
+        warning = missing_gpu_warning(gpu_list)
+        if warning:
+            logging.getLogger("hyperhive.worker").warning("%s", warning)
         args = ["--store", settings.store, "--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
         args += ["--log-level", log_level]
         for prefix in allow_objective or []:

@@ -167,13 +167,18 @@ def test_progress_says_each_count_once() -> None:
     assert line == "search s1 (quad) 3/3: 0 done, 3 failed; no result; completed"
 
 
-def test_follow_into_a_pipe_prints_progress_lines_and_says_when_no_worker_is_alive() -> None:
+def test_follow_into_a_pipe_prints_progress_lines_and_says_when_no_worker_is_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """Regression: `follow` printed nothing until the end when its output was a pipe or a file."""
     import io
 
     from rich.console import Console
 
+    from service import follow as follow_module
     from service.follow import NO_WORKER, follow
+
+    monkeypatch.setattr(follow_module, "WORKER_CHECK_SECONDS", 0.0)
 
     states = [search_state("running", 0, 0, 0)] * 3 + [search_state("running", 2, 0, 1)]
     states += [search_state("completed", 30, 0, 0)]

@@ -195,3 +195,21 @@ def test_run_works_on_its_own_search_only(tmp_path: Path) -> None:
     untouched = store.get_search(other.id)
     store.close()
     assert untouched.counts.finished == 0 and untouched.counts.running == 0
+
+
+def test_run_on_a_gpu_the_machine_lacks_warns_and_records_the_device(tmp_path: Path) -> None:
+    """Regression: `--gpus 0` on a machine without that GPU trained on the CPU silently. GPU 7 is missing
+    on CI and on a one-GPU device: a warning up front, and each trial records the device it used."""
+    doc = yaml.safe_load((EXAMPLES / "lecture-cnn.yaml").read_text())
+    doc["max_trials"], doc["training"]["epochs"] = 1, 1
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "tiny.yaml", "--gpus", "7", "--port", str(free_port()), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning: --gpus 7: this machine has no NVIDIA GPU 7" in r.stderr
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    [search] = store.list_searches()
+    [trial] = store.list_trials(search.id)
+    store.close()
+    assert trial.info["gpus"] == "7" and trial.info["devices"] == ["cpu"]
+    log = (tmp_path / ".hyperhive" / "logs" / "worker-0.log").read_text()
+    assert "GPU 7 was asked for but the backend sees none: training on the CPU" in log
