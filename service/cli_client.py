@@ -287,14 +287,22 @@ def export(
 
 
 def workers(
+    all_workers: bool = typer.Option(False, "--all", help="also the workers that stopped or were lost"),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """The workers: host, GPUs, current trial, last heartbeat, alive or lost."""
+    """The live workers: host, GPUs, current trial, last heartbeat (--all: also stopped and lost ones)."""
     with make_client(url, token) as client:
         items = client.workers()
-    print_json(items) if as_json else console.print(workers_table(items))
+    shown = items if all_workers else [w for w in items if w["state"] == "alive"]
+    if as_json:
+        print_json(shown)
+        return
+    console.print(workers_table(shown, title="workers" if all_workers else "live workers"))
+    hidden = len(items) - len(shown)
+    if hidden:
+        err_console.print(f"{hidden} stopped or lost worker(s) not shown: hyperhive workers --all")
 
 
 def whoami(url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:

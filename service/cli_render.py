@@ -21,6 +21,7 @@ STATUS_STYLE = {
     "done": "green",
     "pruned": "magenta",
     "alive": "green",
+    "stopped": "dim",
     "lost": "red",
 }
 
@@ -152,9 +153,9 @@ def trial_table(tr: dict[str, Any], title: str = "trial") -> Table:
     return t
 
 
-def workers_table(workers: list[dict[str, Any]]) -> Table:
-    t = Table(title=f"workers ({len(workers)})", title_justify="left")
-    for col in ("id", "host", "pid", "gpus", "state", "status", "trial", "last seen"):
+def workers_table(workers: list[dict[str, Any]], title: str = "workers") -> Table:
+    t = Table(title=f"{title} ({len(workers)})", title_justify="left")
+    for col in ("id", "host", "pid", "gpus", "state", "activity", "trial", "last seen"):
         t.add_column(col)
     for w in workers:
         t.add_row(
@@ -163,7 +164,7 @@ def workers_table(workers: list[dict[str, Any]]) -> Table:
             str(w["pid"]),
             ",".join(w["gpus"]) or "cpu",
             styled(w["state"]),
-            w["status"],
+            w["status"] if w["state"] == "alive" else "",  # idle or busy
             w.get("current_trial_id") or "",
             f"{w['seconds_since_seen']:.0f}s ago",
         )

@@ -1,10 +1,12 @@
 """A search's trials as CSV (one row per trial) or as a JSON bundle ``import_search`` can read back.
 
-CSV columns: ``number, id, state, value, loss, attempts, worker_id, started_at, finished_at, duration``,
+CSV columns: ``number, id, state, value, attempts, worker_id, started_at, finished_at, duration``,
 then ``config.<path>`` for every leaf of the sampled configurations (paths as the document language
 writes them: ``config.model.layers[1].filters``), then ``metrics.<name>`` for every final metric that is
 a single number (per-class lists and the confusion matrix are in the JSON export), then ``error``.
-Missing cells are empty. Lists of numbers or strings in a config are written as JSON text.
+Missing cells are empty. Lists of numbers or strings in a config are written as JSON text. ``value`` is
+the objective metric in its own units (hyperopt's internal ``loss``, negated for a ``max`` objective,
+is left out); times are ISO 8601 in UTC (``2026-12-01T15:20:46.577+00:00``), ``duration`` in seconds.
 
 Text cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
 return: OWASP's CSV-injection rule) get a leading single quote; numbers are written as they are.
@@ -13,6 +15,7 @@ return: OWASP's CSV-injection rule) get a leading single quote; numbers are writ
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
@@ -25,13 +28,19 @@ BASE_COLUMNS = (
     "id",
     "state",
     "value",
-    "loss",
     "attempts",
     "worker_id",
     "started_at",
     "finished_at",
     "duration",
 )
+
+
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC with milliseconds, e.g. ``2026-12-01T15:20:46.577+00:00``."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
 
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -61,11 +70,10 @@ def trials_csv(trials: list[Trial]) -> str:
             "id": t.id,
             "state": str(t.state),
             "value": t.value,
-            "loss": t.loss,
             "attempts": t.attempts,
             "worker_id": t.worker_id,
-            "started_at": t.started_at,
-            "finished_at": t.finished_at,
+            "started_at": iso_utc(t.started_at),
+            "finished_at": iso_utc(t.finished_at),
             "duration": duration,
             "error": t.error,
         }

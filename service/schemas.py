@@ -226,15 +226,15 @@ class TrialDetail(BaseModel):
 
 
 class WorkerPublic(BaseModel):
-    """A worker process; ``state`` is ``alive`` or ``lost`` (unseen for ``worker_timeout_seconds``, or
-    stopped)."""
+    """A worker process; ``state`` is ``alive``, ``stopped`` (it exited cleanly) or ``lost`` (unseen for
+    ``worker_timeout_seconds``: killed, crashed or cut off)."""
 
     id: str
     host: str
     pid: int
     gpus: list[str]
     status: str
-    state: Literal["alive", "lost"]
+    state: Literal["alive", "stopped", "lost"]
     current_trial_id: str | None
     started_at: float
     last_seen: float
@@ -248,7 +248,7 @@ class WorkerPublic(BaseModel):
             pid=w.pid,
             gpus=[str(g) for g in w.gpus],
             status=w.status,
-            state="alive" if w.is_alive(now, timeout) else "lost",
+            state="stopped" if w.status == "stopped" else "alive" if w.is_alive(now, timeout) else "lost",
             current_trial_id=w.current_trial_id if show_trial else None,
             started_at=w.started_at,
             last_seen=w.last_seen,

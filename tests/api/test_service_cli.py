@@ -164,6 +164,32 @@ def test_submit_prints_the_bare_id_on_stdout_for_scripts(live: dict[str, Any]) -
     assert Client(live["server"].url, live["alice"]).get_search(sid)["name"] == "scripted"
 
 
+def test_workers_lists_live_ones_by_default_and_tells_stopped_from_lost(live: dict[str, Any]) -> None:
+    """Regression: `hyperhive workers` listed every worker that ever ran, forever, as `lost | stopped`."""
+    from hyperhive.models import WorkerInfo
+
+    store = SQLiteStore(live["db"])
+    now = store.clock()
+    for wid, seen, status in (
+        ("w-live", now, "busy"),
+        ("w-gone", now - 3600, "idle"),
+        ("w-done", now, "stopped"),
+    ):
+        store.register_worker(
+            WorkerInfo(id=wid, host="h", pid=1, started_at=seen, last_seen=seen, status=status)
+        )
+    store.close()
+    r = cli(live, "workers", "--json")
+    states = {w["id"]: w["state"] for w in json.loads(r.stdout)}
+    assert states == {"w-live": "alive"}
+    r = cli(live, "workers", "--all", "--json")
+    states = {w["id"]: w["state"] for w in json.loads(r.stdout)}
+    assert {"w-live": "alive", "w-gone": "lost", "w-done": "stopped"}.items() <= states.items()
+    r = cli(live, "workers")
+    assert "w-live" in r.stdout and "w-gone" not in r.stdout and "w-done" not in r.stdout
+    assert "stopped or lost worker(s) not shown: hyperhive workers --all" in r.stderr
+
+
 def test_submit_follow_runs_to_the_end(live: dict[str, Any]) -> None:
     path = write_search(live, 8, "followed")
     with WorkerThread(live["db"], pause=0.05):

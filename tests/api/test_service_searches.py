@@ -4,6 +4,7 @@ cancel, extend, delete and export."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -258,6 +259,11 @@ def test_export_csv_and_json(client: Any, users: Users, store: Store) -> None:
         assert float(row["value"]) == pytest.approx(done[row["id"]].value)
         assert int(row["config.model.layers[0].filters"]) in (16, 32, 64)
     assert rows[3]["value"] == ""
+    # times in ISO 8601 UTC; hyperopt's negated `loss` of this accuracy search is not a column
+    assert "loss" not in rows[0] and rows[3]["finished_at"] == ""
+    started = dt.datetime.fromisoformat(rows[0]["started_at"])
+    assert started.utcoffset() == dt.timedelta(0) and rows[0]["started_at"].endswith("+00:00")
+    assert started.timestamp() == pytest.approx(done[rows[0]["id"]].started_at, abs=1e-3)
     r = client.get(f"/api/searches/{sid}/export?format=json", headers=users.alice)
     bundle = r.json()
     assert bundle["format"] == "hyperhive-export/1" and len(bundle["trials"]) == 4
