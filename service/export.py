@@ -1,12 +1,14 @@
 """A search's trials as CSV (one row per trial) or as a JSON bundle ``import_search`` can read back.
 
 CSV columns: ``number, id, state, value, attempts, worker_id, started_at, finished_at, duration``,
-then ``config.<path>`` for every leaf of the sampled configurations (paths as the document language
-writes them: ``config.model.layers[1].filters``), then ``metrics.<name>`` for every final metric that is
-a single number (per-class lists and the confusion matrix are in the JSON export), then ``error``.
-Missing cells are empty. Lists of numbers or strings in a config are written as JSON text. ``value`` is
-the objective metric in its own units (hyperopt's internal ``loss``, negated for a ``max`` objective,
-is left out); times are ISO 8601 in UTC (``2026-12-01T15:20:46.577+00:00``), ``duration`` in seconds.
+then ``param.<label>`` for every sampled parameter (a named choice's option name, ``(none)`` for a
+null option: see :mod:`service.sampled`), then ``config.<path>`` for every leaf of the sampled
+configurations (paths of the evaluated configuration: ``config.model.layers[1].filters``), then
+``metrics.<name>`` for every final metric that is a single number (per-class lists and the confusion
+matrix are in the JSON export), then ``error``. Missing cells are empty. Lists of numbers or strings
+in a config are written as JSON text. ``value`` is the objective metric in its own units (hyperopt's
+internal ``loss``, negated for a ``max`` objective, is left out); times are ISO 8601 in UTC
+(``2026-12-01T15:20:46.577+00:00``), ``duration`` in seconds.
 
 Text cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
 return: OWASP's CSV-injection rule) get a leading single quote; numbers are written as they are.
@@ -56,9 +58,13 @@ def _cell(v: Any) -> Any:
     return v
 
 
-def trials_csv(trials: list[Trial]) -> str:
-    """The trials as CSV text (see the module docstring for the columns)."""
+def trials_csv(trials: list[Trial], document: dict[str, Any] | None = None) -> str:
+    """The trials as CSV text (see the module docstring for the columns). With the search's
+    ``document``, ``param.<label>`` columns show the sampled parameters (option names, ``(none)``)."""
+    from service.sampled import sampled_params
+
     rows: list[dict[str, Any]] = []
+    param_cols: dict[str, None] = {}
     config_cols: dict[str, None] = {}
     metric_cols: dict[str, None] = {}
     for t in trials:
@@ -77,6 +83,10 @@ def trials_csv(trials: list[Trial]) -> str:
             "duration": duration,
             "error": t.error,
         }
+        for k, v in (sampled_params(document, t.vals, t.config) if document else {}).items():
+            col = f"param.{k}"
+            param_cols[col] = None
+            row[col] = v
         for k, v in flatten(t.config or {}).items():
             col = f"config.{k}"
             config_cols[col] = None
@@ -86,7 +96,7 @@ def trials_csv(trials: list[Trial]) -> str:
             metric_cols[col] = None
             row[col] = v
         rows.append(row)
-    columns = [*BASE_COLUMNS, *config_cols, *metric_cols, "error"]
+    columns = [*BASE_COLUMNS, *param_cols, *config_cols, *metric_cols, "error"]
     buf = io.StringIO()
     # RFC 4180 line ends: the csv module then quotes a cell holding a carriage return, which with "\n"
     # line ends it writes bare, splitting the row in two for every reader

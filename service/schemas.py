@@ -148,6 +148,11 @@ class TrialPublic(BaseModel):
     value: float | None
     loss: float | None
     config: dict[str, Any] | None
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the sampled parameters by document label: a named choice's option name, (none) for "
+        "a null option, a number for a distribution (service/sampled.py)",
+    )
     metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
     error: str | None
     worker_id: str | None
@@ -182,8 +187,8 @@ class TrialPublic(BaseModel):
         }
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialPublic:
-        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics))
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialPublic:
+        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics), params=params or {})
 
 
 class TrialDetail(BaseModel):
@@ -198,6 +203,7 @@ class TrialDetail(BaseModel):
     value: float | None
     loss: float | None
     config: dict[str, Any] | None
+    params: dict[str, Any] = Field(default_factory=dict, description="as in TrialPublic")
     metrics: dict[str, Any]
     history: list[dict[str, Any]]
     error: str | None
@@ -213,10 +219,11 @@ class TrialDetail(BaseModel):
     duration: float | None
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialDetail:
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialDetail:
         info = {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO}
         return cls(
             **TrialPublic._fields(t),
+            params=params or {},
             metrics=t.metrics,
             history=t.history,
             seed=t.seed,

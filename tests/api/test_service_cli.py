@@ -134,12 +134,13 @@ def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
     assert sid in listing.stdout and "quad" in listing.stdout
     r = cli(live, "trials", sid, "--sort", "value")
     assert r.returncode == 0 and r.stdout.count("done") == 5 and "trials (5 of 5)" in r.stdout
+    assert "params.x" in r.stdout and "params.y" in r.stdout  # the sampled parameters as columns
     page = json.loads(cli(live, "trials", sid, "--json", "--sort", "value").stdout)
     assert page["items"][0]["id"] == best.id
     r = cli(live, "best", sid, "--json")
     assert json.loads(r.stdout)["value"] == pytest.approx(best.value)
     r = cli(live, "best", sid)
-    assert "config.params.x" in r.stdout and "metrics.loss" in r.stdout
+    assert "config.params.x" in r.stdout and "metrics.loss" in r.stdout and "param params.x" in r.stdout
     out = live["tmp"] / "out.csv"
     r = cli(live, "export", sid, "--out", str(out))
     assert r.returncode == 0
