@@ -145,8 +145,11 @@ class TrialPublic(BaseModel):
     search_id: str
     number: int
     state: TrialStateName
-    value: float | None
-    loss: float | None
+    value: float | None = Field(description="the objective metric, in its own units")
+    loss: float | None = Field(
+        description="what hyperopt minimises: value for a min objective, -value for a max one "
+        "(read value; this is not the model's training loss, which is metrics.loss)"
+    )
     config: dict[str, Any] | None
     params: dict[str, Any] = Field(
         default_factory=dict,

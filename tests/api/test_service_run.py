@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servicekit import EXAMPLES, LiveServer, cli_env, free_port, function_yaml, hyperhive
+from servicekit import EXAMPLES, LiveServer, cli_env, default_signals, free_port, function_yaml, hyperhive
 
 from hyperhive.client import Client
 from hyperhive.store import SQLiteStore
@@ -64,6 +64,7 @@ def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperhive.cli", *args],
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )  # fmt: skip
     db = tmp_path / ".hyperhive" / "hyperhive.db"
     try:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servicekit import cli_env, free_port, function_yaml, hyperhive, wait_ready
+from servicekit import cli_env, default_signals, free_port, function_yaml, hyperhive, wait_ready
 
 from hyperhive.client import Client
 from hyperhive.settings import Settings
@@ -26,6 +26,7 @@ def start_up(cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "hyperhive.cli", "up", *args],
         cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )  # fmt: skip
 
 
