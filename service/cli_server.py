@@ -242,7 +242,7 @@ def run_embedded(
         console.print(
             Panel(
                 f"API      {emb.url}   (docs {emb.url}/docs)\n"
-                f"token    {emb.token}\n"
+                f"token    {emb.token}   (kept in {home_dir / 'token'})\n"
                 f"store    {emb.store_url}\n"
                 f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
                 f"From another shell in {where}: hyperhive submit FILE --follow   (or set\n"
