@@ -207,7 +207,9 @@ def fill(store: Store, make_doc: Any, n: int) -> str:
     bundle = store.export_search(filler.id)
     store.delete_search(filler.id)
     tpe_doc = make_doc("tpe", n + 100, name="tpe-at-n")
-    bundle["search"].update(document=tpe_doc, algorithm="tpe", max_trials=n + 100, status="running")
+    bundle["search"].update(
+        document=tpe_doc, name="tpe-at-n", algorithm="tpe", max_trials=n + 100, status="running"
+    )
     return store.import_search(bundle).id
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -174,6 +175,22 @@ class Client:
     def me(self) -> dict[str, Any]:
         """Who the token belongs to: ``{"id", "name", "admin"}``."""
         return self._json("GET", "/api/me")
+
+    # ------------------------------------------------------------------ quotas (admins)
+    def quotas(self) -> dict[str, Any]:
+        """``{"defaults": {...}, "overrides": {owner: {...}}}``."""
+        return self._json("GET", "/api/quotas")
+
+    def quota(self, owner: str) -> dict[str, Any]:
+        """One user's limits, override and usage."""
+        return self._json("GET", f"/api/quotas/{quote(owner, safe='')}")
+
+    def set_quota(self, owner: str, limits: dict[str, int | None]) -> dict[str, Any]:
+        """Replace the user's override with ``limits`` (``None``: unlimited)."""
+        return self._json("PUT", f"/api/quotas/{quote(owner, safe='')}", json=limits)
+
+    def delete_quota(self, owner: str) -> None:
+        self.request("DELETE", f"/api/quotas/{quote(owner, safe='')}")
 
     def health(self) -> dict[str, Any]:
         return self._json("GET", "/healthz")

@@ -28,6 +28,30 @@ class LeaseLost(HyperhiveError):
     """
 
 
+class LimitExceeded(HyperhiveError, ValueError):
+    """A change would pass a hard limit, e.g. extending a search past the largest trial budget (HTTP 422
+    naming ``field``). ``current`` is the value before the change, ``limit`` the most allowed."""
+
+    def __init__(self, field: str, msg: str, *, current: int, limit: int) -> None:
+        super().__init__(msg)
+        self.field = field
+        self.current = current
+        self.limit = limit
+
+
+class QuotaExceeded(HyperhiveError):
+    """A user's quota (running searches, stored bytes, trials) would be passed (HTTP 403). The message
+    reads ``quota exceeded: <which>: <used>/<limit>``."""
+
+    def __init__(self, which: str, used: int, limit: int, *, adding: int = 0) -> None:
+        more = f" (this request adds {adding})" if adding else ""
+        super().__init__(f"quota exceeded: {which}: {used}/{limit}{more}")
+        self.which = which
+        self.used = used
+        self.limit = limit
+        self.adding = adding
+
+
 class StoreUnavailable(HyperhiveError):
     """The store cannot be reached right now (network, server down, election). Safe to retry later."""
 

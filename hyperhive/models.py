@@ -18,9 +18,11 @@ class SearchStatus(enum.StrEnum):
 
     - ``pending``: created, no trial claimed yet.
     - ``running``: at least one trial claimed, budget not used up.
-    - ``completed``: every slot of the budget (``max_trials``) ended done, failed, pruned or cancelled.
+    - ``completed``: every slot of the budget (``max_trials``) ended done, failed, pruned or cancelled,
+      at least one of them ``done``.
     - ``cancelled``: cancelled by its owner; queued trials are cancelled, running ones are told to stop.
-    - ``failed``: ``max_consecutive_failures`` trials failed in a row; ``error`` says why.
+    - ``failed``: ``max_consecutive_failures`` trials failed in a row, a trial failed because of the
+      search document itself, or the budget ended with no ``done`` trial; ``error`` says why.
 
     ``extend`` turns a completed (or failed) search back into ``running``.
     """
@@ -180,6 +182,9 @@ class TrialResult:
     ``state`` is ``done``, ``failed`` or ``pruned``. For ``done`` the store reads the objective from
     ``metrics[search.objective_metric]``; a missing or non-finite value turns the report into ``failed``.
     ``info`` holds provenance (seed used, library versions, host, dataset hash, timings).
+    ``search_error``: a ``failed`` trial failed because of the search document itself (its model cannot
+    be built, its dataset loaded, its objective function imported): every trial would fail the same
+    way, so the store fails the search at once with this error.
     """
 
     state: TrialState
@@ -187,6 +192,7 @@ class TrialResult:
     history: list[dict[str, Any]] | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    search_error: bool = False
 
     @classmethod
     def done(cls, metrics: dict[str, Any], **kw: Any) -> TrialResult:

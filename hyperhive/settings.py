@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from hyperhive.errors import HyperhiveError
+
+if TYPE_CHECKING:
+    from hyperhive.quotas import Limits
 
 DEFAULT_HOME = Path(".hyperhive")
 DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
@@ -68,6 +71,27 @@ class Settings(BaseSettings):
     max_request_bytes: int = Field(1 << 20, ge=1024, description="largest JSON/YAML request body")
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="largest dataset upload")
 
+    # per-user quotas (hyperhive.quotas): defaults for every non-admin user; an admin overrides them per
+    # user with `hyperhive quota set`. "none" (or "unlimited") lifts a limit.
+    quota_max_running_searches: int | None = Field(
+        100, ge=0, description="searches pending or running at once, per user"
+    )
+    quota_max_stored_bytes: int | None = Field(
+        50 << 30, ge=0, description="dataset uploads + search documents + trial estimate, per user"
+    )
+    quota_max_trials: int | None = Field(
+        1_000_000, ge=0, description="sum of max_trials over the searches a user keeps"
+    )
+    # uploaded datasets: what reading one may cost (API) and what loading it may cost (workers)
+    max_upload_ratio: float = Field(
+        1000.0, ge=1.0, description="refuse an .npz member that decompresses to more than this x its size"
+    )
+    max_dataset_bytes: int = Field(
+        2 << 30, ge=1 << 20, description="refuse a dataset larger than this once decoded to float32"
+    )
+    max_dataset_labels: int = Field(10_000_000, ge=1, description="most labels (samples) in an upload")
+    max_dataset_classes: int = Field(10_000, ge=2, description="most classes in an uploaded dataset")
+
     # workers
     lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="interval between a worker's heartbeats")
@@ -90,6 +114,22 @@ class Settings(BaseSettings):
     @classmethod
     def _objective_prefixes(cls, v: Any) -> list[str]:
         return parse_objective_prefixes(v)
+
+    @field_validator(
+        "quota_max_running_searches", "quota_max_stored_bytes", "quota_max_trials", mode="before"
+    )
+    @classmethod
+    def _unlimited(cls, v: object) -> object:
+        if isinstance(v, str) and v.strip().lower() in ("", "none", "null", "unlimited"):
+            return None
+        return v
+
+    @property
+    def quota_defaults(self) -> Limits:
+        """The quota limits of a user without an admin's override."""
+        from hyperhive.quotas import Limits
+
+        return Limits(self.quota_max_running_searches, self.quota_max_stored_bytes, self.quota_max_trials)
 
     @property
     def data_dir(self) -> Path:

@@ -19,7 +19,7 @@ max_retries                default 2, 0..100: requeues of a trial whose worker d
 =========================  ================================================================
 
 A search is either a Keras search (``model`` + ``dataset``, optional ``training`` and
-``params``) or a function search (``objective.function: "package.module:callable"`` +
+``params``) or a function search (``objective.function: "package.module:function"`` +
 ``params``; the callable gets the sampled ``params`` and returns a loss or a dict with
 ``loss``). Objective defaults: metric ``val_accuracy`` for a model, ``loss`` for a function;
 mode ``max`` when the metric name contains accuracy, precision, recall, f1 or auc, else
@@ -63,9 +63,9 @@ TOP_LEVEL_KEYS = frozenset(
 )
 OBJECTIVE_KEYS = frozenset({"metric", "mode", "function"})
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.-]*"
-FUNCTION_PATTERN = (
-    r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
-)
+FUNCTION_PATTERN = r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*:[A-Za-z][A-Za-z0-9_]*"
+"""``package.module:function``: ONE function name after the colon (no ``a.b`` attribute chain), no part
+starting with ``_``. Workers check it again, and run only plain functions of allowed modules."""
 MAX_SEED = 2**31 - 1
 _MAXIMISED = re.compile(r"accuracy|precision|recall|f1|auc", re.IGNORECASE)
 
@@ -97,7 +97,12 @@ _TOP_RULES: Mapping[str, Rule] = {
 _OBJECTIVE_RULES: Mapping[str, Rule] = {
     "metric": StrRule(pattern=r"[A-Za-z_][A-Za-z0-9_./-]*", max_len=100, what="a metric name"),
     "mode": EnumRule(("min", "max")),
-    "function": StrRule(pattern=FUNCTION_PATTERN, max_len=300, what="'package.module:callable'"),
+    "function": StrRule(
+        pattern=FUNCTION_PATTERN,
+        max_len=300,
+        what="'package.module:function' (one function name after the colon, no attribute chain, "
+        "no names starting with '_')",
+    ),
 }
 
 

@@ -21,7 +21,7 @@ from hyperhive.store import open_store
 from hyperhive.store.base import Store
 from service.errors import install_error_handlers
 from service.middleware import RequestGuard
-from service.routes import datasets, health, searches, trials, workers
+from service.routes import datasets, health, quotas, searches, trials, workers
 
 log = logging.getLogger("hyperhive.service")
 
@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     app.state.settings = settings
     app.state.store = the_store
     install_error_handlers(app)
-    for module in (searches, trials, datasets, workers, health):
+    for module in (searches, trials, datasets, workers, health, quotas):
         app.include_router(module.router)
     app.add_middleware(
         RequestGuard,

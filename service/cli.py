@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import typer
 
-from service import cli_client, cli_server
+from service import cli_client, cli_quota, cli_server
 
 
 def register(app: typer.Typer) -> None:
     """Add ``serve``, ``up``, ``run``, ``token`` and the client commands to the ``hyperhive`` app."""
     cli_server.register(app)
     cli_client.register(app)
+    cli_quota.register(app)

@@ -53,17 +53,18 @@ EXIT_BY_STATUS = {"completed": 0, "cancelled": 0, "failed": 1}
 
 
 def exit_status(s: dict[str, Any]) -> int:
-    """Exit status for a final search: ``EXIT_BY_STATUS``, except that a search that used its whole budget
-    without a single ``done`` trial (every trial failed, fewer than ``max_consecutive_failures``) is a
-    failure (1) although the store calls it completed: it has no result."""
+    """Exit status for a final search: ``EXIT_BY_STATUS``. The store marks a search whose budget ended
+    without a single ``done`` trial ``failed``; one recorded ``completed`` without a result by an earlier
+    version is a failure (1) too."""
     if s["status"] == "completed" and not s["counts"].get("done") and not s.get("best"):
         return 1
     return EXIT_BY_STATUS.get(s["status"], 1)
 
 
 def no_result_note(client: Any, s: dict[str, Any]) -> str | None:
-    """``no trial succeeded (3 failed); last error: ...`` for a completed search without a done trial
-    (see :func:`exit_status`), else None."""
+    """``no trial succeeded (3 failed); last error: ...`` for a search an earlier version recorded
+    ``completed`` without a done trial (see :func:`exit_status`), else None (a ``failed`` search says
+    why in its own ``error``)."""
     if s["status"] != "completed" or exit_status(s) == 0:
         return None
     c = s["counts"]

@@ -28,6 +28,7 @@ from hyperhive.console import console as console  # re-exported for the CLI modu
 from hyperhive.console import err_console as err_console
 from hyperhive.console import fail as fail
 from hyperhive.errors import HyperhiveError
+from hyperhive.private_files import private_dir
 
 if TYPE_CHECKING:
     from hyperhive.client import Client
@@ -76,7 +77,7 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
 def write_private(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` readable by its owner only (0600)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as f:
         f.write(text)

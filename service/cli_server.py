@@ -22,6 +22,7 @@ import typer
 from rich.markup import escape
 from rich.panel import Panel
 
+from hyperhive.private_files import create_private_file
 from hyperhive.store import redact_url
 from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
 
@@ -221,7 +222,7 @@ def run_embedded(
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
     home_dir = settings.home
-    (home_dir / "logs").mkdir(parents=True, exist_ok=True)
+    create_private_file(home_dir / "logs" / "server.log")  # 0600 in 0700 folders, like the token
     logging.basicConfig(
         level=logging.INFO, format=LOG_FORMAT, filename=str(home_dir / "logs" / "server.log"), force=True
     )
@@ -243,7 +244,7 @@ def run_embedded(
             Panel(
                 f"API      {emb.url}   (docs {emb.url}/docs)\n"
                 f"token    {emb.token}   (kept in {home_dir / 'token'})\n"
-                f"store    {emb.store_url}\n"
+                f"store    {redact_url(emb.store_url)}\n"
                 f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
                 f"From another shell in {where}: hyperhive submit FILE --follow   (or set\n"
                 f"HYPERHIVE_URL={emb.url} and HYPERHIVE_TOKEN=<token> anywhere). Ctrl-C stops everything.",

@@ -3,7 +3,7 @@ folder (``./.hyperhive/``), the API on 127.0.0.1 in this process, and local work
 
 - The API runs in a background thread of this process (uvicorn, on a socket bound here: the requested
   port, or a free one when the default port is taken).
-- Workers are ``python -m hyperhive.cli worker --store URL --cpu --exit-with-parent PID`` (or one worker
+- Workers are ``python -m hyperhive.cli worker --cpu --exit-with-parent PID`` (or one worker
   with ``--gpus``; ``run`` adds ``--search ID``) in their own session, so a terminal's Ctrl-C reaches
   only this process, and they exit when this process dies, even by SIGKILL; :meth:`Embedded.stop` sends them
   SIGTERM (they hand their trials back), waits, then kills what is left. Their output goes to
@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import IO
 
 from hyperhive.errors import HyperhiveError
+from hyperhive.private_files import open_private_append, private_dir
 from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
@@ -131,8 +132,7 @@ class Embedded:
 
         from service.app import create_app
 
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "logs").mkdir(exist_ok=True)
+        private_dir(self.home / "logs")  # and the home folder: 0700 when created here
         running = read_up_file(self.home)
         if running is not None and pid_alive(running.get("pid")):
             raise EmbeddedError(
@@ -178,7 +178,8 @@ class Embedded:
             raise
 
     def worker_command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", self.store_url]
+        # the store URL goes in the environment (HYPERHIVE_STORE), not argv, which every local user can read
+        cmd = [sys.executable, "-m", "hyperhive.cli", "worker"]
         cmd += ["--gpus", self.gpus] if self.gpus else ["--cpu"]
         cmd += ["--exit-with-parent", str(os.getpid())]
         if self.search_id is not None:
@@ -188,8 +189,9 @@ class Embedded:
         return cmd + list(self.worker_args)
 
     def worker_env(self) -> dict[str, str]:
-        """This process's environment, plus which command started the workers (for their hints)."""
-        return {**os.environ, LAUNCHER_ENV: self.launcher}
+        """This process's environment, the store URL (not in argv) and which command started the
+        workers (for their hints)."""
+        return {**os.environ, "HYPERHIVE_STORE": self.store_url, LAUNCHER_ENV: self.launcher}
 
     def start_workers(self, search_id: str | None = None) -> None:
         """Start the workers (``search_id``: they claim that search's trials only). Each exits when this
@@ -199,7 +201,7 @@ class Embedded:
         n = 1 if self.gpus else self.workers
         for i in range(n):
             log_path = self.home / "logs" / f"worker-{i}.log"
-            out = log_path.open("ab")
+            out = open_private_append(log_path)
             self._logs.append(out)
             proc = subprocess.Popen(
                 self.worker_command(),

@@ -3,6 +3,7 @@
 ==========================  ======
 ``NotFound``                404
 ``Conflict``, ``LeaseLost`` 409
+``QuotaExceeded``           403 (``quota exceeded: <which>: <used>/<limit>``)
 ``SpecError``               422 (every error, each with ``loc`` parts and the dotted ``path``)
 request validation          422 (FastAPI's ``{loc, msg, input}``, inputs made JSON-safe)
 ``StoreUnavailable``        503
@@ -22,7 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
+from hyperhive.errors import Conflict, LeaseLost, NotFound, QuotaExceeded, StoreUnavailable
 from hyperhive.store.base import json_safe
 
 log = logging.getLogger("hyperhive.service")
@@ -72,6 +73,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=409)
 
+    async def quota_exceeded(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=403)
+
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         log.warning("store unavailable: %s", exc)
         return JSONResponse({"detail": "the store is unavailable; retry later"}, status_code=503)
@@ -88,6 +92,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, not_found)
     app.add_exception_handler(Conflict, conflict)
     app.add_exception_handler(LeaseLost, conflict)
+    app.add_exception_handler(QuotaExceeded, quota_exceeded)
     app.add_exception_handler(StoreUnavailable, unavailable)
     app.add_exception_handler(SpecError, spec_error)
     app.add_exception_handler(RequestValidationError, request_validation)

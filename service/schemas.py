@@ -49,14 +49,15 @@ class Counts(BaseModel):
 
 
 class TrialSummary(BaseModel):
-    """A trial in brief: what a search's ``best`` holds."""
+    """A trial in brief: what a search's ``best`` holds (scalar metrics only: per-class scores, the
+    confusion matrix and the history are on ``GET /api/trials/{id}``)."""
 
     id: str
     number: int
     state: TrialStateName
     value: float | None
     config: dict[str, Any] | None
-    metrics: dict[str, Any]
+    metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
 
     @classmethod
     def from_trial(cls, t: Trial) -> TrialSummary:
@@ -67,7 +68,7 @@ class TrialSummary(BaseModel):
                 "state": str(t.state),
                 "value": t.value,
                 "config": t.config,
-                "metrics": t.metrics,
+                "metrics": scalar_metrics(t.metrics),
             }
         )
 

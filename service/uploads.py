@@ -20,6 +20,8 @@ from fastapi import HTTPException, Request
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
+from hyperhive.private_files import private_dir
+
 MAX_FIELD_BYTES = 4096
 RAW_TYPES = ("application/octet-stream", "application/x-npz", "application/zip")
 
@@ -107,7 +109,7 @@ class _Sink:
 async def receive_file(request: Request, directory: Path) -> Upload:
     """Stream the request's file into a new file under ``directory`` (see the module docstring).
     415 for another content type; 422 when no file part came."""
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     ctype, params = parse_options_header(request.headers.get("content-type", ""))
     ctype_s = ctype.decode("latin-1").lower()
     tmp = tempfile.NamedTemporaryFile(dir=directory, prefix="upload-", suffix=".npz", delete=False)  # noqa: SIM115

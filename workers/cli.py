@@ -179,7 +179,9 @@ def worker(
         warning = missing_gpu_warning(gpu_list)
         if warning:
             logging.getLogger("hyperhive.worker").warning("%s", warning)
-        args = ["--store", settings.store, "--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
+        # the store URL (it may hold a password) goes to the children in the environment, not in argv
+        os.environ["HYPERHIVE_STORE"] = settings.store
+        args = ["--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
         args += ["--log-level", log_level]
         for prefix in allow_objective or []:
             args += ["--allow-objective", prefix]

@@ -9,7 +9,10 @@ Loop (:meth:`Worker.work`)
 
 Heartbeats
     Every ``heartbeat_seconds`` from a background thread, and at once after every epoch (saving the
-    history, so running trials show curves). A reply ``stop`` with reason ``pruned`` ends training and the
+    history, so running trials show curves). Only the epochs the store has not acknowledged are sent
+    (``new_epochs`` from ``from_epoch``): each epoch is written once, however long the training runs,
+    and a heartbeat that failed is resent whole by the next one (the store does not duplicate it).
+    A reply ``stop`` with reason ``pruned`` ends training and the
     trial is reported ``pruned``; ``cancelled`` or ``lease_lost`` end it and nothing is reported.
 
 Signals (:meth:`Worker.install_signal_handlers`)
@@ -26,7 +29,9 @@ Store outages
     :attr:`ExitReason.STORE_LOST`. A report the store refuses (:class:`~hyperhive.errors.LeaseLost`:
     the lease expired and the trial went to someone else) is dropped.
 
-A trial that raises is reported ``failed`` with a short traceback and the loop goes on.
+A trial that raises is reported ``failed`` with a short traceback and the loop goes on; one that failed
+because of the search document itself (see :mod:`workers.execution`) is reported as a search error, and
+the store fails its search at once.
 """
 
 from __future__ import annotations
@@ -130,6 +135,9 @@ class Heartbeat:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.id}", daemon=True)
         self._warned = False
+        self._latest: list[dict[str, Any]] = []
+        """The history as of the last epoch; ``_acked`` of its epochs are in the store."""
+        self._acked = 0
 
     def start(self) -> None:
         self._thread.start()
@@ -144,13 +152,23 @@ class Heartbeat:
             self.worker._touch("busy", self.trial.id)
 
     def beat(self, history: list[dict[str, Any]] | None) -> None:
-        """One heartbeat (saving ``history`` when given); store errors are logged, never raised."""
+        """One heartbeat, saving the epochs of ``history`` (or of the latest one seen) that the store
+        has not acknowledged yet; store errors are logged, never raised."""
         assert self.trial.lease_token is not None
         with self._lock:
+            if history is not None:
+                self._latest = history
+            start = min(self._acked, len(self._latest))
+            new = self._latest[start:]
             try:
-                reply = self.worker.store.heartbeat(
-                    self.trial.id, self.trial.lease_token, self.worker.options.lease_seconds, history=history
-                )
+                lease = self.worker.options.lease_seconds
+                if new:
+                    reply = self.worker.store.heartbeat(
+                        self.trial.id, self.trial.lease_token, lease, new_epochs=new, from_epoch=start
+                    )
+                else:
+                    reply = self.worker.store.heartbeat(self.trial.id, self.trial.lease_token, lease)
+                self._acked = start + len(new)
             except NotFound:
                 self.control.stop(StopReason.LEASE_LOST)
                 return
@@ -425,6 +443,8 @@ class Worker:
         )
         if reported is not None:
             self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+            if reported.info.get("error_kind") == "search":
+                self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
 
     def _hand_back(self, trial: Trial) -> None:
         assert trial.lease_token is not None

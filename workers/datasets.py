@@ -37,9 +37,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from hyperhive.errors import HyperhiveError
+from hyperhive.errors import HyperhiveError, NotFound
+from hyperhive.private_files import private_dir
 
 if TYPE_CHECKING:
+    from hyperhive.npz import Limits
     from hyperhive.store.base import Store
 
 log = logging.getLogger("hyperhive.worker")
@@ -56,6 +58,10 @@ Arrays = tuple[np.ndarray, np.ndarray]
 
 class DatasetError(HyperhiveError, ValueError):
     """A dataset cannot be used; the message names the dataset (and the array) and the reason."""
+
+
+class DatasetDownloadError(DatasetError):
+    """A ``keras.datasets`` dataset could not be downloaded: this machine's network, not the document."""
 
 
 @dataclass(eq=False)
@@ -342,7 +348,7 @@ def load_keras_dataset(name: str) -> Dataset:
         (x_tr, y_tr), (x_te, y_te) = module.load_data()
     except Exception as exc:  # urllib / OSError / HTTP errors: offline, proxy, disk full
         cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "datasets"
-        raise DatasetError(
+        raise DatasetDownloadError(
             f"dataset {name!r} could not be loaded: keras.datasets downloads it on first use and caches it "
             f"in {cache}; this machine may be offline ({type(exc).__name__}: {exc}). Download it once on a "
             "machine with internet access and copy the cache folder, or use an .npz file"
@@ -358,18 +364,28 @@ def load_keras_dataset(name: str) -> Dataset:
 
 # ----------------------------------------------------------------------------------------------- npz
 def load_npz(
-    path: str | Path, *, image_size: tuple[int, int] | None = None, source: str | None = None
+    path: str | Path,
+    *,
+    image_size: tuple[int, int] | None = None,
+    source: str | None = None,
+    limits: Limits | None = None,
 ) -> Dataset:
     """An ``.npz`` in the lecture's layout (see the module docstring); arrays other than ``x_*``/``y_*``
-    are ignored. Raises :class:`DatasetError` naming the file, the array and the reason."""
+    are ignored. Raises :class:`DatasetError` naming the file, the array and the reason.
+
+    Before anything is loaded the file is streamed through :func:`hyperhive.npz.inspect_npz` under
+    ``limits`` (default: the ``HYPERHIVE_MAX_*`` settings): a zip bomb, or a dataset larger than
+    ``max_dataset_bytes`` as float32 (after resizing to ``image_size``), is refused, not loaded."""
     from hyperhive.npz import DatasetError as NpzError
-    from hyperhive.npz import inspect_npz
+    from hyperhive.npz import Limits, check_decoded, inspect_npz
 
     source = source or f"file {path}"
     if not Path(path).is_file():
         raise DatasetError(f"dataset {source}: no such file")
+    limits = limits or Limits.from_env()
     try:
-        meta = inspect_npz(path)
+        meta = inspect_npz(path, limits)  # streamed under the ratio/size limits before np.load
+        check_decoded(meta, limits, image_size)
     except NpzError as exc:
         raise DatasetError(
             f"dataset {source}: " + "; ".join(f"{name}: {msg}" for name, msg in exc.errors)
@@ -416,13 +432,13 @@ def fetch_upload(store: Store, dataset_id: str, data_dir: Path) -> Path:
     checked against the SHA-256 the store recorded."""
     try:
         info = store.get_dataset(dataset_id)
-    except HyperhiveError as exc:
+    except NotFound as exc:  # an unreachable store (StoreUnavailable) is not the dataset's fault
         raise DatasetError(f"dataset upload {dataset_id!r}: {exc}") from exc
     folder = Path(data_dir) / "uploads"
     target = folder / f"{info.sha256}.npz"
     if target.is_file():
         return target
-    folder.mkdir(parents=True, exist_ok=True)
+    private_dir(folder)
     digest = hashlib.sha256()
     fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".npz")
     try:

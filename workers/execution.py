@@ -6,6 +6,16 @@ or ``pruned``), or ``None`` when the trial must not be reported because it was s
 (:class:`TrialControl` says which: cancelled, lease lost, or the worker shutting down). A trial that
 raises becomes ``failed`` with the error and, for unexpected errors, the last lines of its traceback.
 
+Errors of the search document itself are reported with ``search_error`` (the store then fails the whole
+search at once instead of spending its budget on trials that would all fail the same way): a function
+objective that cannot be resolved (malformed, refused, not importable, no such callable), a dataset that
+cannot be loaded (a ``keras.datasets`` download failure excepted: that is the machine's network), and a
+model or training section that cannot be built or compiled when no other configuration of the space
+can either (up to :data:`PROBE_CONFIGS` sampled ones are built, within :data:`PROBE_SECONDS`; a search
+whose failures depend on the sampled values keeps the ``max_consecutive_failures`` rule). Whatever a
+function objective or Keras raises while running (out of memory, a bug in the user's function) fails
+only its trial.
+
 Every result's ``info`` records the trial's seed, the worker and host, library versions, the visible
 GPUs, timings and, for Keras trials, the dataset (``dataset_sha256`` is its content hash), the model's
 parameter count and layer list.
@@ -35,6 +45,9 @@ if TYPE_CHECKING:
 TRACEBACK_LINES = 20
 _WARNED_CPU: list[bool] = []  # the GPU-missing warning, once per process
 HOST = socket.gethostname()
+PROBE_CONFIGS = 8
+"""How many sampled configurations a worker tries to build before calling a build error the document's."""
+PROBE_SECONDS = 20.0
 
 
 class StopReason(enum.StrEnum):
@@ -49,6 +62,15 @@ class StopReason(enum.StrEnum):
 class TrialInterrupted(BaseException):
     """Raised by the worker's signal handler inside a function objective so that it stops at once.
     A BaseException, so that the objective's own ``except Exception`` does not swallow it."""
+
+
+class _DocumentFailure(Exception):
+    """Carries an error of the search document itself (see the module docstring) up to
+    :func:`execute_trial`."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 class TrialControl:
@@ -130,6 +152,9 @@ def execute_trial(
     except TrialInterrupted:
         control.stop(StopReason.SHUTDOWN)
         result = None
+    except _DocumentFailure as failure:
+        error = short_error(failure.cause, with_traceback=False)
+        result = TrialResult.failed(error, history=history or None, search_error=True)
     except HyperhiveError as exc:  # a configuration, dataset or objective the worker refuses: no traceback
         result = TrialResult.failed(short_error(exc, with_traceback=False), history=history or None)
     except Exception as exc:
@@ -166,12 +191,16 @@ def _run_function(
     control: TrialControl,
     info: dict[str, Any],
 ) -> TrialResult:
-    from workers.objectives import run_function_objective
+    from workers.objectives import ObjectiveError, call_objective, resolve
 
     params = (trial.config or {}).get("params")
     control.in_function = True
     try:
-        metrics = run_function_objective(function, params, ctx.allow_objective, search.objective_metric)
+        try:
+            fn = resolve(function, ctx.allow_objective)
+        except ObjectiveError as exc:
+            raise _DocumentFailure(exc) from None
+        metrics = call_objective(fn, function, params, search.objective_metric)
     finally:
         control.in_function = False
     return TrialResult.done(metrics, info={"objective_function": function})
@@ -186,11 +215,18 @@ def _run_keras(
     info: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> TrialResult | None:
-    from workers.datasets import search_dataset
+    from workers.datasets import DatasetDownloadError, DatasetError, search_dataset
+    from workers.model_builder import ModelBuildError
+    from workers.optimizers import TrainingConfigError
     from workers.training import run_keras_trial
 
     t = time.perf_counter()
-    dataset, evaluate_test = search_dataset(search.document or {}, store=ctx.store, data_dir=ctx.data_dir)
+    try:
+        dataset, evaluate_test = search_dataset(search.document or {}, store=ctx.store, data_dir=ctx.data_dir)
+    except DatasetDownloadError:
+        raise
+    except DatasetError as exc:
+        raise _DocumentFailure(exc) from None
     info["dataset_sha256"] = dataset.sha256
     info["dataset"] = dataset.describe()
     load_s = time.perf_counter() - t
@@ -199,17 +235,22 @@ def _run_keras(
         history[:] = rows
         return on_epoch(rows) if on_epoch is not None else control.is_set()
 
-    outcome = run_keras_trial(
-        trial.config or {},
-        dataset,
-        seed=trial.seed,
-        objective_metric=search.objective_metric,
-        evaluate_test=evaluate_test,
-        on_epoch=record,
-        should_stop=control.is_set,
-        label=trial.id,
-        log=ctx.log,
-    )
+    try:
+        outcome = run_keras_trial(
+            trial.config or {},
+            dataset,
+            seed=trial.seed,
+            objective_metric=search.objective_metric,
+            evaluate_test=evaluate_test,
+            on_epoch=record,
+            should_stop=control.is_set,
+            label=trial.id,
+            log=ctx.log,
+        )
+    except (ModelBuildError, TrainingConfigError) as exc:
+        if history or _some_config_builds(trial, search, dataset, evaluate_test, ctx, control):
+            raise
+        raise _DocumentFailure(exc) from None
     history[:] = outcome.history
     info["timings"] = {"load_data": round(load_s, 4), **{k: round(v, 4) for k, v in outcome.timings.items()}}
     info.update({k: v for k, v in outcome.info.items() if k != "dataset"})
@@ -217,3 +258,38 @@ def _run_keras(
         control.stop(StopReason.SHUTDOWN)  # only stops arrive here, so a reason is already set
         return None
     return TrialResult.done(outcome.metrics, history=outcome.history)
+
+
+def _some_config_builds(
+    trial: Trial,
+    search: Search,
+    dataset: Any,
+    evaluate_test: bool,
+    ctx: ExecutionContext,
+    control: TrialControl,
+) -> bool:
+    """Whether another configuration of the search's space builds and compiles (see the module
+    docstring): a build error of the trial's configuration is then its own, not the document's.
+    A trial stopped meanwhile (cancelled, shutting down) blames nothing on the document."""
+    from search_spaces import parameters, sample
+    from workers.training import config_builds
+
+    document = search.document or {}
+    tries = PROBE_CONFIGS if parameters(document) else 1  # no distributions: one configuration only
+    deadline = time.monotonic() + PROBE_SECONDS
+    for i in range(tries):
+        if control.is_set():
+            return True
+        if time.monotonic() > deadline:
+            break
+        try:
+            config = sample(document, rng_seed=trial.seed + i + 1)
+        except Exception:  # the space cannot even be sampled here: do not blame the document for it
+            return True
+        if config_builds(config, dataset, seed=trial.seed, evaluate_test=evaluate_test):
+            ctx.log.info(
+                "trial %s: another configuration of the space builds; only this trial fails", trial.id
+            )
+            return True
+    ctx.log.warning("trial %s: no sampled configuration of the space builds: failing the search", trial.id)
+    return False

@@ -8,7 +8,10 @@ For split ``val`` (or ``test``) :func:`split_metrics` returns
   per class index (``labels`` names them when the dataset has class names);
 - ``val_confusion_matrix``: rows are true classes, columns predicted classes.
 
-Every value is a plain Python number or list (JSON-serialisable).
+Every value is a plain Python number or list (JSON-serialisable). Above
+:data:`~hyperhive.payloads.MAX_PER_CLASS_CLASSES` classes the per-class scores, and above
+:data:`~hyperhive.payloads.MAX_MATRIX_CLASSES` the confusion matrix, are not computed (the store would
+not keep them): ``truncated`` is then ``True`` and ``truncated_notes`` says what was left out.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from hyperhive.payloads import MAX_MATRIX_CLASSES, MAX_PER_CLASS_CLASSES
 
 SCALARS = ("loss", "accuracy", "precision", "recall", "f1")
 
@@ -53,15 +58,28 @@ def split_metrics(
     y_pred = np.argmax(probs, axis=1)
     out: dict[str, Any] = {f"{prefix}_loss": float(loss_fn(y_true, probs))}
     out.update(scalar_scores(y_true, y_pred, n_classes, prefix))
-    p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
-    per_class: dict[str, Any] = {
-        "precision": [float(v) for v in p],
-        "recall": [float(v) for v in r],
-        "f1": [float(v) for v in f],
-        "support": [int(v) for v in s],
-    }
-    if class_names is not None:
-        per_class["labels"] = [str(c) for c in class_names]
-    out[f"{prefix}_per_class"] = per_class
-    out[f"{prefix}_confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    notes: list[str] = []
+    if n_classes <= MAX_PER_CLASS_CLASSES:
+        p, r, f, s = precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=None, zero_division=0
+        )
+        per_class: dict[str, Any] = {
+            "precision": [float(v) for v in p],
+            "recall": [float(v) for v in r],
+            "f1": [float(v) for v in f],
+            "support": [int(v) for v in s],
+        }
+        if class_names is not None:
+            per_class["labels"] = [str(c) for c in class_names]
+        out[f"{prefix}_per_class"] = per_class
+    else:
+        notes.append(f"{prefix}_per_class: {n_classes} classes, stored only up to {MAX_PER_CLASS_CLASSES}")
+    if n_classes <= MAX_MATRIX_CLASSES:
+        out[f"{prefix}_confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
+    else:
+        notes.append(
+            f"{prefix}_confusion_matrix: {n_classes} classes, stored only up to {MAX_MATRIX_CLASSES}"
+        )
+    if notes:
+        out["truncated"], out["truncated_notes"] = True, notes
     return out

@@ -33,7 +33,7 @@ from search_spaces import TRAINING_DEFAULTS
 from workers.backend import import_keras, release_trial_memory
 from workers.datasets import Dataset
 from workers.metrics import scalar_scores, split_metrics
-from workers.model_builder import build_model, layer_summary
+from workers.model_builder import ModelBuildError, build_model, layer_summary
 from workers.optimizers import TrainingConfigError, build_loss, build_optimizer, loss_name, sparse_labels
 
 DEFAULT_VALIDATION_SPLIT = 0.1
@@ -157,6 +157,74 @@ def _make_epoch_callback(
     return EpochReporter()
 
 
+@dataclass
+class _Compiled:
+    """A configuration's compiled model and the training settings it was compiled with."""
+
+    model: Any
+    training: dict[str, Any]
+    epochs: int
+    batch_size: int
+    loss: str
+    loss_fn: Any
+    train: tuple[np.ndarray, np.ndarray]
+    val: tuple[np.ndarray, np.ndarray]
+
+
+def _compiled(
+    keras: Any,
+    config: Mapping[str, Any],
+    dataset: Dataset,
+    *,
+    seed: int,
+    evaluate_test: bool,
+    timings: dict[str, float],
+) -> _Compiled:
+    """Seed, read the training section, build and compile the model of ``config`` (no training).
+    Raises :class:`~workers.model_builder.ModelBuildError` or :class:`TrainingConfigError`."""
+    t = time.perf_counter()
+    keras.utils.set_random_seed(int(seed))
+    training = training_section(config)
+    epochs = _positive_int(training, "epochs")
+    batch_size = _positive_int(training, "batch_size")
+    split = training.get("validation_split") or DEFAULT_VALIDATION_SPLIT
+    (x_tr, y_tr), val = dataset.train_val(float(split))
+    if evaluate_test and dataset.test is None:
+        raise TrainingConfigError(f"dataset {dataset.source} has no test split to evaluate (dataset.test)")
+    loss = loss_name(training)
+    loss_fn = build_loss(keras, loss)
+    model = build_model(
+        config.get("model"),
+        dataset.input_shape,
+        dataset.n_classes,
+        augmentation=training.get("augmentation"),
+        seed=int(seed),
+    )
+    timings["build"] = time.perf_counter() - t
+    t = time.perf_counter()
+    steps = math.ceil(len(y_tr) / batch_size)
+    optimizer = build_optimizer(keras, training.get("optimizer"), epochs * steps)
+    try:
+        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
+    except (TypeError, ValueError) as exc:
+        raise TrainingConfigError(f"the model cannot be compiled: {exc}") from None
+    timings["compile"] = time.perf_counter() - t
+    return _Compiled(model, training, epochs, batch_size, loss, loss_fn, (x_tr, y_tr), val)
+
+
+def config_builds(config: Mapping[str, Any], dataset: Dataset, *, seed: int, evaluate_test: bool) -> bool:
+    """Whether the model of ``config`` can be built and compiled for ``dataset`` (nothing is trained):
+    the worker's test of whether a build error came from the sampled values or from the document."""
+    keras = import_keras()
+    try:
+        _compiled(keras, config, dataset, seed=seed, evaluate_test=evaluate_test, timings={})
+    except (ModelBuildError, TrainingConfigError):
+        return False
+    finally:
+        release_trial_memory()
+    return True
+
+
 def run_keras_trial(
     config: Mapping[str, Any],
     dataset: Dataset,
@@ -216,38 +284,15 @@ def _train(
     """The body of :func:`run_keras_trial`; every Keras object it makes dies with its frame."""
     keras = import_keras()
     timings = outcome.timings
-    t = time.perf_counter()
-    keras.utils.set_random_seed(int(seed))
-    training = training_section(config)
-    epochs = _positive_int(training, "epochs")
-    batch_size = _positive_int(training, "batch_size")
-    split = training.get("validation_split") or DEFAULT_VALIDATION_SPLIT
-    (x_tr, y_tr), (x_val, y_val) = dataset.train_val(float(split))
-    if evaluate_test and dataset.test is None:
-        raise TrainingConfigError(f"dataset {dataset.source} has no test split to evaluate (dataset.test)")
-    loss = loss_name(training)
-    loss_fn = build_loss(keras, loss)
+    c = _compiled(keras, config, dataset, seed=seed, evaluate_test=evaluate_test, timings=timings)
+    model, training, epochs, batch_size, loss, loss_fn = (
+        c.model, c.training, c.epochs, c.batch_size, c.loss, c.loss_fn
+    )  # fmt: skip
+    (x_tr, y_tr), (x_val, y_val) = c.train, c.val
     n_classes = dataset.n_classes
 
     def targets(y: np.ndarray) -> np.ndarray:
         return y if sparse_labels(loss) else np.eye(n_classes, dtype=np.float32)[y]
-
-    model = build_model(
-        config.get("model"),
-        dataset.input_shape,
-        n_classes,
-        augmentation=training.get("augmentation"),
-        seed=int(seed),
-    )
-    timings["build"] = time.perf_counter() - t
-    t = time.perf_counter()
-    steps = math.ceil(len(y_tr) / batch_size)
-    optimizer = build_optimizer(keras, training.get("optimizer"), epochs * steps)
-    try:
-        model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
-    except (TypeError, ValueError) as exc:
-        raise TrainingConfigError(f"the model cannot be compiled: {exc}") from None
-    timings["compile"] = time.perf_counter() - t
 
     reporter = _make_epoch_callback(
         keras,
@@ -292,7 +337,11 @@ def _train(
     if evaluate_test and dataset.test is not None:
         x_te, y_te = dataset.test
         probs = predict_probs(keras, model, x_te)
-        metrics.update(split_metrics(y_te, probs, n_classes, "test", mean_loss, dataset.class_names))
+        test = split_metrics(y_te, probs, n_classes, "test", mean_loss, dataset.class_names)
+        notes = metrics.get("truncated_notes", []) + test.pop("truncated_notes", [])
+        metrics.update(test)
+        if notes:
+            metrics["truncated_notes"] = notes
     last = outcome.history[-1] if outcome.history else {}
     metrics.update(
         train_loss=last.get("loss"),

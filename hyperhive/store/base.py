@@ -10,14 +10,22 @@ Searches
     when the document has none). ``cancel_search`` makes it ``cancelled`` and every non-final trial
     ``cancelled`` in one step. ``extend_search(n)`` adds ``n`` slots; a ``completed`` or ``failed`` search
     becomes ``running`` again (its consecutive-failure count reset); extending a cancelled search is a
-    :class:`Conflict`. ``delete_search`` removes the search and all its trials.
+    :class:`Conflict`. ``extend_search`` never takes ``max_trials`` past ``limit`` (default
+    ``search_spaces.MAX_TRIALS_LIMIT``): the check is part of the same atomic update (SQLite: inside
+    the write transaction; MongoDB: a filter ``max_trials <= limit - n``), so concurrent extends cannot
+    pass it together; a refused extend raises :class:`~hyperhive.errors.LimitExceeded` (field ``n``) and
+    changes nothing. ``delete_search`` removes the search and all its trials.
 
 Budget and completion
     A search has ``max_trials`` slots. Every trial takes exactly one slot for its whole life (a requeued
-    trial keeps its slot and its ``number``). ``counts.total`` never exceeds ``max_trials``. A search is
-    ``completed`` when ``counts.finished == max_trials``. It is ``failed`` when
-    ``max_consecutive_failures`` trials in a row ended ``failed`` (a ``done`` trial resets the count); its
-    ``error`` then holds the last trial error and its non-final trials are cancelled.
+    trial keeps its slot and its ``number``). ``counts.total`` never exceeds ``max_trials``. When
+    ``counts.finished == max_trials`` a search is ``completed`` if at least one trial is ``done``, else
+    ``failed`` with ``error`` naming the failed count and the last trial error ("no trial succeeded").
+    It is ``failed`` at once when ``max_consecutive_failures`` trials in a row ended ``failed`` (a
+    ``done`` trial resets the count), or when a failed report is marked as a *search error*
+    (``TrialResult.search_error``: the document itself cannot run, e.g. its model cannot be built or
+    its dataset loaded); its ``error`` then holds that trial's error and its non-final trials are
+    cancelled. Trials failed by the lease sweep are never search errors.
 
 Claims (atomic)
     ``claim(worker_id, lease_seconds)`` returns a ``running`` trial holding a fresh ``lease_token`` and
@@ -33,7 +41,7 @@ Claims (atomic)
     :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
 
 Leases
-    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch ``history``, and
+    ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch history, and
     answers ``stop`` when the search was cancelled or failed (the trial is then already ``cancelled``),
     when the trial should be pruned (median rule on the search's ``training.pruning``), or when the token
     is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
@@ -43,10 +51,23 @@ Leases
     failure that fails the search cancels the trials after it); it is safe to run from many processes
     at once: a trial is requeued once.
 
+History (appended, not rewritten)
+    A worker sends each epoch once: ``heartbeat(..., new_epochs=[...], from_epoch=k)`` makes the history
+    ``history[:k] + new_epochs``, so a resent batch (its answer was lost) replaces itself instead of
+    being duplicated, and a requeued trial's new attempt (``from_epoch=0``) starts the history afresh.
+    ``from_epoch`` past the stored length is a :class:`ValueError` (nothing is saved). What a backend
+    writes per heartbeat does not grow with the number of epochs: SQLite inserts one row per epoch into
+    ``trial_history`` (primary key ``(trial_id, epoch)``), MongoDB keeps ``history`` as an array of
+    per-epoch JSON strings and ``$push``es at ``$position`` ``k`` with ``$slice`` ``k + len(new)``,
+    filtered on ``history.<k-1>`` existing. ``heartbeat(..., history=[...])`` (the whole list) and a
+    report's ``history`` still replace it; readers see one ``history`` list either way.
+
 Reports (atomic, idempotent)
     ``report(trial_id, token, result)`` is accepted only with the trial's current lease token while the
     trial is ``running`` (a lease that expired but was not swept yet still counts: the report wins and the
-    trial can no longer be requeued). It sets the final state, the objective ``value`` (from
+    trial can no longer be requeued). A ``failed`` result with ``search_error`` records
+    ``info.error_kind = "search"`` on the trial and fails the search (see Budget and completion). It
+    sets the final state, the objective ``value`` (from
     ``metrics[objective_metric]``; missing or non-finite turns ``done`` into ``failed``), ``loss`` (what
     hyperopt minimises), updates the search's counts, best trial and status in the same atomic step.
     Repeating a report with the same token after it was accepted returns the stored trial unchanged and
@@ -61,6 +82,18 @@ Concurrency
 Tokens and datasets
     API tokens are stored as SHA-256 hashes of high-entropy secrets; the secret is returned once by
     ``create_token``. Uploaded datasets are stored as chunks, so workers on other machines can read them.
+    ``searches_using_dataset`` lists the non-final searches whose document reads an uploaded dataset
+    (``dataset: {upload: ID}``), so that it is not deleted from under them.
+
+Quotas (see :mod:`hyperhive.quotas`)
+    ``set_quota(owner, limits)`` stores an admin's override for one user (a ``quotas`` table/collection
+    keyed by owner name; the limits it names, each an integer >= 0 or ``None`` for unlimited; it
+    replaces the previous override whole), ``get_quota`` reads it (``None`` when there is none),
+    ``delete_quota`` removes it (:class:`NotFound` if none), ``list_quotas`` lists them by owner.
+    ``usage(owner)`` says what the user holds now: searches ``pending``/``running``, stored bytes
+    (dataset sizes + search document JSON + :data:`~hyperhive.quotas.TRIAL_BYTES_ESTIMATE` per trial
+    started) and the sum of ``max_trials`` over the user's searches. Quotas are deployment policy, like
+    tokens: ``export``/``import`` do not carry them.
 """
 
 from __future__ import annotations
@@ -77,8 +110,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.errors import Conflict, LeaseLost, NotFound
+from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
+    RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
     HeartbeatAction,
     HeartbeatReply,
@@ -86,14 +120,17 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialCounts,
     TrialResult,
     TrialState,
     WorkerInfo,
     objective_loss,
 )
+from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 
 if TYPE_CHECKING:
     from hyperhive.engine import Engine
+    from hyperhive.quotas import Usage
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
@@ -123,6 +160,32 @@ def trial_seed(search_seed: int, number: int) -> int:
     return (search_seed * 1_000_003 + number * 7_919 + 17) % (2**31 - 1)
 
 
+def trial_limit(limit: int | None = None) -> int:
+    """``limit``, or the largest trial budget a search may have (``search_spaces.MAX_TRIALS_LIMIT``,
+    imported lazily: the store does not load the search-space compiler)."""
+    if limit is not None:
+        return limit
+    from search_spaces.document import MAX_TRIALS_LIMIT
+
+    return MAX_TRIALS_LIMIT
+
+
+def epoch_gap(trial_id: str, k: int, stored: int) -> ValueError:
+    """The error of an append that would leave a hole in a trial's history."""
+    return ValueError(f"from_epoch: {k} is past the {stored} epoch(s) stored for trial {trial_id}")
+
+
+def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExceeded:
+    """The error of an extend that would take a search's ``max_trials`` from ``current`` past ``limit``."""
+    return LimitExceeded(
+        "n",
+        f"search {search_id} would have {current + n} trials; at most {limit} "
+        f"(it has {current}, so n <= {max(limit - current, 0)})",
+        current=current,
+        limit=limit,
+    )
+
+
 def finite_or_none(v: Any) -> float | None:
     try:
         f = float(v)
@@ -145,6 +208,21 @@ def json_safe(v: Any) -> Any:
     return v
 
 
+def _capped(
+    metrics: dict[str, Any], history: list[dict[str, Any]] | None, objective: str
+) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
+    """Metrics and history within :mod:`hyperhive.payloads`' caps (a cut history is noted in metrics)."""
+    note = None
+    if history is not None:
+        history, note = cap_history(history)
+        history = json_safe(history)
+    if note:
+        given = metrics.get("truncated_notes") if metrics.get("truncated") is True else None
+        notes = [*given, note] if isinstance(given, list) else [note]
+        metrics = {**metrics, "truncated": True, "truncated_notes": notes}
+    return cap_metrics(metrics, keep=objective), history
+
+
 @dataclass(frozen=True)
 class Outcome:
     """A trial's final state as a backend writes it: :meth:`Store.report` computes it from a worker's
@@ -159,6 +237,24 @@ class Outcome:
     history: list[dict[str, Any]] | None = None
     error: str | None = None
     info: dict[str, Any] = field(default_factory=dict)
+    fails_search: bool = False
+    """A ``failed`` outcome caused by the search document itself: the search fails at once."""
+
+
+def no_success_error(counts: TrialCounts, last_error: str | None) -> str:
+    """The error of a search whose budget ended without a ``done`` trial."""
+    parts = [
+        f"{n} {name}"
+        for name, n in (("failed", counts.failed), ("pruned", counts.pruned), ("cancelled", counts.cancelled))
+        if n
+    ]
+    text = f"no trial succeeded ({', '.join(parts) or 'none finished'})"
+    return f"{text}; last error: {last_error}" if last_error else text
+
+
+def search_error_message(number: int, error: str | None) -> str:
+    """The error of a search failed at once by a trial that failed because of the document."""
+    return f"trial {number} failed because of the search document: {error}"
 
 
 def worker_lost_error(attempts: int, max_retries: int, worker_id: str | None) -> str:
@@ -270,8 +366,9 @@ class Store(abc.ABC):
         """Cancel a non-final search and its non-final trials; cancelling a final search is a no-op."""
 
     @abc.abstractmethod
-    def extend_search(self, search_id: str, n: int) -> Search:
-        """Add ``n >= 1`` slots (see the contract)."""
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
+        """Add ``n >= 1`` slots (see the contract); :class:`LimitExceeded` if ``max_trials`` would pass
+        ``limit`` (``None``: :func:`trial_limit`)."""
 
     @abc.abstractmethod
     def delete_search(self, search_id: str) -> None:
@@ -344,19 +441,32 @@ class Store(abc.ABC):
         lease_token: str,
         lease_seconds: float = DEFAULT_LEASE_SECONDS,
         history: list[dict[str, Any]] | None = None,
+        *,
+        new_epochs: list[dict[str, Any]] | None = None,
+        from_epoch: int | None = None,
     ) -> HeartbeatReply:
-        """Extend the lease, save ``history`` (the full per-epoch list so far) and say whether to stop."""
+        """Extend the lease, save progress and say whether to stop. Progress is either ``new_epochs``
+        (the epochs from index ``from_epoch`` on; see "History" in the contract) or ``history`` (the
+        full per-epoch list so far, rewritten whole)."""
         now = self.clock()
+        epochs: tuple[int, list[dict[str, Any]]] | None = None
+        if new_epochs is not None:
+            if history is not None:
+                raise ValueError("heartbeat takes history or new_epochs, not both")
+            if from_epoch is None or isinstance(from_epoch, bool) or from_epoch < 0:
+                raise ValueError(f"from_epoch: must be an index >= 0 with new_epochs (got {from_epoch!r})")
+            if new_epochs:
+                epochs = (int(from_epoch), json_safe(list(new_epochs)))
         if history is not None:
-            history = json_safe(history)
+            history = json_safe(cap_history(history)[0])
         try:
-            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now)
+            trial = self._touch_lease(trial_id, lease_token, lease_seconds, history, now, epochs=epochs)
         except LeaseLost:
             current = self.get_trial(trial_id)
             if current.state == TrialState.CANCELLED:
                 return HeartbeatReply(HeartbeatAction.STOP, "cancelled")
             return HeartbeatReply(HeartbeatAction.STOP, "lease_lost")
-        if history:
+        if history or epochs:
             search = self.get_search(trial.search_id)
             if self._should_prune(search, trial):
                 return HeartbeatReply(HeartbeatAction.STOP, "pruned", trial.lease_expires_at)
@@ -370,9 +480,13 @@ class Store(abc.ABC):
         lease_seconds: float,
         history: list[dict[str, Any]] | None,
         now: float,
+        *,
+        epochs: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Trial:
-        """Atomically extend our lease (and save history) if ``trial`` is running under ``lease_token``;
-        else :class:`LeaseLost` (:class:`NotFound` if there is no such trial)."""
+        """Atomically extend our lease (and save ``history`` whole, or append ``epochs`` = ``(k, new)``
+        as ``history[:k] + new``) if ``trial`` is running under ``lease_token``; else
+        :class:`LeaseLost` (:class:`NotFound` if there is no such trial). :class:`ValueError` (nothing
+        saved) when ``k`` is past the stored history's length."""
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
@@ -384,8 +498,9 @@ class Store(abc.ABC):
                 return trial  # the same report again: already counted
             raise LeaseLost(f"trial {trial_id} is already {trial.state}")
         search = self.get_search(trial.search_id)
-        metrics = json_safe(result.metrics)
-        history = None if result.history is None else json_safe(result.history)
+        # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+        metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
+        metrics, history = _capped(metrics, result.history, search.objective_metric)
         state, error = result.state, result.error
         value = loss = None
         if state == TrialState.DONE:
@@ -402,16 +517,20 @@ class Store(abc.ABC):
             value = finite_or_none(last)
         if value is not None:
             loss = objective_loss(value, search.objective_mode)
-        info = {**json_safe(result.info), "reported_token": hash_token(lease_token)}
-        outcome = Outcome(state, value, loss, metrics, history, error, info)
+        info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
+        fails_search = state == TrialState.FAILED and result.search_error
+        if fails_search:
+            info["error_kind"] = "search"
+        outcome = Outcome(state, value, loss, metrics, history, cap_error(error), info, fails_search)
         return self._finish_trial(trial_id, lease_token, outcome, self.clock())
 
     @abc.abstractmethod
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
         update the search's counts, consecutive failures, best trial and status (completed/failed, the
-        failed case cancelling the other non-final trials). If the trial is already final with
-        ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
+        failed case cancelling the other non-final trials; ``outcome.fails_search`` fails it at once;
+        a budget spent with no ``done`` trial fails it with :func:`no_success_error`). If the trial is
+        already final with ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
         Else :class:`LeaseLost`."""
 
     @abc.abstractmethod
@@ -579,6 +698,53 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def delete_dataset(self, dataset_id: str) -> None: ...
 
+    def searches_using_dataset(self, dataset_id: str) -> list[Search]:
+        """The non-final searches whose document reads the uploaded dataset ``dataset_id``
+        (``dataset: {upload: ID}``), newest first."""
+        using: list[Search] = []
+        for status in RUNNABLE_SEARCH_STATUSES:
+            offset, page = 0, 500
+            while True:
+                batch = self.list_searches(status=status, limit=page, offset=offset)
+                for s in batch:
+                    dataset = s.document.get("dataset")
+                    if isinstance(dataset, dict) and str(dataset.get("upload")) == dataset_id:
+                        using.append(s)
+                if len(batch) < page:
+                    break
+                offset += page
+        return sorted(using, key=lambda s: s.created_at, reverse=True)
+
+    # ------------------------------------------------------------------ quotas
+    @abc.abstractmethod
+    def get_quota(self, owner: str) -> dict[str, int | None] | None:
+        """The admin's quota override for ``owner`` (only the limits it names), or ``None``."""
+
+    def set_quota(self, owner: str, limits: dict[str, Any]) -> dict[str, int | None]:
+        """Store (replace) ``owner``'s override; :class:`ValueError` naming a bad field."""
+        from hyperhive.quotas import check_override
+
+        if not isinstance(owner, str) or not owner.strip():
+            raise ValueError("owner: must be a user (token) name")
+        values = check_override(limits)
+        self._put_quota(owner, values, self.clock())
+        return values
+
+    @abc.abstractmethod
+    def _put_quota(self, owner: str, limits: dict[str, int | None], now: float) -> None: ...
+
+    @abc.abstractmethod
+    def delete_quota(self, owner: str) -> None:
+        """Remove ``owner``'s override (the defaults apply again); :class:`NotFound` if there is none."""
+
+    @abc.abstractmethod
+    def list_quotas(self) -> dict[str, dict[str, int | None]]:
+        """Every override, by owner name."""
+
+    @abc.abstractmethod
+    def usage(self, owner: str) -> Usage:
+        """What ``owner`` holds now (see the contract)."""
+
     # ------------------------------------------------------------------ export / import
     def export_search(self, search_id: str) -> dict[str, Any]:
         """A JSON-serialisable bundle of the search and all its trials (``import_search`` reads it)."""
@@ -590,24 +756,35 @@ class Store(abc.ABC):
             "trials": [t.to_dict() for t in trials],
         }
 
-    def import_search(self, bundle: dict[str, Any]) -> Search:
+    def import_search(
+        self, bundle: dict[str, Any], *, owner: str | None = None, keep_owner: bool = False
+    ) -> Search:
         """Insert an exported search with its trials, keeping ids; :class:`Conflict` if the search id or
         one of the trial ids exists, :class:`ValueError` naming the field if the bundle is inconsistent
-        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``).
+        (a trial of another search, trial numbers not ``0..n-1``, more trials than ``max_trials``) or
+        holds what a submitted search could not (:mod:`hyperhive.store.vetting`: the document validated
+        again, trials' vals checked against the space and their configs against their vals).
+
+        The search is owned by ``owner`` (None: only admins see it), not by whoever the file names,
+        unless ``keep_owner`` (a file from this same deployment).
 
         The import keeps the contract's invariants whatever moment the export caught: running trials
         are imported as ``queued`` (their workers belong to the other store; ``version`` bumped, it is
         a change); a final search's open trials arrive ``cancelled``; a runnable search whose slots all
         finished arrives ``completed``; counts are recomputed from the trials."""
         from hyperhive.store.codec import search_from_dict, trial_from_dict
+        from hyperhive.store.vetting import OwnerPolicy, vet_search
 
         if bundle.get("format") != EXPORT_FORMAT:
             raise ValueError(f"not a Hyperhive export (format {bundle.get('format')!r})")
         search = search_from_dict(bundle["search"])
         trials = [trial_from_dict(t) for t in bundle.get("trials", [])]
         _check_bundle(search, trials)
+        vet_search(self, search, trials, OwnerPolicy(owner, keep_owner))
         now = self.clock()
         for t in trials:
+            t.metrics, history = _capped(t.metrics, t.history, search.objective_metric)
+            t.history, t.error, t.info = history or [], cap_error(t.error), cap_info(t.info)
             if t.state == TrialState.RUNNING:
                 t.state, t.lease_token, t.lease_expires_at, t.worker_id = TrialState.QUEUED, None, None, None
                 t.version += 1
@@ -626,6 +803,10 @@ class Store(abc.ABC):
         if not search.status.is_final and search.counts.finished >= search.max_trials:
             search.status = SearchStatus.COMPLETED
             search.finished_at = max((t.finished_at for t in trials if t.finished_at), default=now)
+            if not search.counts.done:
+                failed = [t for t in trials if t.state == TrialState.FAILED]
+                last = max(failed, key=lambda t: t.finished_at or 0.0).error if failed else None
+                search.status, search.error = SearchStatus.FAILED, no_success_error(search.counts, last)
         self._insert_imported(search, trials)
         return self.get_search(search.id)
 

@@ -1,7 +1,7 @@
 """``hyperhive store``: move searches between stores (SQLite <-> MongoDB) and check that a store answers.
 
 - ``hyperhive store export --store URL [SEARCH_ID ...|--all] --out FILE.jsonl``
-- ``hyperhive store import --store URL FILE.jsonl [--skip-existing]``
+- ``hyperhive store import --store URL FILE.jsonl [--skip-existing] [--owner NAME | --keep-owners]``
 - ``hyperhive store ping --store URL``
 
 The file is JSON Lines, one record per line, read and written as a stream:
@@ -15,6 +15,12 @@ The file is JSON Lines, one record per line, read and written as a stream:
   into queued ones (their workers belong to the other store).
 
 API tokens are not exported: they are credentials of one deployment; create new ones on the target.
+
+An import trusts nothing in the file: each search is checked like a submitted one (its document
+validated again, its trials' configurations checked against its space: :mod:`hyperhive.store.vetting`),
+and what it brings in is owned by ``--owner NAME`` or, by default, by nobody (only admin tokens see it).
+``--keep-owners`` keeps the owners the file records: for a file exported from this same deployment
+(moving a store between SQLite and MongoDB).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ import typer
 from hyperhive.errors import BadStoreURL, Conflict, HyperhiveError, NotFound
 from hyperhive.models import DatasetInfo
 from hyperhive.store.base import EXPORT_FORMAT, Store
+from hyperhive.store.vetting import OwnerPolicy
 
 DATASET_FORMAT = "hyperhive-dataset/1"
 CHUNK_FORMAT = "hyperhive-dataset-chunk/1"
@@ -172,12 +179,13 @@ def _chunks(records: _Records, dataset_id: str, digest: Any) -> Iterator[bytes]:
 
 
 def _import_dataset(
-    store: Store, records: _Records, header: dict[str, Any], summary: TransferSummary
+    store: Store, records: _Records, header: dict[str, Any], summary: TransferSummary, policy: OwnerPolicy
 ) -> None:
     d = header["dataset"]
     info = DatasetInfo(
         **{k: d[k] for k in ("id", "name", "owner", "size", "sha256", "created_at")}, meta=d["meta"]
     )
+    info.owner = policy.owner_of(info.owner)
     line = records.line
     try:
         existing = store.get_dataset(info.id)
@@ -216,21 +224,32 @@ class _Counted:
             yield chunk
 
 
-def import_records(store: Store, lines: Iterable[str], *, skip_existing: bool = False) -> TransferSummary:
+def import_records(
+    store: Store,
+    lines: Iterable[str],
+    *,
+    skip_existing: bool = False,
+    owner: str | None = None,
+    keep_owners: bool = False,
+) -> TransferSummary:
     """Read an export (JSON Lines) into ``store``. A search or dataset id that exists already is a
     :class:`~hyperhive.errors.Conflict` naming its line, unless ``skip_existing`` (identical datasets are
     always skipped). Records before the failing line stay imported; importing again with
-    ``skip_existing`` finishes the job."""
+    ``skip_existing`` finishes the job.
+
+    Searches and datasets are owned by ``owner`` (None: only admins see them), or keep the file's owners
+    with ``keep_owners``; each search is checked like a submitted one (``Store.import_search``)."""
+    policy = OwnerPolicy(owner, keep_owners)
     records = _Records(lines)
     summary = TransferSummary()
     while (record := records.pop()) is not None:
         kind = record["format"]
         if kind == DATASET_FORMAT:
-            _import_dataset(store, records, record, summary)
+            _import_dataset(store, records, record, summary, policy)
         elif kind == EXPORT_FORMAT:
             line, sid = records.line, record.get("search", {}).get("id")
             try:
-                store.import_search(record)
+                store.import_search(record, owner=owner, keep_owner=keep_owners)
             except Conflict as exc:
                 if not skip_existing:
                     raise Conflict(f"line {line}: {exc} (use --skip-existing to keep going)") from exc
@@ -329,14 +348,32 @@ def import_command(
     skip_existing: bool = typer.Option(
         False, "--skip-existing", help="skip searches whose id the store already holds instead of stopping"
     ),
+    owner: str | None = typer.Option(
+        None,
+        "--owner",
+        help="the user (token name) who owns the imported searches and datasets; default: nobody, so "
+        "only admin tokens see them",
+    ),
+    keep_owners: bool = typer.Option(
+        False,
+        "--keep-owners",
+        help="keep the owners the file records (only for a file exported from this same deployment)",
+    ),
 ) -> None:
-    """Import searches, trials and datasets from a file written by `hyperhive store export`."""
+    """Import searches, trials and datasets from a file written by `hyperhive store export`.
+
+    Every search is checked like a submitted one; the file's owners are ignored unless --keep-owners."""
+    if owner is not None and keep_owners:
+        raise _fail("give --owner or --keep-owners, not both", 2)
+    if owner is not None and not owner.strip():
+        raise _fail("--owner: the name is empty", 2)
+    kw: dict[str, Any] = {"skip_existing": skip_existing, "owner": owner, "keep_owners": keep_owners}
     with _opened(store) as s:
         if file == "-":
-            summary = import_records(s, sys.stdin, skip_existing=skip_existing)
+            summary = import_records(s, sys.stdin, **kw)
         else:
             with open(file, encoding="utf-8") as f:
-                summary = import_records(s, f, skip_existing=skip_existing)
+                summary = import_records(s, f, **kw)
     typer.echo(f"imported {summary.describe()} into {_shown(s.url)}")
 
 

@@ -26,10 +26,11 @@ Trial transitions (queued -> running -> final, requeue, release, cancel)
        ``op.id`` onto the search's ``ops`` list (the last :data:`OPS_KEPT`): applying an op twice matches
        nothing, so counts are never moved twice.
     3. Follow-ups that are idempotent by construction: the best trial (a conditional ``$set`` that only
-       matches while ``best_value`` is worse), completion (``status`` runnable and ``unfinished <= 0``),
-       failure after ``max_consecutive_failures`` (which then cancels the open trials, each through
-       step 1). The sweep completes a finished search only when none of its trials holds an op: the
-       last op's follow-ups may fail the search instead.
+       matches while ``best_value`` is worse), completion (``status`` runnable and ``unfinished <= 0``:
+       ``completed`` with ``counts.done > 0``, else ``failed``), failure after
+       ``max_consecutive_failures`` or at once for an op carrying a ``search_error`` (which then cancels
+       the open trials, each through step 1). The sweep completes a finished search only when none of
+       its trials holds an op: the last op's follow-ups may fail the search instead.
     4. The op is pulled from the trial's ``pending`` list.
     A process that dies between 1 and 4 leaves the op on the trial; the repair sweep (run by every
     process, see :meth:`MongoStore.repair`) replays ops older than ``repair_grace`` seconds through
@@ -70,6 +71,9 @@ Indexes (created idempotently at startup; they keep every hot query an index loo
 Free-form mappings (``document``, ``config``, ``vals``, ``metrics``, ``history``, ``info``, dataset
 ``meta``, worker records) are stored as JSON strings: hyperopt labels such as ``model.layers[0].units``
 contain dots, which MongoDB field names do not tolerate everywhere, and the round trip is then exact.
+``history`` is an array of such strings, one per epoch, so a heartbeat appends its new epochs with one
+``$push`` (``$position``/``$slice``, see "History" in :mod:`hyperhive.store.base`) instead of rewriting
+the list; a trial written as one string by an older version is converted on its next append.
 
 Connection loss and elections
     The driver retries a failed write once (retryable writes). Beyond that, every call is retried with
@@ -117,21 +121,28 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialCounts,
     TrialState,
     WorkerInfo,
     is_better,
 )
+from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
     Store,
+    epoch_gap,
+    extend_refused,
     new_id,
     new_lease_token,
+    no_success_error,
+    search_error_message,
+    trial_limit,
     trial_seed,
     worker_lost_error,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
-from hyperhive.store.urls import redact_url
+from hyperhive.store.urls import redact_url, scrub
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -177,8 +188,10 @@ _INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], bool]]] = {
         ("status_fair", [("status", 1), *_FAIR], False),
         ("created", [("created_at", -1)], False),
         ("pending_slots", [("pending_slots.at", 1)], False),
+        ("owner_status", [("owner", 1), ("status", 1)], False),
     ],
     "tokens": [("hash", [("hash", 1)], True)],
+    "datasets": [("owner", [("owner", 1)], False)],
     "dataset_chunks": [("seq", [("dataset_id", 1), ("seq", 1)], True)],
     "workers": [("last_seen", [("last_seen", -1)], False)],
 }
@@ -207,13 +220,29 @@ def parse_mongo_url(url: str) -> dict[str, Any]:
     if not url.startswith(("mongodb://", "mongodb+srv://")):
         raise BadStoreURL(f"bad MongoDB store URL {shown!r}: it must start with mongodb:// or mongodb+srv://")
     try:
-        try:
-            from pymongo.uri_parser_shared import _validate_uri  # no SRV lookup, unlike parse_uri
-        except ImportError:  # pragma: no cover - pymongo < 4.9
-            return dict(pymongo.uri_parser.parse_uri(url))
-        return dict(_validate_uri(url))
+        return _parse(url)
     except (InvalidURI, ConfigurationError, ValueError) as exc:
-        raise BadStoreURL(f"bad MongoDB store URL {shown!r}: {exc}") from exc
+        reason = str(exc)
+    if shown != url:
+        # pymongo's reason for the URL without its secrets: a reason cannot quote what it never saw
+        try:
+            _parse(shown)
+        except (InvalidURI, ConfigurationError, ValueError) as exc:
+            reason = str(exc)
+        else:
+            reason = (
+                "the user name, password or a secret option is not escaped as RFC 3986 asks (percent-encode "
+                "':', '/', '?', '#', '[', ']', '@' and '%' in them, e.g. with urllib.parse.quote_plus)"
+            )
+    raise BadStoreURL(f"bad MongoDB store URL {shown!r}: {scrub(reason, url)}")
+
+
+def _parse(url: str) -> dict[str, Any]:
+    try:
+        from pymongo.uri_parser_shared import _validate_uri  # no SRV lookup, unlike parse_uri
+    except ImportError:  # pragma: no cover - pymongo < 4.9
+        return dict(pymongo.uri_parser.parse_uri(url))
+    return dict(_validate_uri(url))
 
 
 def _hosts_text(parsed: dict[str, Any]) -> str:
@@ -228,6 +257,18 @@ def _client_lock(client: Any) -> AbstractContextManager[Any]:
         return nullcontext()
     with _CLIENT_LOCKS_GUARD:
         return _CLIENT_LOCKS.setdefault(id(client), threading.RLock())
+
+
+def _history_doc(history: list[dict[str, Any]] | None) -> list[str]:
+    """A history as stored: one JSON string per epoch."""
+    return [_dumps(e) for e in history or []]
+
+
+def _history_of(stored: Any) -> list[dict[str, Any]]:
+    """A stored history read back (an array of per-epoch strings, or one string from older versions)."""
+    if isinstance(stored, str):
+        return list(json.loads(stored))
+    return [json.loads(e) for e in stored or []]
 
 
 def _cleared_lease(now: float, **fields: Any) -> Doc:
@@ -292,6 +333,7 @@ class MongoStore(Store):
         self._tokens = self.db["tokens"]
         self._datasets = self.db["datasets"]
         self._chunks = self.db["dataset_chunks"]
+        self._quotas = self.db["quotas"]
         self._run("connect and create indexes", self.ensure_indexes, retry=False)
 
     def _connect(self, options: dict[str, Any]) -> Any:
@@ -304,9 +346,11 @@ class MongoStore(Store):
         try:
             return self.client_factory(self._url, retryWrites=True, retryReads=True, connect=False, **kwargs)
         except ConfigurationError as exc:  # e.g. an SRV record that cannot be resolved
-            raise StoreUnavailable(f"cannot reach MongoDB at {self.hosts}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot reach MongoDB at {self.hosts}: {scrub(str(exc), self._url)}"
+            ) from None
         except (InvalidURI, ValueError, TypeError) as exc:
-            raise BadStoreURL(f"bad MongoDB store URL {self.url!r}: {exc}") from exc
+            raise BadStoreURL(f"bad MongoDB store URL {self.url!r}: {scrub(str(exc), self._url)}") from None
 
     # ------------------------------------------------------------------ calls, retries, errors
     def _run(self, what: str, fn: Callable[[], T], *, retry: bool = True) -> T:
@@ -331,7 +375,7 @@ class MongoStore(Store):
                 failure = exc
             elapsed = time.monotonic() - start
             if not retry or elapsed + delay > self.retry_seconds:
-                reason = str(failure).split(", Timeout:")[0]
+                reason = scrub(str(failure).split(", Timeout:")[0], self._url)
                 raise StoreUnavailable(
                     f"cannot reach MongoDB at {self.hosts} ({what}; server selection timeout "
                     f"{self._selection_s:g} s, gave up after {elapsed:.1f} s): {reason}"
@@ -386,9 +430,11 @@ class MongoStore(Store):
     @staticmethod
     def _search_doc(s: Search) -> Doc:
         d = s.to_dict()
+        document = _dumps(s.document)
         d.update(
             _id=d.pop("id"),
-            document=_dumps(s.document),
+            document=document,
+            document_bytes=len(document),
             counts={k: d["counts"][k] for k in _COUNTS},
             slots_taken=s.counts.total,
             slots_left=s.max_trials - s.counts.total,
@@ -409,13 +455,15 @@ class MongoStore(Store):
         d["_id"] = d.pop("id")
         for k in _JSON_TRIAL_FIELDS:
             d[k] = None if d[k] is None else _dumps(d[k])
+        d["history"] = _history_doc(t.history)
         d["pending"] = []
         return d
 
     @staticmethod
     def _trial(doc: Doc) -> Trial:
+        fields = {k: _loads(doc.get(k)) for k in _JSON_TRIAL_FIELDS if k != "history"}
         return trial_from_dict(
-            {**doc, "id": doc["_id"], **{k: _loads(doc.get(k)) for k in _JSON_TRIAL_FIELDS}}
+            {**doc, "id": doc["_id"], **fields, "history": _history_of(doc.get("history"))}
         )
 
     def _find_search(self, search_id: str, projection: Doc | None = None) -> Doc:
@@ -507,12 +555,18 @@ class MongoStore(Store):
         if doc["status"] not in _RUNNABLE:
             return
         limit = doc["max_consecutive_failures"]
-        if op.get("fail_error") is not None and doc["consecutive_failures"] >= limit:
-            error = f"{doc['consecutive_failures']} consecutive trials failed; last error: {op['fail_error']}"
+        fatal = op.get("search_error")
+        if op.get("fail_error") is not None and (fatal or doc["consecutive_failures"] >= limit):
+            error = fatal or (
+                f"{doc['consecutive_failures']} consecutive trials failed; last error: {op['fail_error']}"
+            )
+            flt: Doc = {"_id": sid, "status": {"$in": _RUNNABLE}}
+            if not fatal:
+                flt["consecutive_failures"] = {"$gte": limit}
             res = self._call(
                 "fail search",
                 self._searches.update_one,
-                {"_id": sid, "status": {"$in": _RUNNABLE}, "consecutive_failures": {"$gte": limit}},
+                flt,
                 {
                     "$set": {
                         "status": str(SearchStatus.FAILED),
@@ -526,15 +580,48 @@ class MongoStore(Store):
                 self._cancel_open_trials(sid)
                 return
         if doc["unfinished"] <= 0:
-            self._complete_if_done(sid)
+            self._complete_if_done(sid, op.get("fail_error"))
 
-    def _complete_if_done(self, search_id: str) -> None:
+    def _complete_if_done(self, search_id: str, last_error: str | None = None) -> None:
+        """Mark a runnable search whose budget is spent ``completed``, or ``failed`` when none of its
+        trials is done (``last_error``: the error of the trial that spent it, if it failed)."""
         now = self.clock()
-        self._call(
+        spent: Doc = {"_id": search_id, "status": {"$in": _RUNNABLE}, "unfinished": {"$lte": 0}}
+        res = self._call(
             "complete search",
             self._searches.update_one,
-            {"_id": search_id, "status": {"$in": _RUNNABLE}, "unfinished": {"$lte": 0}},
+            {**spent, "counts.done": {"$gt": 0}},
             {"$set": {"status": str(SearchStatus.COMPLETED), "finished_at": now, "updated_at": now}},
+        )
+        if res.modified_count:
+            return
+        doc = self._call("read search", self._searches.find_one, {**spent, "counts.done": 0}, {"counts": 1})
+        if doc is None:
+            return
+        if last_error is None:
+            failed = self._find(
+                "read last failed trial",
+                self._trials,
+                {"search_id": search_id, "state": str(TrialState.FAILED)},
+                {"error": 1},
+                sort=[("finished_at", DESCENDING), ("number", DESCENDING)],
+                limit=1,
+            )
+            last_error = failed[0].get("error") if failed else None
+        counts = TrialCounts(**{k: int(doc["counts"].get(k, 0)) for k in _COUNTS})
+        error = no_success_error(counts, last_error or None)
+        self._call(
+            "fail search",
+            self._searches.update_one,
+            {**spent, "counts.done": 0},
+            {
+                "$set": {
+                    "status": str(SearchStatus.FAILED),
+                    "finished_at": now,
+                    "updated_at": now,
+                    "error": error,
+                }
+            },
         )
 
     def _cancel_open_trials(self, search_id: str) -> int:
@@ -614,9 +701,12 @@ class MongoStore(Store):
             search = self.get_search(search_id)
         return search
 
-    def extend_search(self, search_id: str, n: int) -> Search:
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
+        """One conditional update: the filter holds the status and ``max_trials <= limit - n``, so
+        concurrent extends can never pass ``limit`` together."""
         if n < 1:
             raise ValueError("extend needs n >= 1")
+        limit = trial_limit(limit)
         inc = {"max_trials": n, "slots_left": n, "unfinished": n}
         for _ in range(CAS_ATTEMPTS):
             now = self.clock()
@@ -630,13 +720,16 @@ class MongoStore(Store):
                 res = self._call(
                     "extend search",
                     self._searches.update_one,
-                    {"_id": search_id, "status": {"$in": statuses}},
+                    {"_id": search_id, "status": {"$in": statuses}, "max_trials": {"$lte": limit - n}},
                     {"$inc": inc, "$set": {**sets, "updated_at": now}},
                 )
-                if res.modified_count:
+                if res.matched_count:
                     return self.get_search(search_id)
-            if self.get_search(search_id).status == SearchStatus.CANCELLED:
+            current = self.get_search(search_id)
+            if current.status == SearchStatus.CANCELLED:
                 raise Conflict(f"search {search_id} is cancelled and cannot be extended")
+            if current.max_trials + n > limit:
+                raise extend_refused(search_id, current.max_trials, n, limit)
         raise StoreUnavailable(f"search {search_id} kept changing while being extended")
 
     def delete_search(self, search_id: str) -> None:
@@ -791,18 +884,43 @@ class MongoStore(Store):
         lease_seconds: float,
         history: list[dict[str, Any]] | None,
         now: float,
+        *,
+        epochs: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Trial:
         sets: Doc = {"lease_expires_at": now + lease_seconds, "updated_at": now}
         if history is not None:
-            sets["history"] = _dumps(history)
-        doc = self._call(
-            "heartbeat",
-            self._trials.find_one_and_update,
-            {"_id": trial_id, "state": RUNNING, "lease_token": lease_token},
-            {"$set": sets, "$inc": {"version": 1}},
-            projection=_TRIAL_FIELDS,
-            return_document=_AFTER,
-        )
+            sets["history"] = _history_doc(history)
+        flt: Doc = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
+        update: Doc = {"$set": sets, "$inc": {"version": 1}}
+        if epochs is not None:
+            k, new = epochs
+            # history[:k] + new, and only when history has k entries already (no hole, no duplicate)
+            flt.update({"history": {"$type": "array"}} if k == 0 else {f"history.{k - 1}": {"$exists": True}})
+            each = {"$each": _history_doc(new), "$position": k, "$slice": k + len(new)}
+            update["$push"] = {"history": each}
+        for _ in range(2):
+            doc = self._call(
+                "heartbeat",
+                self._trials.find_one_and_update,
+                flt,
+                update,
+                projection=_TRIAL_FIELDS,
+                return_document=_AFTER,
+            )
+            if doc is not None or epochs is None:
+                break
+            current = self._find_trial(trial_id)
+            if current["state"] != RUNNING or current.get("lease_token") != lease_token:
+                break
+            stored = current.get("history")
+            if not isinstance(stored, str):
+                raise epoch_gap(trial_id, epochs[0], len(stored or []))
+            self._call(  # a history stored whole by an older version: one array of epochs from now on
+                "convert history",
+                self._trials.update_one,
+                {"_id": trial_id, "history": stored},
+                {"$set": {"history": _history_doc(_history_of(stored))}},
+            )
         if doc is None:
             current = self._find_trial(trial_id)
             raise LeaseLost(f"trial {trial_id} is not held by this lease (state {current['state']})")
@@ -814,7 +932,16 @@ class MongoStore(Store):
         return self._trial(doc)
 
     # ------------------------------------------------------------------ finishing, releasing, requeueing
-    def _finish_op(self, state: TrialState, value: float | None, error: str | None, now: float) -> Doc:
+    def _finish_op(
+        self,
+        state: TrialState,
+        value: float | None,
+        error: str | None,
+        now: float,
+        *,
+        search_error: str | None = None,
+    ) -> Doc:
+        """The op of a trial turning final; ``search_error``: the error that fails the search at once."""
         inc = {"counts.running": -1, f"counts.{state}": 1, "unfinished": -1}
         set_: Doc = {}
         if state == TrialState.FAILED:
@@ -823,7 +950,10 @@ class MongoStore(Store):
             set_["consecutive_failures"] = 0
         best = value if state == TrialState.DONE else None
         fail_error = (error or "") if state == TrialState.FAILED else None
-        return self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
+        op = self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
+        if search_error is not None and state == TrialState.FAILED:
+            op["search_error"] = search_error
+        return op
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         state, value, error, history = outcome.state, outcome.value, outcome.error, outcome.history
@@ -844,9 +974,11 @@ class MongoStore(Store):
             finished_at=now,
         )
         if history is not None:
-            sets["history"] = _dumps(history)
+            sets["history"] = _history_doc(history)
         flt = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
-        doc = self._move("report", flt, sets, self._finish_op(state, value, error, now))
+        fatal = search_error_message(current.number, error) if outcome.fails_search else None
+        op = self._finish_op(state, value, error, now, search_error=fatal)
+        doc = self._move("report", flt, sets, op)
         if doc is None:  # lost a race, or our own write got through before the connection broke
             again = self._trial(self._find_trial(trial_id))
             if again.state.is_final and again.info.get("reported_token") == reported:
@@ -1127,6 +1259,40 @@ class MongoStore(Store):
         if self._call("delete dataset", self._datasets.delete_one, {"_id": dataset_id}).deleted_count == 0:
             raise NotFound("dataset", dataset_id)
         self._call("delete dataset chunks", self._chunks.delete_many, {"dataset_id": dataset_id})
+
+    # ------------------------------------------------------------------ quotas
+    def get_quota(self, owner: str) -> dict[str, int | None] | None:
+        d = self._call("read quota", self._quotas.find_one, {"_id": owner})
+        return None if d is None else dict(json.loads(d["limits"]))
+
+    def _put_quota(self, owner: str, limits: dict[str, int | None], now: float) -> None:
+        doc = {"_id": owner, "limits": _dumps(limits), "updated_at": now}
+        self._call("save quota", self._quotas.replace_one, {"_id": owner}, doc, upsert=True)
+
+    def delete_quota(self, owner: str) -> None:
+        if self._call("delete quota", self._quotas.delete_one, {"_id": owner}).deleted_count == 0:
+            raise NotFound("quota", owner)
+
+    def list_quotas(self) -> dict[str, dict[str, int | None]]:
+        docs = self._find("list quotas", self._quotas, {}, sort=[("_id", ASCENDING)])
+        return {d["_id"]: dict(json.loads(d["limits"])) for d in docs}
+
+    def usage(self, owner: str) -> Usage:
+        """Small fields of the owner's searches and datasets (no documents or trials are read)."""
+        fields = {"status": 1, "max_trials": 1, "slots_taken": 1, "document_bytes": 1}
+        searches = self._find("read usage", self._searches, {"owner": owner}, fields)
+        datasets = self._find("read usage", self._datasets, {"owner": owner}, {"size": 1})
+        started = sum(int(d.get("slots_taken", 0)) for d in searches)
+        stored = (
+            sum(int(d.get("size", 0)) for d in datasets)
+            + sum(int(d.get("document_bytes", 0)) for d in searches)
+            + started * TRIAL_BYTES_ESTIMATE
+        )
+        return Usage(
+            running_searches=sum(d["status"] in _RUNNABLE for d in searches),
+            stored_bytes=stored,
+            trials=sum(int(d["max_trials"]) for d in searches),
+        )
 
     # ------------------------------------------------------------------ import
     def _insert_imported(self, search: Search, trials: list[Trial]) -> None:

@@ -30,12 +30,19 @@ from hyperhive.models import (
     WorkerInfo,
     is_better,
 )
+from hyperhive.private_files import create_private_file
+from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
     Store,
+    epoch_gap,
+    extend_refused,
     new_id,
     new_lease_token,
+    no_success_error,
+    search_error_message,
+    trial_limit,
     trial_seed,
     worker_lost,
 )
@@ -116,6 +123,15 @@ CREATE TRIGGER IF NOT EXISTS trials_seq_on_insert AFTER INSERT ON trials BEGIN
     UPDATE trial_seq SET value = value + 1;
     UPDATE trials SET seq = (SELECT value FROM trial_seq) WHERE id = NEW.id;
 END;
+-- Per-epoch history appended by heartbeats (one row per epoch: O(1) written per epoch). While a trial
+-- has rows here they are its history (trials.history is then '[]'); a history saved whole (a report,
+-- an old-style heartbeat) goes to trials.history and clears the rows.
+CREATE TABLE IF NOT EXISTS trial_history (
+    trial_id TEXT NOT NULL REFERENCES trials(id) ON DELETE CASCADE,
+    epoch INTEGER NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (trial_id, epoch)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workers (
     id TEXT PRIMARY KEY,
     last_seen REAL NOT NULL,
@@ -147,6 +163,14 @@ CREATE TABLE IF NOT EXISTS dataset_chunks (
     data BLOB NOT NULL,
     PRIMARY KEY (dataset_id, seq)
 );
+-- admins' per-user quota overrides (hyperhive.quotas), and what usage() reads by owner
+CREATE TABLE IF NOT EXISTS quotas (
+    owner TEXT PRIMARY KEY,
+    limits TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS searches_owner ON searches(owner, status);
+CREATE INDEX IF NOT EXISTS datasets_owner ON datasets(owner);
 """
 
 _COUNT_COLUMNS = {s: f"n_{s.value}" for s in TrialState}
@@ -154,6 +178,11 @@ _STATES = {s.value: s for s in TrialState}
 _TRIAL_JSON_COLUMNS = ("config", "vals", "metrics", "history", "info")
 _TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
 _RUNNABLE = "status IN ('pending', 'running')"
+_SELECT_TRIALS = (
+    "SELECT trials.*, (SELECT json_group_array(json_array(epoch, json(data))) FROM trial_history"
+    " WHERE trial_history.trial_id = trials.id) AS appended FROM trials"
+)
+"""Trials with their appended epochs, read in the same statement (one snapshot)."""
 
 
 def _dumps(v: Any) -> str:
@@ -180,7 +209,10 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
         self._retry(lambda: self._conn().executescript(SCHEMA))
 
     # ------------------------------------------------------------------ connections
@@ -258,12 +290,38 @@ class SQLiteStore(Store):
     @staticmethod
     def _trial(row: sqlite3.Row) -> Trial:
         d = dict(row)
+        appended = d.pop("appended", None)
         for key in _TRIAL_JSON_COLUMNS:
             d[key] = _loads(d[key])
+        if appended and appended != "[]":
+            d["history"] = [entry for _, entry in sorted(json.loads(appended), key=lambda p: p[0])]
         return trial_from_dict(d)
 
+    @staticmethod
+    def _append_epochs(conn: sqlite3.Connection, trial_id: str, k: int, new: list[dict[str, Any]]) -> None:
+        """``history[:k] + new`` with one row per new epoch (inside a write transaction)."""
+        [top] = conn.execute(
+            "SELECT MAX(epoch) FROM trial_history WHERE trial_id = ?", (trial_id,)
+        ).fetchone()
+        if top is None:  # no rows yet: the history is the column's (usually empty)
+            [column] = conn.execute("SELECT history FROM trials WHERE id = ?", (trial_id,)).fetchone()
+            base = json.loads(column)
+            if k > len(base):
+                raise epoch_gap(trial_id, k, len(base))
+            if base:  # saved whole before: move the kept part into rows, once
+                rows = [(trial_id, i, _dumps(e)) for i, e in enumerate(base[:k])]
+                conn.executemany("INSERT INTO trial_history (trial_id, epoch, data) VALUES (?,?,?)", rows)
+                conn.execute("UPDATE trials SET history = '[]' WHERE id = ?", (trial_id,))
+        elif k > top + 1:
+            raise epoch_gap(trial_id, k, top + 1)
+        conn.executemany(
+            "INSERT OR REPLACE INTO trial_history (trial_id, epoch, data) VALUES (?,?,?)",
+            [(trial_id, k + i, _dumps(e)) for i, e in enumerate(new)],
+        )
+        conn.execute("DELETE FROM trial_history WHERE trial_id = ? AND epoch >= ?", (trial_id, k + len(new)))
+
     def _get_trial_in(self, conn: sqlite3.Connection, trial_id: str) -> Trial:
-        row = conn.execute("SELECT * FROM trials WHERE id = ?", (trial_id,)).fetchone()
+        row = conn.execute(f"{_SELECT_TRIALS} WHERE id = ?", (trial_id,)).fetchone()
         if row is None:
             raise NotFound("trial", trial_id)
         return self._trial(row)
@@ -365,23 +423,28 @@ class SQLiteStore(Store):
                 )
             return self._get_search_in(conn, search_id)
 
-    def extend_search(self, search_id: str, n: int) -> Search:
+    def extend_search(self, search_id: str, n: int, *, limit: int | None = None) -> Search:
         if n < 1:
             raise ValueError("extend needs n >= 1")
+        limit = trial_limit(limit)
         now = self.clock()
-        with self._write() as conn:
+        with self._write() as conn:  # the write lock is held from here: the check below cannot go stale
             search = self._get_search_in(conn, search_id)
             if search.status == SearchStatus.CANCELLED:
                 raise Conflict(f"search {search_id} is cancelled and cannot be extended")
+            if search.max_trials + n > limit:
+                raise extend_refused(search_id, search.max_trials, n, limit)
             reopen = search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
-            conn.execute(
+            changed = conn.execute(
                 "UPDATE searches SET max_trials = max_trials + ?, updated_at = ?,"
                 " status = CASE WHEN ? THEN 'running' ELSE status END,"
                 " consecutive_failures = CASE WHEN ? THEN 0 ELSE consecutive_failures END,"
                 " finished_at = CASE WHEN ? THEN NULL ELSE finished_at END,"
-                " error = CASE WHEN ? THEN NULL ELSE error END WHERE id = ?",
-                (n, now, reopen, reopen, reopen, reopen, search_id),
-            )
+                " error = CASE WHEN ? THEN NULL ELSE error END WHERE id = ? AND max_trials + ? <= ?",
+                (n, now, reopen, reopen, reopen, reopen, search_id, n, limit),
+            ).rowcount
+            if not changed:  # unreachable while the transaction holds the lock; the limit is in the SQL too
+                raise extend_refused(search_id, search.max_trials, n, limit)
             return self._get_search_in(conn, search_id)
 
     def delete_search(self, search_id: str) -> None:
@@ -498,6 +561,8 @@ class SQLiteStore(Store):
         lease_seconds: float,
         history: list[dict[str, Any]] | None,
         now: float,
+        *,
+        epochs: tuple[int, list[dict[str, Any]]] | None = None,
     ) -> Trial:
         with self._write() as conn:
             n = conn.execute(
@@ -506,10 +571,14 @@ class SQLiteStore(Store):
                 (now + lease_seconds, None if history is None else _dumps(history), now, trial_id,
                  lease_token),
             ).rowcount  # fmt: skip
-            trial = self._get_trial_in(conn, trial_id)
             if n == 0:
+                trial = self._get_trial_in(conn, trial_id)
                 raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
-            return trial
+            if history is not None:
+                conn.execute("DELETE FROM trial_history WHERE trial_id = ?", (trial_id,))
+            if epochs is not None:
+                self._append_epochs(conn, trial_id, *epochs)
+            return self._get_trial_in(conn, trial_id)
 
     def _finish_in(self, conn: sqlite3.Connection, trial: Trial, outcome: Outcome, now: float) -> None:
         """Make a running trial final and update its search (inside a write transaction)."""
@@ -524,6 +593,8 @@ class SQLiteStore(Store):
                 now, now, trial.id,
             ),
         )  # fmt: skip
+        if history is not None:  # the whole history now lives in the column
+            conn.execute("DELETE FROM trial_history WHERE trial_id = ?", (trial.id,))
         search = self._get_search_in(conn, trial.search_id)
         col = _COUNT_COLUMNS[state]
         consecutive = search.consecutive_failures
@@ -545,18 +616,43 @@ class SQLiteStore(Store):
         )
         if search.status.is_final:
             return
-        if state == TrialState.FAILED and consecutive >= search.max_consecutive_failures:
+        if state == TrialState.FAILED and (
+            outcome.fails_search or consecutive >= search.max_consecutive_failures
+        ):
             self._cancel_open_trials(conn, search.id, now)
+            reason = (
+                search_error_message(trial.number, error)
+                if outcome.fails_search
+                else f"{consecutive} consecutive trials failed; last error: {error}"
+            )
             conn.execute(
                 "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                (now, f"{consecutive} consecutive trials failed; last error: {error}", search.id),
+                (now, reason, search.id),
             )
-        else:
+            return
+        search = self._get_search_in(conn, search.id)
+        if search.counts.finished < search.max_trials:
+            return
+        if search.counts.done:
             conn.execute(
-                f"UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?"
-                f" AND {_TOTAL} - n_queued - n_running >= max_trials",
-                (now, search.id),
+                "UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?", (now, search.id)
             )
+            return
+        last = error if state == TrialState.FAILED else self._last_error_in(conn, search.id)
+        conn.execute(
+            "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
+            (now, no_success_error(search.counts, last), search.id),
+        )
+
+    @staticmethod
+    def _last_error_in(conn: sqlite3.Connection, search_id: str) -> str | None:
+        """The error of the search's most recently finished failed trial."""
+        row = conn.execute(
+            "SELECT error FROM trials WHERE search_id = ? AND state = 'failed'"
+            " ORDER BY finished_at DESC, number DESC LIMIT 1",
+            (search_id,),
+        ).fetchone()
+        return None if row is None else row[0]
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         with self._write() as conn:
@@ -619,7 +715,7 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ reading trials
     def get_trial(self, trial_id: str) -> Trial:
-        rows = self._read("SELECT * FROM trials WHERE id = ?", (trial_id,))
+        rows = self._read(f"{_SELECT_TRIALS} WHERE id = ?", (trial_id,))
         if not rows:
             raise NotFound("trial", trial_id)
         return self._trial(rows[0])
@@ -643,7 +739,7 @@ class SQLiteStore(Store):
         direction = "DESC" if descending else "ASC"
         order = f"{sort} IS NULL, {sort} {direction}, number"
         rows = self._read(
-            f"SELECT * FROM trials WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
+            f"{_SELECT_TRIALS} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
             [*args, -1 if limit is None else limit, offset],
         )
         return [self._trial(r) for r in rows]
@@ -660,9 +756,7 @@ class SQLiteStore(Store):
         for i in range(0, len(ids), 500):
             chunk = ids[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            out.extend(
-                self._trial(r) for r in self._read(f"SELECT * FROM trials WHERE id IN ({marks})", chunk)
-            )
+            out.extend(self._trial(r) for r in self._read(f"{_SELECT_TRIALS} WHERE id IN ({marks})", chunk))
         return out
 
     def trial_versions(self, search_id: str) -> dict[str, tuple[int, TrialState]]:
@@ -673,7 +767,7 @@ class SQLiteStore(Store):
         """Read through the change feed: one indexed range query, whatever the search's size."""
         since = int(cursor) if cursor is not None else -1
         rows = self._read(
-            "SELECT * FROM trials WHERE search_id = ? AND seq > ? ORDER BY seq", (search_id, since)
+            f"{_SELECT_TRIALS} WHERE search_id = ? AND seq > ? ORDER BY seq", (search_id, since)
         )
         return [self._trial(r) for r in rows], (rows[-1]["seq"] if rows else since)
 
@@ -787,6 +881,44 @@ class SQLiteStore(Store):
         with self._write() as conn:
             if conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,)).rowcount == 0:
                 raise NotFound("dataset", dataset_id)
+
+    # ------------------------------------------------------------------ quotas
+    def get_quota(self, owner: str) -> dict[str, int | None] | None:
+        rows = self._read("SELECT limits FROM quotas WHERE owner = ?", (owner,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def _put_quota(self, owner: str, limits: dict[str, int | None], now: float) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO quotas (owner, limits, updated_at) VALUES (?,?,?) ON CONFLICT(owner)"
+                " DO UPDATE SET limits = excluded.limits, updated_at = excluded.updated_at",
+                (owner, _dumps(limits), now),
+            )
+
+    def delete_quota(self, owner: str) -> None:
+        with self._write() as conn:
+            if conn.execute("DELETE FROM quotas WHERE owner = ?", (owner,)).rowcount == 0:
+                raise NotFound("quota", owner)
+
+    def list_quotas(self) -> dict[str, dict[str, int | None]]:
+        return {
+            r[0]: dict(json.loads(r[1]))
+            for r in self._read("SELECT owner, limits FROM quotas ORDER BY owner")
+        }
+
+    def usage(self, owner: str) -> Usage:
+        [row] = self._read(
+            f"SELECT COALESCE(SUM(CASE WHEN {_RUNNABLE} THEN 1 ELSE 0 END), 0), COALESCE(SUM(max_trials), 0),"
+            f" COALESCE(SUM({_TOTAL}), 0),"
+            " COALESCE(SUM(LENGTH(document)), 0) FROM searches WHERE owner = ?",
+            (owner,),
+        )
+        [(dataset_bytes,)] = self._read(
+            "SELECT COALESCE(SUM(size), 0) FROM datasets WHERE owner = ?", (owner,)
+        )
+        running, trials, started, document_bytes = (int(v) for v in row)
+        stored = int(dataset_bytes) + document_bytes + started * TRIAL_BYTES_ESTIMATE
+        return Usage(running_searches=running, stored_bytes=stored, trials=trials)
 
     # ------------------------------------------------------------------ import
     def _insert_imported(self, search: Search, trials: list[Trial]) -> None:

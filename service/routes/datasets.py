@@ -15,11 +15,12 @@ from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from hyperhive.errors import NotFound
+from hyperhive.errors import Conflict, NotFound
 from hyperhive.models import DatasetInfo
-from hyperhive.npz import DatasetError, inspect_npz
+from hyperhive.npz import DatasetError, Limits, inspect_npz
 from hyperhive.store.base import new_id
 from service.deps import CurrentUser, SettingsDep, StoreDep, may_see
+from service.quotas import refuse_if_full, within_quota
 from service.schemas import DatasetPublic, ValidationErrorResponse
 from service.uploads import receive_file
 
@@ -27,6 +28,8 @@ router = APIRouter(prefix="/api/datasets", tags=["datasets"])
 
 CHUNK_BYTES = 4 << 20
 MAX_NAME = 200
+MAX_NAMED = 5
+"""How many blocking searches a refused delete names."""
 
 _UPLOAD_BODY = {
     "requestBody": {
@@ -60,6 +63,7 @@ def _chunks(path: Path) -> Iterator[bytes]:
     response_model=DatasetPublic,
     openapi_extra=_UPLOAD_BODY,
     responses={
+        403: {"description": "over the user's quota of stored bytes"},
         413: {"description": "over max_upload_bytes"},
         415: {"description": "neither multipart/form-data nor application/octet-stream"},
         422: {"model": ValidationErrorResponse, "description": "not a usable .npz dataset"},
@@ -69,11 +73,14 @@ async def upload_dataset(
     request: Request, store: StoreDep, settings: SettingsDep, user: CurrentUser
 ) -> DatasetPublic | JSONResponse:
     """Upload an ``.npz`` (multipart part ``file``, optional field ``name``; or the raw bytes with
-    ``?name=``). 201 with its id; 422 listing what is wrong with the file; 413 past the size limit."""
+    ``?name=``). 201 with its id; 422 listing what is wrong with the file (a zip bomb, an array over
+    the limits of ``max_upload_ratio``, ``max_dataset_bytes``, ``max_dataset_labels``,
+    ``max_dataset_classes``, ...); 413 past the size limit; 403 over the user's stored-bytes quota."""
+    await run_in_threadpool(refuse_if_full, store, settings, user)  # before reading a byte
     upload = await receive_file(request, settings.home / "uploads")
     try:
         try:
-            meta = await run_in_threadpool(inspect_npz, upload.path)
+            meta = await run_in_threadpool(inspect_npz, upload.path, Limits.from_settings(settings))
         except DatasetError as exc:
             items = [
                 {"loc": ["body", "file"] + ([] if k == "<file>" else [k]), "msg": m, "type": "dataset_error"}
@@ -90,7 +97,12 @@ async def upload_dataset(
             created_at=time.time(),
             meta=meta,
         )
-        saved = await run_in_threadpool(store.save_dataset, info, _chunks(upload.path))
+
+        def save() -> DatasetInfo:
+            with within_quota(store, settings, user, stored_bytes=upload.size):
+                return store.save_dataset(info, _chunks(upload.path))
+
+        saved = await run_in_threadpool(save)
     finally:
         upload.path.unlink(missing_ok=True)
     return DatasetPublic.from_info(saved)
@@ -122,10 +134,22 @@ def get_dataset(dataset_id: str, store: StoreDep, user: CurrentUser) -> DatasetP
     "/{dataset_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
-    responses={404: {"description": "no such dataset"}},
+    responses={
+        404: {"description": "no such dataset"},
+        409: {"description": "a search that is not finished yet reads this dataset"},
+    },
 )
 def delete_dataset(dataset_id: str, store: StoreDep, user: CurrentUser) -> Response:
-    """Delete an uploaded dataset (searches that use it fail their next trials)."""
+    """Delete an uploaded dataset. 409 naming the searches (id and name) while a search that is not
+    finished (pending or running) reads it: cancel them first, or wait until they end."""
     _owned(store, user, dataset_id)
+    using = store.searches_using_dataset(dataset_id)
+    if using:
+        names = ", ".join(f"{s.id} ({s.name!r}, {s.status})" for s in using[:MAX_NAMED])
+        more = f" and {len(using) - MAX_NAMED} more" if len(using) > MAX_NAMED else ""
+        raise Conflict(
+            f"dataset {dataset_id} is used by {len(using)} unfinished search(es): {names}{more}; "
+            "cancel them (hyperhive cancel ID) or wait until they finish, then delete it"
+        )
     store.delete_dataset(dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -12,18 +12,21 @@ them.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from hyperhive.errors import NotFound
-from hyperhive.models import Search, TokenInfo
+from hyperhive.errors import LimitExceeded, NotFound
+from hyperhive.models import Search, SearchStatus, TokenInfo
+from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.store.base import Store
 from search_spaces import MAX_TRIALS_LIMIT
-from service.deps import CurrentUser, StoreDep, may_see, owned_search
+from service.deps import CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
+from service.quotas import within_quota
 from service.sampled import sampled_params
 from service.schemas import (
     ExtendRequest,
@@ -78,8 +81,9 @@ async def read_document(request: Request) -> dict[str, Any]:
     return parse_text(b"".join(chunks), fmt)
 
 
-def _check_dataset(store: Store, user: TokenInfo, dataset: Any) -> None:
-    """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise."""
+def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits | None = None) -> None:
+    """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise.
+    An upload must fit ``limits.max_dataset_bytes`` once decoded, resized to ``image_size`` if given."""
     from search_spaces import FieldError, SpecError
 
     if not isinstance(dataset, dict):
@@ -92,6 +96,11 @@ def _check_dataset(store: Store, user: TokenInfo, dataset: Any) -> None:
             info = None
         if info is None or not may_see(user, info.owner):
             raise SpecError([FieldError("dataset.upload", f"no uploaded dataset with id {upload!r}")])
+        try:
+            check_decoded(info.meta, limits or Limits(), dataset.get("image_size"))
+        except DatasetError as exc:
+            where = "dataset.image_size" if dataset.get("image_size") else "dataset.upload"
+            raise SpecError([FieldError(where, exc.errors[0][1])]) from None
     for key in ("path", "folder"):
         if key in dataset and not user.admin:
             raise SpecError(
@@ -121,20 +130,28 @@ def _detail(store: Store, search: Search) -> SearchDetail:
     response_model=SearchDetail,
     openapi_extra=_SUBMIT_BODY,
     responses={
+        403: {"description": "over the user's quota"},
         415: {"description": "unsupported content type"},
         422: {"model": ValidationErrorResponse, "description": "every problem in the document"},
     },
 )
-async def create_search(request: Request, store: StoreDep, user: CurrentUser) -> SearchDetail:
-    """Submit a search document (JSON or YAML). 201 with the stored search, ``pending``."""
+async def create_search(
+    request: Request, store: StoreDep, settings: SettingsDep, user: CurrentUser
+) -> SearchDetail:
+    """Submit a search document (JSON or YAML). 201 with the stored search, ``pending``; 403 over the
+    user's quota (running searches, trials, stored bytes)."""
     from search_spaces import validate
 
     document = await read_document(request)
 
     def create() -> SearchDetail:
         spec = validate(document)
-        _check_dataset(store, user, getattr(spec, "dataset", None) or document.get("dataset"))
-        return _detail(store, store.create_search(spec, owner=user.name))
+        dataset = getattr(spec, "dataset", None) or document.get("dataset")
+        _check_dataset(store, user, dataset, Limits.from_settings(settings))
+        size = len(json.dumps(spec.to_document(), separators=(",", ":")))
+        with within_quota(store, settings, user, searches=1, trials=spec.max_trials, stored_bytes=size):
+            search = store.create_search(spec, owner=user.name)
+        return _detail(store, search)
 
     return await run_in_threadpool(create)
 
@@ -221,22 +238,29 @@ def cancel_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchD
 @router.post(
     "/{search_id}/extend",
     response_model=SearchDetail,
-    responses={**NOT_FOUND, 409: {"description": "the search is cancelled"}},
+    responses={
+        **NOT_FOUND,
+        403: {"description": "over the user's quota"},
+        409: {"description": "the search is cancelled"},
+    },
 )
-def extend_search(search_id: str, body: ExtendRequest, store: StoreDep, user: CurrentUser) -> SearchDetail:
+def extend_search(
+    search_id: str, body: ExtendRequest, store: StoreDep, settings: SettingsDep, user: CurrentUser
+) -> SearchDetail:
     """Add ``n`` trials to the budget; a completed or failed search runs again. 409 if cancelled; 422 if
-    the budget would pass ``MAX_TRIALS_LIMIT``, the limit a submitted document has."""
+    the budget would pass ``MAX_TRIALS_LIMIT``, the limit a submitted document has; 403 over the user's
+    quota of trials (or of running searches, for a search it reopens)."""
     search = owned_search(store, user, search_id)
-    if search.max_trials + body.n > MAX_TRIALS_LIMIT:
-        msg = (
-            f"the search would have {search.max_trials + body.n} trials; at most {MAX_TRIALS_LIMIT} "
-            f"(it has {search.max_trials}, so n <= {max(MAX_TRIALS_LIMIT - search.max_trials, 0)})"
-        )
+    reopens = int(search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED))
+    try:  # the limit is checked inside the store's atomic update: concurrent extends cannot pass it
+        with within_quota(store, settings, user, trials=body.n, searches=reopens):
+            extended = store.extend_search(search_id, body.n, limit=MAX_TRIALS_LIMIT)
+    except LimitExceeded as exc:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_ENTITY,
-            detail=[{"loc": ["body", "n"], "path": "n", "msg": msg, "type": "value_error"}],
-        )
-    return _detail(store, store.extend_search(search_id, body.n))
+            detail=[{"loc": ["body", exc.field], "path": exc.field, "msg": str(exc), "type": "value_error"}],
+        ) from None
+    return _detail(store, extended)
 
 
 @router.delete(

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from servicekit import Users, good_npz, make_client, npz_bytes
+import yaml
+from servicekit import EXAMPLES, Users, good_npz, make_client, npz_bytes
 
 from hyperhive.npz import DatasetError, inspect_npz
 from hyperhive.settings import Settings
@@ -175,7 +176,38 @@ def test_inspect_npz_one_hot_and_test_split(tmp_path: Path) -> None:
         "input_shape": [5, 5, 3],
         "classes": 4,
         "label_format": "one_hot",
+        "decoded_bytes": 10 * (5 * 5 * 3 * 4 + 8),  # float32 images, int64 labels
     }
     p.write_bytes(b"")
     with pytest.raises(DatasetError):
         inspect_npz(p)
+
+
+def test_deleting_a_dataset_an_unfinished_search_reads_is_409_naming_it(
+    client: Any, users: Users, store: Store
+) -> None:
+    """A delete under a pending or running search would fail its trials one by one: refused with 409
+    naming the search, the dataset kept; once the search is final the delete goes through."""
+    dataset_id = upload(client, users.alice, good_npz()).json()["id"]
+    lecture = yaml.safe_load((EXAMPLES / "lecture-cnn.yaml").read_text())
+    lecture.update(name="reads-my-upload", dataset={"upload": dataset_id})
+    r = client.post("/api/searches", json=lecture, headers=users.alice)
+    assert r.status_code == 201, r.text
+    search_id = r.json()["id"]
+
+    r = client.delete(f"/api/datasets/{dataset_id}", headers=users.alice)
+    assert r.status_code == 409, r.text
+    detail = r.json()["detail"]
+    assert search_id in detail and "reads-my-upload" in detail and "pending" in detail
+    assert store.get_dataset(dataset_id).id == dataset_id
+    assert b"".join(store.read_dataset(dataset_id)) == good_npz()
+
+    assert client.post(f"/api/searches/{search_id}/cancel", headers=users.alice).status_code == 200
+    assert client.delete(f"/api/datasets/{dataset_id}", headers=users.alice).status_code == 204
+    assert client.get(f"/api/datasets/{dataset_id}", headers=users.alice).status_code == 404
+
+
+def test_deleting_a_dataset_no_search_reads_is_204(client: Any, users: Users) -> None:
+    dataset_id = upload(client, users.alice, good_npz()).json()["id"]
+    assert client.delete(f"/api/datasets/{dataset_id}", headers=users.bob).status_code == 404
+    assert client.delete(f"/api/datasets/{dataset_id}", headers=users.alice).status_code == 204

@@ -65,6 +65,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         ids["dataset_id"].append(r.json()["id"])
     run_trials(store, 6)
     ids["trial_id"] = [t.id for sid in ids["search_id"] for t in store.list_trials(sid)]
+    ids["owner"] = list(tokens)  # /api/quotas/{owner}
     documents = [yaml.safe_load(function_yaml(4))] + [
         yaml.safe_load(p.read_text()) for p in sorted(EXAMPLES.glob("*.yaml"))
     ]

@@ -5,6 +5,7 @@ restarted during a search while worker processes go on."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -54,6 +55,42 @@ def test_run_function_search_and_worker_failure(tmp_path: Path) -> None:
     assert r.returncode == 1 and "every worker exited" in r.stderr and "Traceback" not in r.stderr
     r = hyperhive("run", "f.yaml", "--workers", "0", cwd=tmp_path)
     assert r.returncode == 1 and "no workers" in r.stderr
+
+
+def test_run_says_failed_when_no_trial_succeeded_or_the_document_cannot_run(tmp_path: Path) -> None:
+    """Every trial raising spends the budget with nothing to show: ``failed`` with the last error (not
+    ``completed``), exit 1. An objective that cannot be imported fails the search after one trial."""
+    (tmp_path / "hh_failing.py").write_text(
+        "def always(params):\n    raise RuntimeError(f'always fails at x={params[\"x\"]:.2f}')\n"
+    )
+    env = cli_env(PYTHONPATH=f"{tmp_path}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    doc = {
+        "name": "doomed",
+        "max_trials": 3,
+        "algorithm": "random",
+        "objective": {"function": "hh_failing:always"},
+        "params": {"x": {"uniform": [0, 1]}},
+    }
+    (tmp_path / "f.yaml").write_text(yaml.safe_dump(doc))
+    args = ("--port", str(free_port()), "--worker-arg=--allow-objective=hh_failing")
+    r = hyperhive("run", "f.yaml", *args, cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    assert "failed: 3/3 trials; no trial succeeded (3 failed); last error: RuntimeError: always fails" in out
+    assert "completed" not in out and "Traceback" not in r.stderr
+
+    doc.update(name="unimportable", max_trials=20, objective={"function": "hh_failing:nope"})
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "g.yaml", *args, cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = " ".join(r.stdout.split())
+    assert "failed: 1/20 trials; trial 0 failed because of the search document: ObjectiveError:" in out
+    assert "has no 'nope'" in out
+
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    statuses = {s.name: (s.status, s.counts.total) for s in store.list_searches()}
+    store.close()
+    assert statuses == {"doomed": ("failed", 3), "unimportable": ("failed", 1)}
 
 
 def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> None:

@@ -366,3 +366,21 @@ def test_trials_name_the_options_chosen(client: Any, users: Users, store: Store)
     )
     assert {r["param.model.layers[1]"] for r in rows} == {"(none)", "option 1"}
     assert {r["param.model.layers[0]"] for r in rows} == {"small", "wide"}
+
+
+def test_a_search_whose_budget_ended_without_a_done_trial_is_failed(
+    client: Any, users: Users, store: Store
+) -> None:
+    """Every trial failed (fewer than max_consecutive_failures): the API says ``failed`` with the last
+    error, in the search and in the list filtered by status, not ``completed``."""
+    sid = submit(client, users.alice, function_yaml(2)).json()["id"]
+    for i in range(2):
+        t = store.claim("w", search_id=sid)
+        assert t is not None and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"RuntimeError: boom {i}"))
+    s = client.get(f"/api/searches/{sid}", headers=users.alice).json()
+    assert s["status"] == "failed" and s["best"] is None
+    assert s["error"] == "no trial succeeded (2 failed); last error: RuntimeError: boom 1"
+    page = client.get("/api/searches?status=failed", headers=users.alice).json()
+    assert [x["id"] for x in page["items"]] == [sid]
+    assert client.get("/api/searches?status=completed", headers=users.alice).json()["total"] == 0

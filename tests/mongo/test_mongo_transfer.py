@@ -104,7 +104,7 @@ def _roundtrip_file(source: Store, target: Store) -> str:
     ids = [s.id for s in source.list_searches(limit=1000)]
     export_searches(source, ids, buf)
     text = buf.getvalue()
-    import_records(target, io.StringIO(text))
+    import_records(target, io.StringIO(text), keep_owners=True)  # one deployment moving its store
     return text
 
 
@@ -198,7 +198,7 @@ def test_cli_moves_searches_sqlite_to_mongo_and_back(tmp_path: Path, mongo_clien
     )
     assert res.exit_code == 0, res.output
     assert "exported 3 searches (10 trials), 1 dataset (10.2 MB)" in res.output
-    res = runner.invoke(app, ["store", "import", "--store", mongo_url, str(dump)])
+    res = runner.invoke(app, ["store", "import", "--store", mongo_url, str(dump), "--keep-owners"])
     assert res.exit_code == 0, res.output
     assert "imported 3 searches" in res.output and "secret" not in res.output and "hh:***@" in res.output
     res = runner.invoke(app, ["store", "ping", "--store", mongo_url])
@@ -208,7 +208,9 @@ def test_cli_moves_searches_sqlite_to_mongo_and_back(tmp_path: Path, mongo_clien
     res = runner.invoke(app, ["store", "export", "--store", mongo_url, done_id, "--out", str(one)])
     assert res.exit_code == 0, res.output
     back = SQLiteStore(tmp_path / "back.db")
-    res = runner.invoke(app, ["store", "import", "--store", f"sqlite:///{back.path}", str(one)])
+    res = runner.invoke(
+        app, ["store", "import", "--store", f"sqlite:///{back.path}", str(one), "--keep-owners"]
+    )
     assert res.exit_code == 0, res.output
     assert [s.id for s in back.list_searches()] == [done_id]
     assert back.get_search(done_id).to_dict() == source.get_search(done_id).to_dict()

@@ -157,14 +157,30 @@ def test_a_search_needs_a_model_or_a_function() -> None:
 
 @pytest.mark.parametrize(
     "function",
-    ["module:func", "pkg.mod:Class.method", "_a.b_1:c"],
+    ["module:func", "pkg.mod:run", "a.b_1:c", "A1.b2:Fn_3"],
 )
 def test_good_function_names(function: str) -> None:
     assert validate(function_doc({"x": 1}, objective={"function": function})).objective_function == function
 
 
 @pytest.mark.parametrize(
-    "function", ["module", "mod:", ":f", "a.b:c()", "os.system('x'):f", "a..b:c", "1a:f", "a:b:c"]
+    "function",
+    [
+        "module",
+        "mod:",
+        ":f",
+        "a.b:c()",
+        "os.system('x'):f",
+        "a..b:c",
+        "1a:f",
+        "a:b:c",
+        # one name after the colon: no attribute chain into what the module imports, no private names
+        "pkg.mod:Class.method",
+        "pkg.mod:subprocess.run",
+        "pkg:_private",
+        "_a.b_1:c",
+        "pkg.__main__:main",
+    ],
 )
 def test_bad_function_names(function: str) -> None:
     assert_error(

@@ -171,6 +171,59 @@ def test_heartbeat_extends_lease_and_saves_history(store: Store, clock: FakeCloc
     assert store.heartbeat(t.id, "wrong", 10).reason == "lease_lost"
 
 
+def ep(i: int) -> dict[str, Any]:
+    return {"epoch": i + 1, "loss": 1.0 / (i + 1)}
+
+
+def test_heartbeat_appends_new_epochs_idempotently(store: Store, clock: FakeClock) -> None:
+    create(store)
+    t = store.claim("w", 30)
+    assert t and t.lease_token
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(0)], from_epoch=0)
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(1), ep(2)], from_epoch=1)
+    store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(1), ep(2)], from_epoch=1)  # answer was lost
+    store.heartbeat(t.id, t.lease_token, 30)  # a plain heartbeat keeps the history
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)], "a resent batch is not duplicated"
+    [listed] = store.list_trials(t.search_id)
+    assert listed.history == [ep(0), ep(1), ep(2)]
+    [got] = store.get_trials([t.id])
+    assert got.history == [ep(0), ep(1), ep(2)]
+    with pytest.raises(ValueError, match="from_epoch: 5 is past the 3 epoch"):
+        store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(5)], from_epoch=5)
+    with pytest.raises(ValueError, match="from_epoch"):
+        store.heartbeat(t.id, t.lease_token, 30, new_epochs=[ep(0)])
+    with pytest.raises(ValueError, match="not both"):
+        store.heartbeat(t.id, t.lease_token, 30, [ep(0)], new_epochs=[ep(0)], from_epoch=0)
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)], "a refused append saves nothing"
+    assert store.heartbeat(t.id, "stale", 30, new_epochs=[ep(3)], from_epoch=3).reason == "lease_lost"
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    store.report(t.id, t.lease_token, done(0.3))  # a report without a history keeps the appended one
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    exported = store.export_search(t.search_id)["trials"][0]["history"]
+    assert exported == [ep(0), ep(1), ep(2)]
+
+
+def test_appended_history_restarts_with_a_new_attempt_and_a_whole_history_replaces_it(
+    store: Store, clock: FakeClock
+) -> None:
+    create(store)
+    t = store.claim("w", 10)
+    assert t and t.lease_token
+    store.heartbeat(t.id, t.lease_token, 10, [ep(0), ep(1)])  # saved whole (an older worker)
+    store.heartbeat(t.id, t.lease_token, 10, new_epochs=[ep(2)], from_epoch=2)
+    assert store.get_trial(t.id).history == [ep(0), ep(1), ep(2)]
+    store.heartbeat(t.id, t.lease_token, 10, new_epochs=[ep(7), ep(8)], from_epoch=1)
+    assert store.get_trial(t.id).history == [ep(0), ep(7), ep(8)], "history[:k] + new"
+    clock.advance(11)
+    assert store.requeue_expired() == 1
+    again = store.claim("w2", 10)
+    assert again and again.id == t.id and again.lease_token
+    store.heartbeat(again.id, again.lease_token, 10, new_epochs=[ep(4)], from_epoch=0)
+    assert store.get_trial(t.id).history == [ep(4)], "the new attempt starts the history afresh"
+    store.report(again.id, again.lease_token, TrialResult.done({"loss": 0.1}, history=[ep(0), ep(1)]))
+    assert store.get_trial(t.id).history == [ep(0), ep(1)], "a reported history replaces the appended one"
+
+
 def test_expired_lease_is_requeued_with_its_config_and_finished_by_another(
     store: Store, clock: FakeClock
 ) -> None:
@@ -206,7 +259,8 @@ def test_out_of_retries_the_trial_fails_as_worker_lost(store: Store, clock: Fake
     got = store.get_trial(t.id)
     assert got.state == TrialState.FAILED and got.error and "worker lost" in got.error
     search = store.get_search(s.id)
-    assert search.counts.failed == 1 and search.status in (SearchStatus.COMPLETED, SearchStatus.FAILED)
+    assert search.counts.failed == 1 and search.status == SearchStatus.FAILED, "no trial succeeded"
+    assert search.error and "no trial succeeded" in search.error and "worker lost" in search.error
     assert store.claim("w") is None
 
 
@@ -300,6 +354,78 @@ def test_consecutive_failures_fail_the_search_and_keep_the_error(store: Store) -
     assert store.claim("w") is None
     reopened = store.extend_search(s.id, 1)
     assert reopened.status == SearchStatus.RUNNING and reopened.consecutive_failures == 0
+
+
+def test_a_search_error_fails_the_search_at_once(store: Store) -> None:
+    """A trial that failed because of the document itself (its model cannot be built, its dataset
+    loaded) fails the search on the first report, whatever ``max_consecutive_failures`` says: the open
+    trials are cancelled and the rest of the budget is not spent."""
+    s = create(store, max_trials=10, max_consecutive_failures=5)
+    t, bystander = store.claim("w"), store.claim("w")
+    assert t and t.lease_token and bystander
+    got = store.report(
+        t.id, t.lease_token, TrialResult.failed("ModelBuildError: kernel too large", search_error=True)
+    )
+    assert got.state == TrialState.FAILED and got.info["error_kind"] == "search"
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.finished_at is not None
+    assert f.error and "kernel too large" in f.error and "search document" in f.error
+    assert f.counts.total == 2 and f.counts.failed == 1 and f.counts.cancelled == 1
+    assert store.get_trial(bystander.id).state == TrialState.CANCELLED
+    assert store.claim("w") is None, "nothing more of the budget is claimed"
+    reopened = store.extend_search(s.id, 1)
+    assert reopened.status == SearchStatus.RUNNING and reopened.error is None
+
+
+def test_a_search_error_flag_on_a_done_report_changes_nothing(store: Store) -> None:
+    s = create(store, max_trials=3, max_consecutive_failures=5)
+    t = store.claim("w")
+    assert t and t.lease_token
+    got = store.report(t.id, t.lease_token, TrialResult.done({"loss": 0.3}, search_error=True))
+    assert got.state == TrialState.DONE and "error_kind" not in got.info
+    assert store.get_search(s.id).status == SearchStatus.RUNNING
+
+
+def test_ordinary_failures_keep_the_consecutive_rule(store: Store) -> None:
+    s = create(store, max_trials=10, max_consecutive_failures=3)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"ResourceExhaustedError: OOM {i}"))
+    assert store.get_search(s.id).status == SearchStatus.RUNNING
+
+
+def test_a_budget_spent_without_a_done_trial_fails_the_search(store: Store) -> None:
+    """Every slot finished but none succeeded: ``failed`` with the last error, not ``completed``; a
+    later done trial (after ``extend``) completes it."""
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"boom {i}"))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED and f.finished_at is not None
+    assert f.error == "no trial succeeded (2 failed); last error: boom 1"
+    assert store.claim("w") is None
+    store.extend_search(s.id, 1)
+    t = store.claim("w")
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, done(0.2))
+    end = store.get_search(s.id)
+    assert end.status == SearchStatus.COMPLETED and end.error is None
+
+
+def test_a_budget_ending_on_a_cancelled_trial_names_the_last_failure(store: Store) -> None:
+    """The slot that spends the budget need not be a failed one: the error still names the last failure
+    (MongoDB reads it back from the trials)."""
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    a, b = store.claim("w"), store.claim("w")
+    assert a and b and a.lease_token and b.lease_token
+    store.report(a.id, a.lease_token, TrialResult.failed("first boom"))
+    store.report(b.id, b.lease_token, TrialResult(state=TrialState.PRUNED))
+    f = store.get_search(s.id)
+    assert f.status == SearchStatus.FAILED
+    assert f.error == "no trial succeeded (1 failed, 1 pruned); last error: first boom"
 
 
 def test_claims_are_fair_across_searches(store: Store) -> None:
@@ -472,6 +598,24 @@ def test_datasets_round_trip_in_chunks(store: Store, clock: FakeClock) -> None:
         store.get_dataset("d1")
 
 
+def test_searches_using_dataset_lists_only_non_final_searches_reading_it(store: Store) -> None:
+    def keras(name: str, dataset: dict[str, Any], **kw: Any) -> Any:
+        model = {"layers": [{"type": "Dense", "units": {"choice": [4, 8]}}]}
+        objective = {"metric": "val_accuracy"}
+        return create(store, name=name, dataset=dataset, model=model, objective=objective, params=None, **kw)
+
+    uses = keras("uses", {"upload": "d1"})
+    keras("other", {"upload": "d2"})
+    keras("builtin", {"name": "digits"})
+    running = keras("running", {"upload": "d1"}, max_trials=2)
+    assert store.claim("w", search_id=running.id) is not None
+    finished = keras("finished", {"upload": "d1"})
+    store.cancel_search(finished.id)
+    got = store.searches_using_dataset("d1")
+    assert [s.id for s in got] == [running.id, uses.id]
+    assert store.searches_using_dataset("d3") == []
+
+
 # ---------------------------------------------------------------- export / import
 
 
@@ -600,6 +744,19 @@ def test_import_completes_a_running_search_whose_slots_all_finished(store: Store
     assert store.claim("w") is None
 
 
+def test_import_fails_a_running_search_whose_slots_all_failed(store: Store) -> None:
+    s = create(store, max_trials=2, max_consecutive_failures=5)
+    for i in range(2):
+        t = store.claim("w")
+        assert t and t.lease_token
+        store.report(t.id, t.lease_token, TrialResult.failed(f"boom {i}"))
+    bundle = store.export_search(s.id)
+    store.delete_search(s.id)
+    bundle["search"].update(status="running", finished_at=None, error=None)
+    got = store.import_search(bundle)
+    assert got.status == SearchStatus.FAILED and got.error and "no trial succeeded" in got.error
+
+
 def test_import_cancels_open_trials_of_a_final_search(store: Store) -> None:
     """An export taken while a failed search was still cancelling its trials (MongoDB cancels them one
     by one): the imported search is final, so its open trials arrive cancelled."""
@@ -706,3 +863,54 @@ def test_only_a_failed_trial_can_fail_the_search(store: Store) -> None:
     store.report(t.id, t.lease_token, TrialResult.failed("boom"))
     f = store.get_search(s.id)
     assert f.status == SearchStatus.FAILED and f.error and "boom" in f.error
+
+
+# ---------------------------------------------------------------- quotas
+
+
+def test_quota_overrides_are_stored_replaced_listed_and_deleted(store: Store) -> None:
+    assert store.get_quota("alice") is None and store.list_quotas() == {}
+    assert store.set_quota("alice", {"max_running_searches": 2, "max_trials": None}) == {
+        "max_running_searches": 2,
+        "max_trials": None,
+    }
+    assert store.get_quota("alice") == {"max_running_searches": 2, "max_trials": None}
+    store.set_quota("alice", {"max_stored_bytes": 10})  # replaces the override whole
+    store.set_quota("bob", {})
+    assert store.list_quotas() == {"alice": {"max_stored_bytes": 10}, "bob": {}}
+    for bad, field in (
+        ({"max_gpus": 1}, "max_gpus"),
+        ({"max_trials": -1}, "max_trials"),
+        ({"max_trials": True}, "max_trials"),
+    ):
+        with pytest.raises(ValueError, match=field):
+            store.set_quota("alice", bad)
+    assert store.get_quota("alice") == {"max_stored_bytes": 10}, "a refused override changes nothing"
+    store.delete_quota("alice")
+    assert store.get_quota("alice") is None
+    with pytest.raises(NotFound):
+        store.delete_quota("alice")
+
+
+def test_usage_counts_running_searches_trials_and_stored_bytes(store: Store) -> None:
+    from hyperhive.quotas import TRIAL_BYTES_ESTIMATE
+
+    assert store.usage("alice").to_dict() == {"running_searches": 0, "stored_bytes": 0, "trials": 0}
+    a = create(store, max_trials=3)
+    b = create(store, max_trials=2)
+    create(store, owner="bob", max_trials=7)
+    t = store.claim("w", search_id=a.id)
+    assert t and t.lease_token
+    store.report(t.id, t.lease_token, done(0.5))
+    store.cancel_search(b.id)
+    store.save_dataset(
+        DatasetInfo(id="d1", name="d.npz", owner="alice", size=1000, sha256="0" * 64, created_at=1.0), [b"x"]
+    )
+    usage = store.usage("alice")
+    assert usage.running_searches == 1, "the cancelled search no longer runs"
+    assert usage.trials == 5, "the budgets of every kept search"
+    document_bytes = usage.stored_bytes - 1000 - TRIAL_BYTES_ESTIMATE
+    assert 2 * 100 < document_bytes < 2 * 2000, "the two search documents, as JSON"
+    store.delete_search(b.id)
+    assert store.usage("alice").trials == 3
+    assert store.usage("bob").trials == 7 and store.usage("bob").running_searches == 1

@@ -5,7 +5,7 @@ The model is deliberately small: per search its status, budget, consecutive fail
 fairness keys; per trial its state, lease token, lease expiry, attempts and the token that reported it.
 After every step the store must agree with the model exactly, and its own counters must agree with its
 trials (counts by state sum to the trials, ``total <= max_trials``, numbers ``0..n-1``, ``completed``
-iff every slot finished, ``best_trial_id`` the best done trial).
+iff every slot finished and one is done, ``best_trial_id`` the best done trial).
 """
 
 from __future__ import annotations
@@ -100,7 +100,15 @@ class StoreMachine(RuleBasedStateMachine):
     def _finished(self, s: MSearch) -> int:
         return sum(1 for t in s.trials if self.trials[t].state.is_final)
 
-    def _finish(self, t: MTrial, state: TrialState, value: float | None, reported_by: str | None) -> None:
+    def _finish(
+        self,
+        t: MTrial,
+        state: TrialState,
+        value: float | None,
+        reported_by: str | None,
+        *,
+        fails_search: bool = False,
+    ) -> None:
         s = self.searches[t.search_id]
         now = self.clock()
         t.state, t.token, t.expires, t.value, t.reported_by, t.updated_at = (
@@ -115,11 +123,12 @@ class StoreMachine(RuleBasedStateMachine):
                 s.best_id, s.best_value = t.id, value
         if s.status.is_final:
             return
-        if state == TrialState.FAILED and s.consecutive >= s.k:
+        if state == TrialState.FAILED and (fails_search or s.consecutive >= s.k):
             s.status = SearchStatus.FAILED
             self._cancel_open(s)
         elif self._finished(s) >= s.max_trials:
-            s.status = SearchStatus.COMPLETED
+            any_done = any(self.trials[x].state == TrialState.DONE for x in s.trials)
+            s.status = SearchStatus.COMPLETED if any_done else SearchStatus.FAILED
 
     def _cancel_open(self, s: MSearch) -> None:
         for t in self._open(s):
@@ -319,7 +328,7 @@ class StoreMachine(RuleBasedStateMachine):
 
     @rule(
         held=tokens,
-        kind=st.sampled_from(["done", "failed", "pruned", "pruned-no-history", "no-metric"]),
+        kind=st.sampled_from(["done", "failed", "pruned", "pruned-no-history", "no-metric", "search-error"]),
         value=st.sampled_from([0.1, 0.5, 0.9]),
     )
     def report(self, held: tuple[str, str], kind: str, value: float) -> None:
@@ -327,6 +336,7 @@ class StoreMachine(RuleBasedStateMachine):
         result = {
             "done": TrialResult.done({"score": value}),
             "failed": TrialResult.failed("boom"),
+            "search-error": TrialResult.failed("cannot build", search_error=True),
             "pruned": TrialResult(state=TrialState.PRUNED, history=[{"epoch": 2, "score": value}]),
             "pruned-no-history": TrialResult(state=TrialState.PRUNED),
             "no-metric": TrialResult.done({"other": value}),
@@ -350,11 +360,12 @@ class StoreMachine(RuleBasedStateMachine):
             "pruned": TrialState.PRUNED,
             "pruned-no-history": TrialState.PRUNED,
             "no-metric": TrialState.FAILED,
+            "search-error": TrialState.FAILED,
         }[kind]
         expected = value if kind in ("done", "pruned") else None
         got = self.store.report(tid, token, result)
         assert got.state == state and got.value == expected
-        self._finish(t, state, expected, hash_token(token))
+        self._finish(t, state, expected, hash_token(token), fails_search=kind == "search-error")
 
     @rule(held=tokens, value=st.sampled_from([0.2, 0.7]))
     def report_done(self, held: tuple[str, str], value: float) -> None:
@@ -425,6 +436,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert got.status == s.status, (got.status, s.status, c)
             if got.status == SearchStatus.COMPLETED:
                 assert c.finished == got.max_trials, "completed means every slot finished"
+                assert c.done >= 1, "completed means at least one trial succeeded"
             if got.status in (SearchStatus.PENDING, SearchStatus.RUNNING):
                 assert c.finished < got.max_trials, "a runnable search has unfinished slots"
             if got.status.is_final:

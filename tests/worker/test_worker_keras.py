@@ -38,16 +38,22 @@ EXAMPLES = Path(search_spaces.__file__).parent / "examples"
 
 
 class RecordingStore(StoreProxy):
-    """Records the length of the history each heartbeat saved."""
+    """Records the length of the history each heartbeat saved (and how many epochs it sent)."""
 
     def __init__(self, store: SQLiteStore) -> None:
         super().__init__(store)
         self.saved: list[int] = []
+        self.sent: list[int] = []
 
-    def heartbeat(self, trial_id: str, token: str, lease: float = 60.0, history: Any = None) -> Any:
+    def heartbeat(
+        self, trial_id: str, token: str, lease: float = 60.0, history: Any = None, **kw: Any
+    ) -> Any:
         if history is not None:
             self.saved.append(len(history))
-        return self._store.heartbeat(trial_id, token, lease, history=history)
+        if kw.get("new_epochs"):
+            self.saved.append(kw["from_epoch"] + len(kw["new_epochs"]))
+            self.sent.append(len(kw["new_epochs"]))
+        return self._store.heartbeat(trial_id, token, lease, history=history, **kw)
 
 
 def test_lecture_cnn_search_end_to_end_then_retrain(store: SQLiteStore, tmp_path: Path) -> None:
@@ -62,6 +68,7 @@ def test_lecture_cnn_search_end_to_end_then_retrain(store: SQLiteStore, tmp_path
     s = store.get_search(search.id)
     assert (s.status, s.counts.done, s.counts.total) == ("completed", 3, 3)
     assert recording.saved == [1, 2] * 3  # history saved at every epoch, while running
+    assert recording.sent == [1, 1] * 3  # each epoch sent once, not the whole history again
     trials = store.list_trials(search.id)
     assert s.best_value == max(t.value for t in trials)
     hashes = {t.info["dataset_sha256"] for t in trials}

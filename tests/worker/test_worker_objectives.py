@@ -37,9 +37,9 @@ def test_numbers_and_mappings_become_metrics() -> None:
     ("reference", "error", "message"),
     [
         ("subprocess:run", ObjectiveRefused, "refused: module 'subprocess'"),
-        ("hh_objectives", ObjectiveError, "must look like 'package.module:callable'"),
+        ("hh_objectives", ObjectiveError, "must look like 'package.module:function'"),
         ("hh_objectives:missing", ObjectiveError, "has no 'missing'"),
-        ("hh_objectives:_private", ObjectiveError, "private names"),
+        ("hh_objectives:_private", ObjectiveError, "no names starting with '_'"),
         ("hh_objectives.nope:f", ObjectiveError, "cannot import"),
         ("search_spaces.objectives:conditional_toy", ObjectiveError, "no finite number for metric 'score'"),
     ],
