@@ -32,7 +32,7 @@ from hyperopt.base import (
 )
 
 from hyperhive.models import Search, Trial, TrialState
-from hyperhive.tpe import CachedTPE
+from hyperhive.tpe_fast import FastTPE
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -49,7 +49,16 @@ def _objective_placeholder(_: Any) -> float:
 
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
-    (TPE as :class:`~hyperhive.tpe.CachedTPE`: the same suggestions, its posterior graph built once)."""
+    (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental).
+
+    Refuses (ValueError naming the option and the limit) an option beyond
+    :data:`search_spaces.limits.ALGORITHM_MAXIMA`, whatever stored the document."""
+    from search_spaces.limits import ALGORITHM_MAXIMA
+
+    for key, limit in ALGORITHM_MAXIMA.get(name, {}).items():
+        value = options.get(key)
+        if value is not None and not (isinstance(value, int | float) and value <= limit):
+            raise ValueError(f"algorithm.{key}: must be at most {limit:g}, got {value!r}")
     if name == "random":
         return rand.suggest
     if name == "anneal":
@@ -62,7 +71,7 @@ def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
             "prior_weight": "prior_weight",
         }
         kw = {renamed[k]: v for k, v in options.items() if k in renamed}
-        return CachedTPE(**kw)
+        return FastTPE(**kw)
     raise ValueError(f"unknown algorithm {name!r}")
 
 

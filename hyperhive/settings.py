@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list, description="allowed CORS origins; none = off")
     max_request_bytes: int = Field(1 << 20, ge=1024, description="largest JSON/YAML request body")
     max_upload_bytes: int = Field(512 << 20, ge=1024, description="largest dataset upload")
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Host names the API answers besides 127.0.0.1, localhost, [::1] and host "
+        "(comma-separated in HYPERHIVE_ALLOWED_HOSTS; '*.example.com' for subdomains, '*' for any)",
+    )
 
     # per-user quotas (hyperhive.quotas): defaults for every non-admin user; an admin overrides them per
     # user with `hyperhive quota set`. "none" (or "unlimited") lifts a limit.
@@ -130,6 +135,16 @@ class Settings(BaseSettings):
         from hyperhive.quotas import Limits
 
         return Limits(self.quota_max_running_searches, self.quota_max_stored_bytes, self.quota_max_trials)
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        """``a.example.com, b.example.com`` or a JSON list; ``[::1]`` alone is a host, not JSON."""
+        if not isinstance(v, str):
+            return v
+        if v.strip().startswith('["'):
+            return json.loads(v)
+        return [h.strip() for h in v.split(",") if h.strip()]
 
     @property
     def data_dir(self) -> Path:

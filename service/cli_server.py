@@ -252,12 +252,14 @@ def run_embedded(
                 expand=False,
             )
         )
+        console.print(f"dashboard: {emb.url}/login?token={emb.token}", soft_wrap=True, highlight=False)
         client = Client(emb.url, emb.token)
         search_id = None
         if submit_file is not None:
             s = client.submit_file(submit_file)
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
+            console.print(f"watch it at {emb.url}/searches/{search_id}", soft_wrap=True, highlight=False)
             if own_search_only:
                 emb.start_workers(search_id)
                 others = [

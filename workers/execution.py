@@ -215,9 +215,16 @@ def _run_keras(
     info: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> TrialResult | None:
+    from search_spaces import SpecError
+    from search_spaces.limit_checks import check_config_limits
     from workers.datasets import DatasetDownloadError, DatasetError, search_dataset
     from workers.model_builder import ModelBuildError
     from workers.optimizers import TrainingConfigError
+
+    try:  # the limits of search_spaces/limits.py, also for a configuration that went round the API
+        check_config_limits(trial.config or {})
+    except SpecError as exc:
+        raise ModelBuildError(f"the configuration is beyond the search limits: {exc}") from None
     from workers.training import run_keras_trial
 
     t = time.perf_counter()

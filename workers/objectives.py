@@ -12,7 +12,7 @@ not ``search_spaces.objectives_evil``). The prefixes are ``Settings.allow_object
 The reference names ONE plain function (see :func:`resolve`): the part after the colon is a single name,
 the object must be a Python function and its own ``__module__`` must be allowed too. Anyone who may
 submit a search may call any such public function of an allowed module with a mapping they choose, so
-allow only modules written to be objectives (docs/security-objectives.md).
+allow only modules written to be objectives (docs/security.md).
 
 The function receives the configuration's ``params`` mapping and returns a number (the objective
 metric's value) or a mapping of metrics (numbers, or JSON-serialisable values for extras). The module is

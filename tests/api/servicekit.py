@@ -61,7 +61,8 @@ def bearer(secret: str) -> dict[str, str]:
 def make_client(settings: Settings, store: Store) -> TestClient:
     from service.app import create_app
 
-    return TestClient(create_app(settings, store), raise_server_exceptions=False)
+    # 127.0.0.1, not TestClient's default "testserver": the API answers only hosts it is reached by
+    return TestClient(create_app(settings, store), base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
 def run_trials(

@@ -74,6 +74,7 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> Non
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert up["url"] in out and token in out
+    assert f"dashboard: {up['url']}/login?token={token}\n" in out  # one line, never wrapped
     assert "hyperhive stopped" in err and "Traceback" not in err
     assert not (home / "up.json").exists()
     # a second `up` reuses the store and the token
