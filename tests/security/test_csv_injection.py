@@ -30,7 +30,9 @@ def test_csv_export_escapes_formula_cells(tmp_path: Path) -> None:
     settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home")  # type: ignore[call-arg]
     store = SQLiteStore(tmp_path / "hh.db")
     _, secret = store.create_token("mallory")
-    client = TestClient(create_app(settings, store), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(settings, store), base_url="http://127.0.0.1", raise_server_exceptions=False
+    )
     auth = {"Authorization": f"Bearer {secret}"}
     document = {
         "name": "csv-injection",
