@@ -293,8 +293,8 @@ def _opened(store: str | None) -> Iterator[Store]:
     from hyperhive.settings import get_settings
     from hyperhive.store import open_store
 
-    url = get_settings(store=store).store
     try:
+        url = get_settings(store=store).store
         s = open_store(url)
     except BadStoreURL as exc:
         raise _fail(str(exc), 2) from None
@@ -304,6 +304,8 @@ def _opened(store: str | None) -> Iterator[Store]:
         yield s
     except HyperhiveError as exc:
         raise _fail(str(exc)) from None
+    except BrokenPipeError:  # `store export -o - | head` closed stdout: typer ends quietly
+        raise
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:
