@@ -25,8 +25,15 @@ EXIT_USAGE = 2
 EXIT_STORE = 3
 
 
-def open_cli_store(url: str, *, must_exist: bool = False) -> Store:
-    """The store ``url`` names, or a one-line error and an exit (see the module docstring)."""
+MISSING_HINT = (
+    "start `hyperhive up` or `hyperhive serve` there first, or fix --store "
+    "(sqlite:///relative/path.db or sqlite:////absolute/path.db)"
+)
+
+
+def open_cli_store(url: str, *, must_exist: bool = False, missing_hint: str = MISSING_HINT) -> Store:
+    """The store ``url`` names, or a one-line error and an exit (see the module docstring);
+    ``missing_hint`` ends the error of a missing SQLite file."""
     from hyperhive.console import fail
     from hyperhive.store import open_store, redact_url, sqlite_path
 
@@ -34,9 +41,7 @@ def open_cli_store(url: str, *, must_exist: bool = False) -> Store:
         path = sqlite_path(url.strip())
         if must_exist and path and path != ":memory:" and not Path(path).is_file():
             raise fail(
-                f"no store at {Path(path).resolve()} (from {url}): start `hyperhive up` or `hyperhive serve` "
-                "there first, or fix --store (sqlite:///relative/path.db or sqlite:////absolute/path.db)",
-                EXIT_USAGE,
+                f"no store at {Path(path).resolve()} (from {redact_url(url)}): {missing_hint}", EXIT_USAGE
             )
         return open_store(url)
     except BadStoreURL as exc:
@@ -46,9 +51,9 @@ def open_cli_store(url: str, *, must_exist: bool = False) -> Store:
 
 
 @contextlib.contextmanager
-def cli_store(url: str, *, must_exist: bool = False) -> Iterator[Store]:
+def cli_store(url: str, *, must_exist: bool = False, missing_hint: str = MISSING_HINT) -> Iterator[Store]:
     """:func:`open_cli_store` as a context manager that closes the store."""
-    store = open_cli_store(url, must_exist=must_exist)
+    store = open_cli_store(url, must_exist=must_exist, missing_hint=missing_hint)
     try:
         yield store
     finally:

@@ -94,15 +94,19 @@ class Client:
     # ------------------------------------------------------------------ searches
     def submit(self, document: str | bytes | dict[str, Any], fmt: str | None = None) -> dict[str, Any]:
         """Submit a search: a mapping (sent as JSON) or its text; ``fmt`` ``yaml`` | ``json`` | None
-        (detected by the server). Returns the created search."""
+        (detected here: JSON when the text is a JSON object, else YAML; the server reads only bodies that
+        say their content type). Returns the created search."""
         if isinstance(document, dict):
             return self._json("POST", "/api/searches", json=document)
-        ctype = {"yaml": YAML_CONTENT_TYPE, "json": "application/json"}.get(fmt or "", "text/plain")
         content = document.encode("utf-8") if isinstance(document, str) else document
+        if fmt is None:
+            fmt = "json" if _is_json_object(content) else "yaml"
+        ctype = {"yaml": YAML_CONTENT_TYPE, "json": "application/json"}.get(fmt, YAML_CONTENT_TYPE)
         return self._json("POST", "/api/searches", content=content, headers={"Content-Type": ctype})
 
     def submit_file(self, path: str | Path) -> dict[str, Any]:
-        """Submit a ``.yaml``/``.yml``/``.json`` file (other suffixes are detected by the server)."""
+        """Submit a ``.yaml``/``.yml``/``.json`` file (other suffixes: JSON if the text is a JSON object,
+        else YAML)."""
         p = Path(path)
         fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(p.suffix.lower())
         return self.submit(p.read_bytes(), fmt)
@@ -202,6 +206,13 @@ class Client:
         except ClientError:
             return False
         return True
+
+
+def _is_json_object(content: bytes) -> bool:
+    try:
+        return isinstance(json.loads(content), dict)
+    except (ValueError, RecursionError):
+        return False
 
 
 def _clean(params: dict[str, Any]) -> dict[str, Any]:

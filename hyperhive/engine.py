@@ -32,7 +32,7 @@ from hyperopt.base import (
 )
 
 from hyperhive.models import Search, Trial, TrialState
-from hyperhive.tpe import CachedTPE
+from hyperhive.tpe_fast import FastTPE
 
 if TYPE_CHECKING:
     from hyperhive.policy import TrialFeed
@@ -49,17 +49,25 @@ def _objective_placeholder(_: Any) -> float:
 
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
-    (TPE as :class:`~hyperhive.tpe.CachedTPE`: the same suggestions, its posterior graph built once).
-    The options are renamed as hyperopt names them by :func:`search_spaces.spec.hyperopt_options`."""
+    (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental).
+    The options are renamed as hyperopt names them by :func:`search_spaces.spec.hyperopt_options`.
+
+    Refuses (ValueError naming the option and the limit) an option beyond
+    :data:`search_spaces.limits.ALGORITHM_MAXIMA`, whatever stored the document."""
+    from search_spaces.limits import ALGORITHM_MAXIMA
     from search_spaces.spec import hyperopt_options
 
+    for key, limit in ALGORITHM_MAXIMA.get(name, {}).items():
+        value = options.get(key)
+        if value is not None and not (isinstance(value, int | float) and value <= limit):
+            raise ValueError(f"algorithm.{key}: must be at most {limit:g}, got {value!r}")
     kw = hyperopt_options(name, options)  # ValueError for an unknown algorithm
     if name == "random":
         return rand.suggest
     if name == "anneal":
         return functools.partial(anneal.suggest, **kw)
     if name == "tpe":
-        return CachedTPE(**kw)
+        return FastTPE(**kw)
     raise ValueError(f"unknown algorithm {name!r}")
 
 

@@ -5,6 +5,9 @@ on every call, although it depends only on the space, ``prior_weight`` and ``gam
 space that is about a third of each ask. :class:`CachedTPE` is ``tpe.suggest`` (hyperopt 0.2.7-0.3.x)
 with that graph kept between calls; everything else is hyperopt's own code path and functions, and
 ``tests/engine/test_tpe_cache.py`` checks that it suggests exactly what ``tpe.suggest`` suggests.
+
+Superseded in the engine by :class:`hyperhive.tpe_fast.FastTPE` (this cache plus vectorised kernels and
+incremental observations); kept as the intermediate step that ``benchmarks/tpe_scale.py`` compares.
 """
 
 from __future__ import annotations

@@ -12,11 +12,11 @@ from __future__ import annotations
 from .checks import BoolRule, EnumRule, StrRule, check, check_keys, int_rule, node_kind
 from .errors import ErrorList
 from .keras_names import DATASET_NAMES
+from .limits import MAX_IMAGE_SIDE
 from .nodes import ListNode, MapNode, Node
 
 SOURCES = ("name", "path", "folder", "upload")
 DATASET_KEYS = frozenset({*SOURCES, "image_size", "subset", "test"})
-MAX_IMAGE_SIDE = 4096
 
 _RULES = {
     "name": EnumRule(DATASET_NAMES),

@@ -21,18 +21,18 @@ from typing import Any
 import yaml
 
 from .errors import DOCUMENT_LOC, ErrorList, SpecError
+from .limits import MAX_BYTES, MAX_DEPTH, MAX_NODES, MAX_PARAMETERS, MAX_TRIALS_LIMIT
 from .paths import index_path, key_path
 
-MAX_BYTES = 256 * 1024
-"""Largest document accepted: as text (UTF-8) and as compact JSON."""
-MAX_DEPTH = 24
-"""Deepest nesting of mappings and lists (the document itself is level 1)."""
-MAX_PARAMETERS = 500
-"""Most distributions (choice included) in one search space."""
-MAX_TRIALS_LIMIT = 100_000
-"""Largest ``max_trials``."""
-MAX_NODES = 200_000
-"""Most values (scalars and containers, after alias expansion) in one document."""
+__all__ = [
+    "MAX_BYTES",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "MAX_PARAMETERS",
+    "MAX_TRIALS_LIMIT",
+    "normalize_document",
+    "parse_text",
+]
 
 _FORMATS = {
     "json": "json",

@@ -25,10 +25,8 @@ import re
 from typing import Any
 
 from .checks import (
-    ARGUMENT_VALUE,
     IDENTIFIER,
     BoolRule,
-    Nullable,
     NumberRule,
     Rule,
     StrRule,
@@ -38,7 +36,14 @@ from .checks import (
     node_kind,
 )
 from .errors import ErrorList
-from .keras_names import COMPOSITE_BLOCK_ARGUMENTS, COMPOSITE_BLOCKS, LAYER_TYPES, REQUIRED
+from .keras_args import (
+    ACTIVATION,
+    ACTIVATION_OR_NULL,
+    check_block_arguments,
+    check_layer_arguments,
+    layer_argument_rule,
+)
+from .keras_names import COMPOSITE_BLOCK_ARGUMENTS, COMPOSITE_BLOCKS, LAYER_TYPES
 from .nodes import Choice, Const, Invalid, ListNode, MapNode, Node
 from .paths import describe, key_path
 
@@ -49,7 +54,7 @@ _BLOCK_RULES = {
     "kernel_size": int_rule(1),
     "strides": int_rule(1),
     "batch_norm": BoolRule(),
-    "activation": StrRule(pattern=IDENTIFIER, max_len=50, what="an activation name"),
+    "activation": ACTIVATION,
 }
 
 
@@ -79,7 +84,7 @@ KNOWN_ARGUMENTS: dict[str, Rule] = {
     "kernel_size": _SizeRule(),
     "pool_size": _SizeRule(),
     "strides": _SizeRule(),
-    "activation": Nullable(StrRule(pattern=IDENTIFIER, max_len=50, what="an activation name")),
+    "activation": ACTIVATION_OR_NULL,
 }
 """Rules for common Keras layer arguments, checked early; other arguments only need plain values."""
 
@@ -147,6 +152,7 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
     """Add the errors of one layer mapping ``{type: ..., **arguments}``."""
     type_node = node.items.get("type")
     layer_type: str | None = None
+    layer_types: list[str] = []  # the Keras layer types this layer may be (a choice of types: several)
     if type_node is None:
         errors.add(node.path, "a layer needs a 'type', e.g. {type: Dense, units: 64}")
     elif isinstance(type_node, Const):
@@ -155,6 +161,7 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
             errors.add(type_node.path, problem)
         else:
             layer_type = type_node.value
+            layer_types = [type_node.value]
     elif isinstance(type_node, Choice):
         for option in type_node.options:
             if isinstance(option, Const):
@@ -163,6 +170,8 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
                 problem = f"must be a layer type name, got {node_kind(option)}"
             if problem:
                 errors.add(option.path, problem)
+            elif isinstance(option, Const):
+                layer_types.append(option.value)
     elif not isinstance(type_node, Invalid):
         errors.add(
             type_node.path, f"must be a layer type name or a choice of them, got {node_kind(type_node)}"
@@ -174,15 +183,15 @@ def check_layer(node: MapNode, errors: ErrorList) -> None:
     if layer_type in COMPOSITE_BLOCKS:
         _check_block(node, layer_type, errors)
         return
+    check_layer_arguments(node, layer_types, errors)
     for key, value in node.items.items():
         if key != "type":
-            check(value, KNOWN_ARGUMENTS.get(key, ARGUMENT_VALUE), errors)
+            check(value, layer_argument_rule(layer_types, key, KNOWN_ARGUMENTS.get(key)), errors)
 
 
 def _check_block(node: MapNode, block: str, errors: ErrorList) -> None:
     arguments = COMPOSITE_BLOCK_ARGUMENTS[block]
-    required = [k for k, v in arguments.items() if v is REQUIRED]
-    check_keys(node, {"type", "name", *arguments}, errors, required=required)
+    check_block_arguments(node, block, errors)
     check(node.items.get("name"), _NAME, errors, allow_dist=False)
     for key in arguments:
         rule = _BLOCK_RULES.get(key, int_rule(1))

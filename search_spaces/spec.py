@@ -40,6 +40,9 @@ from .compiler import compile_space, config_from_vals, parameter_labels, parse_s
 from .dataset_section import check_dataset
 from .document import MAX_TRIALS_LIMIT, normalize_document, parse_text
 from .errors import DOCUMENT_LOC, ErrorList
+from .keras_args import check_objective_metric
+from .limit_checks import check_limits
+from .limits import ALGORITHM_MAXIMA
 from .model_section import check_model
 from .nodes import Const, MapNode, Node, plain
 from .paths import describe
@@ -67,18 +70,20 @@ FUNCTION_PATTERN = r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)*:[A-Za-z][
 """``package.module:function``: ONE function name after the colon (no ``a.b`` attribute chain), no part
 starting with ``_``. Workers check it again, and run only plain functions of allowed modules."""
 MAX_SEED = 2**31 - 1
+_TPE_MAX = ALGORITHM_MAXIMA["tpe"]
+_ANNEAL_MAX = ALGORITHM_MAXIMA["anneal"]
 _MAXIMISED = re.compile(r"accuracy|precision|recall|f1|auc", re.IGNORECASE)
 
 ALGORITHM_OPTIONS: Mapping[str, Mapping[str, tuple[Rule, Any]]] = {
     "tpe": {
-        "n_startup_trials": (int_rule(0), 20),
+        "n_startup_trials": (int_rule(0, int(_TPE_MAX["n_startup_trials"])), 20),
         "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.25),
-        "n_ei_candidates": (int_rule(1), 24),
-        "prior_weight": (NumberRule(lo=0, lo_open=True), 1.0),
+        "n_ei_candidates": (int_rule(1, int(_TPE_MAX["n_ei_candidates"])), 24),
+        "prior_weight": (NumberRule(lo=0, hi=_TPE_MAX["prior_weight"], lo_open=True), 1.0),
     },
     "anneal": {
-        "avg_best_idx": (NumberRule(lo=0, lo_open=True), 2.0),
-        "shrink_coef": (NumberRule(lo=0, lo_open=True), 0.1),
+        "avg_best_idx": (NumberRule(lo=0, hi=_ANNEAL_MAX["avg_best_idx"], lo_open=True), 2.0),
+        "shrink_coef": (NumberRule(lo=0, hi=_ANNEAL_MAX["shrink_coef"], lo_open=True), 0.1),
     },
     "random": {},
 }
@@ -271,6 +276,10 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
             # The embedded default: scikit-learn's digits ship with every install, so a Keras search
             # runs offline. Recorded in the document, so the stored search says what it trained on.
             doc["dataset"] = dict(DEFAULT_DATASET)
+        if function is None and isinstance(objective_node, MapNode):
+            check_objective_metric(
+                objective_node.items.get("metric"), doc.get("dataset"), doc.get("training"), errors
+            )
     elif function is not None:
         if not present("params"):
             errors.add("params", "required when objective.function is given")
@@ -295,6 +304,7 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
         )
     if present("dataset"):
         check_dataset(plain(doc["dataset"], "dataset"), errors)
+    check_limits(nodes, errors)
     errors.raise_if_any()
 
     metric = objective.get("metric") or ("val_accuracy" if present("model") else "loss")

@@ -29,19 +29,25 @@ from types import MappingProxyType
 from typing import Any
 
 from .checks import (
-    ARGUMENT_VALUE,
     IDENTIFIER,
     BoolRule,
     EnumRule,
     Nullable,
     NumberRule,
-    StrRule,
     check,
     check_keys,
     int_rule,
     node_kind,
 )
 from .errors import ErrorList
+from .keras_args import (
+    LOSS,
+    MONITOR,
+    check_optimizer_arguments,
+    check_schedule_arguments,
+    optimizer_argument_rule,
+    schedule_argument_rule,
+)
 from .keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
 from .nodes import Choice, Const, Invalid, MapNode, Node
 from .paths import describe
@@ -57,15 +63,14 @@ TRAINING_DEFAULTS: Mapping[str, Any] = MappingProxyType(
 """What a worker uses for a training key the document leaves out."""
 
 _FRACTION = Nullable(NumberRule(lo=0, hi=1))
-_NAME_RULE = StrRule(pattern=IDENTIFIER, max_len=100, what="a name (letters, digits, _)")
 _RULES = {
     "epochs": int_rule(1),
     "batch_size": int_rule(1),
-    "loss": _NAME_RULE,
+    "loss": LOSS,
     "validation_split": NumberRule(lo=0, hi=1, lo_open=True, hi_open=True),
 }
 _EARLY_STOPPING = {
-    "monitor": StrRule(pattern=r"[A-Za-z_][A-Za-z0-9_.-]*", max_len=100, what="a metric name"),
+    "monitor": MONITOR,
     "patience": int_rule(0),
     "min_delta": NumberRule(lo=0),
     "mode": EnumRule(("min", "max", "auto")),
@@ -136,6 +141,12 @@ def _check_typed(node: MapNode, allowed: frozenset[str], what: str, errors: Erro
     return rest
 
 
+def _type_name(node: MapNode) -> str:
+    """The fixed ``type`` of a typed mapping ("" when it has none)."""
+    type_node = node.items.get("type")
+    return type_node.value if isinstance(type_node, Const) and isinstance(type_node.value, str) else ""
+
+
 def _is_identifier(key: str) -> bool:
     return re.fullmatch(IDENTIFIER, key) is not None
 
@@ -164,7 +175,8 @@ def check_optimizer(node: Node, errors: ErrorList) -> None:
         if key == "learning_rate":
             check_learning_rate(value, errors)
         else:
-            check(value, ARGUMENT_VALUE, errors)
+            check(value, optimizer_argument_rule(_type_name(node), key), errors)
+    check_optimizer_arguments(node, _type_name(node), errors)
 
 
 def check_learning_rate(node: Node, errors: ErrorList) -> None:
@@ -173,7 +185,8 @@ def check_learning_rate(node: Node, errors: ErrorList) -> None:
         for option in node.options:
             check_learning_rate(option, errors)
     elif isinstance(node, MapNode):
-        for value in _check_typed(node, LR_SCHEDULES, "learning-rate schedule", errors).values():
-            check(value, ARGUMENT_VALUE, errors)
+        for key, value in _check_typed(node, LR_SCHEDULES, "learning-rate schedule", errors).items():
+            check(value, schedule_argument_rule(_type_name(node), key), errors)
+        check_schedule_arguments(node, _type_name(node), errors)
     else:
         check(node, _POSITIVE, errors)

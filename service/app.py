@@ -19,7 +19,9 @@ import hyperhive
 from hyperhive.settings import Settings, get_settings
 from hyperhive.store import open_store
 from hyperhive.store.base import Store
+from service.dashboard import install_dashboard
 from service.errors import install_error_handlers
+from service.http_policy import HttpPolicy, allowed_hosts
 from service.middleware import RequestGuard
 from service.routes import datasets, health, quotas, searches, trials, workers
 
@@ -66,6 +68,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     install_error_handlers(app)
     for module in (searches, trials, datasets, workers, health, quotas):
         app.include_router(module.router)
+    # Inside RequestGuard (request id, access line, size limits): Host allow-list, content types, Origin.
+    app.add_middleware(HttpPolicy, hosts=allowed_hosts(settings), cors_origins=settings.cors_origins)
+    install_dashboard(app)
     app.add_middleware(
         RequestGuard,
         max_request_bytes=settings.max_request_bytes,

@@ -137,9 +137,17 @@ class TrialPublic(BaseModel):
     search_id: str
     number: int
     state: TrialState
-    value: float | None
-    loss: float | None
+    value: float | None = Field(description="the objective metric, in its own units")
+    loss: float | None = Field(
+        description="what hyperopt minimises: value for a min objective, -value for a max one "
+        "(read value; this is not the model's training loss, which is metrics.loss)"
+    )
     config: dict[str, Any] | None
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the sampled parameters by document label: a named choice's option name, (none) for "
+        "a null option, a number for a distribution (service/sampled.py)",
+    )
     metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
     error: str | None
     worker_id: str | None
@@ -174,8 +182,8 @@ class TrialPublic(BaseModel):
         }
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialPublic:
-        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics))
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialPublic:
+        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics), params=params or {})
 
 
 class TrialDetail(TrialPublic):
@@ -190,10 +198,11 @@ class TrialDetail(TrialPublic):
     lease_expires_at: float | None
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialDetail:
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialDetail:
         info = {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO}
         return cls(
             **TrialPublic._fields(t),
+            params=params or {},
             metrics=t.metrics,
             history=t.history,
             seed=t.seed,
@@ -203,15 +212,15 @@ class TrialDetail(TrialPublic):
 
 
 class WorkerPublic(BaseModel):
-    """A worker process; ``state`` is ``alive`` or ``lost`` (unseen for ``worker_timeout_seconds``, or
-    stopped)."""
+    """A worker process; ``state`` is ``alive``, ``stopped`` (it exited cleanly) or ``lost`` (unseen for
+    ``worker_timeout_seconds``: killed, crashed or cut off)."""
 
     id: str
     host: str
     pid: int
     gpus: list[str]
     status: str
-    state: Literal["alive", "lost"]
+    state: Literal["alive", "stopped", "lost"]
     current_trial_id: str | None
     started_at: float
     last_seen: float
@@ -225,7 +234,7 @@ class WorkerPublic(BaseModel):
             pid=w.pid,
             gpus=[str(g) for g in w.gpus],
             status=w.status,
-            state="alive" if w.is_alive(now, timeout) else "lost",
+            state="stopped" if w.status == "stopped" else "alive" if w.is_alive(now, timeout) else "lost",
             current_trial_id=w.current_trial_id if show_trial else None,
             started_at=w.started_at,
             last_seen=w.last_seen,

@@ -12,6 +12,8 @@ Every value is a plain Python number or list (JSON-serialisable). Above
 :data:`~hyperhive.payloads.MAX_PER_CLASS_CLASSES` classes the per-class scores, and above
 :data:`~hyperhive.payloads.MAX_MATRIX_CLASSES` the confusion matrix, are not computed (the store would
 not keep them): ``truncated`` is then ``True`` and ``truncated_notes`` says what was left out.
+The scalar names are those
+:mod:`search_spaces.metric_names` lists (what ``objective.metric`` may name); tests/worker check both agree.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ from typing import Any
 import numpy as np
 
 from hyperhive.payloads import MAX_MATRIX_CLASSES, MAX_PER_CLASS_CLASSES
+from search_spaces.metric_names import SPLIT_SCALARS
 
-SCALARS = ("loss", "accuracy", "precision", "recall", "f1")
+SCALARS = SPLIT_SCALARS
 
 
 def scalar_scores(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int, prefix: str) -> dict[str, float]:

@@ -145,6 +145,8 @@ if TYPE_CHECKING:
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
+TOKEN_TOUCH_SECONDS = 60.0
+"""A token's ``last_used_at`` is written at most this often (the API authenticates every request)."""
 CLAIM_ATTEMPTS = 20
 """How many trials one ``claim`` may lose to a concurrent cancel or delete before it answers ``None``."""
 EXPORT_FORMAT = "hyperhive-export/1"
@@ -594,11 +596,20 @@ class Store(abc.ABC):
         return info, secret
 
     def authenticate(self, secret: str) -> TokenInfo | None:
-        """The live token whose secret this is, or ``None``."""
+        """The live token whose secret this is, or ``None``. Records when it was used: ``last_used_at``
+        is written at most every :data:`TOKEN_TOUCH_SECONDS`, so authenticating stays a read."""
         info = self._token_by_hash(hash_token(secret))
         if info is None or info.revoked:
             return None
+        now = self.clock()
+        if info.last_used_at is None or now - info.last_used_at >= TOKEN_TOUCH_SECONDS:
+            self._touch_token(info.id, now)
+            info.last_used_at = now
         return info
+
+    @abc.abstractmethod
+    def _touch_token(self, token_id: str, now: float) -> None:
+        """Set the token's ``last_used_at`` to ``now``."""
 
     @abc.abstractmethod
     def _insert_token(self, info: TokenInfo, token_hash: str) -> None: ...

@@ -298,6 +298,8 @@ def _opened(store: str | None) -> Iterator[Store]:
         yield s
     except HyperhiveError as exc:
         raise _fail(str(exc)) from None
+    except BrokenPipeError:  # `store export -o - | head` closed stdout: typer ends quietly
+        raise
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:

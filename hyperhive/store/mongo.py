@@ -1233,6 +1233,9 @@ class MongoStore(Store):
             for d in self._find("list tokens", self._tokens, {}, sort=[("created_at", ASCENDING)])
         ]
 
+    def _touch_token(self, token_id: str, now: float) -> None:
+        self._call("touch token", self._tokens.update_one, {"_id": token_id}, {"$set": {"last_used_at": now}})
+
     def revoke_token(self, token_id: str) -> None:
         res = self._call(
             "revoke token", self._tokens.update_one, {"_id": token_id}, {"$set": {"revoked": True}}

@@ -828,6 +828,10 @@ class SQLiteStore(Store):
     def list_tokens(self) -> list[TokenInfo]:
         return [self._token(r) for r in self._read("SELECT * FROM tokens ORDER BY created_at")]
 
+    def _touch_token(self, token_id: str, now: float) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
+
     def revoke_token(self, token_id: str) -> None:
         with self._write() as conn:
             if conn.execute("UPDATE tokens SET revoked = 1 WHERE id = ?", (token_id,)).rowcount == 0:

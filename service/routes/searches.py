@@ -1,13 +1,15 @@
 """``/api/searches``: submit, list, read, follow, cancel, extend, delete and export searches.
 
 A search is submitted as its raw document: JSON (``application/json``) or YAML (``application/yaml``,
-``application/x-yaml``, ``text/yaml``); ``text/plain`` or no content type is detected (JSON object, else
-YAML). It is validated by ``search_spaces``; every problem comes back at once as 422 ``{"detail": [{"loc":
+``application/x-yaml``, ``text/yaml``, ``text/x-yaml``); any other content type, ``text/plain`` and none
+included, is 415 (a browser sends those cross-site without asking: see :mod:`service.http_policy`).
+It is validated by ``search_spaces``; every problem comes back at once as 422 ``{"detail": [{"loc":
 ["body", "model", "layers", 3, "rate"], "path": "model.layers[3].rate", "msg": ...}]}``.
 
 Dataset sources in a submitted search: ``name`` (built in) and ``upload`` (an uploaded dataset the user
 may see) for everyone; ``path`` and ``folder`` read files on the worker machines, so only admins may use
-them.
+them, and never the anonymous user of a ``--no-auth`` server (403): any web page its browser opens can
+reach that server.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
 from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.store.base import Store
 from search_spaces import MAX_TRIALS_LIMIT
-from service.deps import CurrentUser, SettingsDep, StoreDep, may_see, owned_search
+from service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
 from service.quotas import within_quota
+from service.sampled import sampled_params
 from service.schemas import (
     ExtendRequest,
     Page,
@@ -40,8 +43,8 @@ from service.schemas import (
 router = APIRouter(prefix="/api/searches", tags=["searches"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
-JSON_TYPES = ("application/json", "text/json")
-DETECT_TYPES = ("text/plain", "")
+JSON_TYPES = ("application/json",)
+ADMIN_SOURCES = ("path", "folder")
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such search (or not yours)"}}
 
 _SUBMIT_BODY = {
@@ -66,10 +69,8 @@ async def read_document(request: Request) -> dict[str, Any]:
         fmt: str | None = "json"
     elif content_type in YAML_TYPES:
         fmt = "yaml"
-    elif content_type in DETECT_TYPES:
-        fmt = None
     else:
-        accepted = ", ".join((*JSON_TYPES, *YAML_TYPES, "text/plain"))
+        accepted = ", ".join((*JSON_TYPES, *YAML_TYPES))
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"unsupported content type {content_type!r}; send one of {accepted}",
@@ -98,7 +99,7 @@ def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits |
         except DatasetError as exc:
             where = "dataset.image_size" if dataset.get("image_size") else "dataset.upload"
             raise SpecError([FieldError(where, exc.errors[0][1])]) from None
-    for key in ("path", "folder"):
+    for key in ADMIN_SOURCES:
         if key in dataset and not user.admin:
             raise SpecError(
                 [
@@ -109,6 +110,27 @@ def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits |
                     )
                 ]
             )
+
+
+def _refuse_anonymous_sources(dataset: Any) -> None:
+    """403 for ``path``/``folder`` datasets from the anonymous user of a ``--no-auth`` server."""
+    if not isinstance(dataset, dict):
+        return
+    refused = [key for key in ADMIN_SOURCES if key in dataset]
+    if refused:
+        msg = (
+            "refused without authentication (--no-auth): any web page open in a browser on this machine "
+            "can reach this server, so an anonymous request may not read files on the worker machines; "
+            "upload the .npz (`hyperhive dataset upload`) and use dataset: {upload: ID}, or run with tokens "
+            "(`hyperhive up` uses an admin token)"
+        )
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            detail=[
+                {"loc": ["body", "dataset", key], "path": f"dataset.{key}", "msg": msg, "type": "forbidden"}
+                for key in refused
+            ],
+        )
 
 
 def _detail(store: Store, search: Search) -> SearchDetail:
@@ -127,7 +149,7 @@ def _detail(store: Store, search: Search) -> SearchDetail:
     response_model=SearchDetail,
     openapi_extra=_SUBMIT_BODY,
     responses={
-        403: {"description": "over the user's quota"},
+        403: {"description": "over the user's quota; path/folder datasets from the --no-auth user"},
         415: {"description": "unsupported content type"},
         422: {"model": ValidationErrorResponse, "description": "every problem in the document"},
     },
@@ -144,6 +166,8 @@ async def create_search(
     def create() -> SearchDetail:
         spec = validate(document)
         dataset = getattr(spec, "dataset", None) or document.get("dataset")
+        if settings.no_auth and user == LOCAL_USER:
+            _refuse_anonymous_sources(spec.dataset)
         _check_dataset(store, user, dataset, Limits.from_settings(settings))
         size = len(json.dumps(spec.to_document(), separators=(",", ":")))
         with within_quota(store, settings, user, searches=1, trials=spec.max_trials, stored_bytes=size):
@@ -203,9 +227,11 @@ def list_trials(
         search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
     )
     total = store.count_trials(search_id, state=state)
+    doc = search.document or {}
     return Page[TrialPublic](
-        items=[TrialPublic.from_trial(t) for t in trials], total=total, limit=limit, offset=offset
-    )
+        items=[TrialPublic.from_trial(t, sampled_params(doc, t.vals, t.config)) for t in trials],
+        total=total, limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 @router.get(
@@ -215,11 +241,11 @@ def list_trials(
 )
 def best_trial(search_id: str, store: StoreDep, user: CurrentUser) -> TrialDetail:
     """The search's best done trial in full; 404 while no trial is done."""
-    owned_search(store, user, search_id)
+    search = owned_search(store, user, search_id)
     best = store.best_trial(search_id)
     if best is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"search {search_id!r} has no done trial yet")
-    return TrialDetail.from_trial(best)
+    return TrialDetail.from_trial(best, sampled_params(search.document or {}, best.vals, best.config))
 
 
 @router.post("/{search_id}/cancel", response_model=SearchDetail, responses=NOT_FOUND)
@@ -292,5 +318,5 @@ def export_search(
     headers = {"Content-Disposition": f'attachment; filename="{export_filename(search, format)}"'}
     if format == "json":
         return JSONResponse(public_bundle(store.export_search(search_id)), headers=headers)
-    text = trials_csv(store.list_trials(search_id))
+    text = trials_csv(store.list_trials(search_id), search.document)
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)

@@ -61,7 +61,8 @@ def bearer(secret: str) -> dict[str, str]:
 def make_client(settings: Settings, store: Store) -> TestClient:
     from service.app import create_app
 
-    return TestClient(create_app(settings, store), raise_server_exceptions=False)
+    # 127.0.0.1, not TestClient's default "testserver": the API answers only hosts it is reached by
+    return TestClient(create_app(settings, store), base_url="http://127.0.0.1", raise_server_exceptions=False)
 
 
 def run_trials(
@@ -208,3 +209,12 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that is sent SIGINT: a shell that starts pytest with ``&`` (no job
+    control) makes SIGINT ignored in it and its children, and Python keeps an inherited SIG_IGN. Start
+    the child with the default disposition so that it reacts as from a terminal, however pytest ran."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -143,7 +143,9 @@ def test_api_answers_422_naming_n_for_every_refused_concurrent_extend(tmp_path: 
     settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home")  # type: ignore[call-arg]
     _, secret = store.create_token("mallory")
     headers = {"Authorization": f"Bearer {secret}"}
-    client = TestClient(create_app(settings, store), raise_server_exceptions=False)
+    client = TestClient(
+        create_app(settings, store), raise_server_exceptions=False, base_url="http://127.0.0.1"
+    )
     sid = client.post("/api/searches", json=DOC, headers=headers).json()["id"]
     barrier = threading.Barrier(20)
     codes: list[int] = []

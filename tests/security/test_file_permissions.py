@@ -106,7 +106,9 @@ def test_the_api_upload_folder_is_private(tmp_path: Path) -> None:
     settings = Settings(store=f"sqlite:///{tmp_path / 'api.db'}", home=home, no_auth=True)  # type: ignore[call-arg]
     store = open_store(settings.store)
     try:
-        client = TestClient(create_app(settings, store), raise_server_exceptions=False)
+        client = TestClient(
+            create_app(settings, store), raise_server_exceptions=False, base_url="http://127.0.0.1"
+        )
         r = client.post("/api/datasets", files={"file": ("d.npz", _npz())})
         assert r.status_code == 201, r.text
         assert mode(home / "uploads") == 0o700 and mode(home) == 0o700

@@ -244,7 +244,9 @@ def test_the_api_answers_422_naming_objective_function(tmp_path: Path) -> None:
     settings = Settings(store=f"sqlite:///{tmp_path / 'api.db'}", home=tmp_path / "home", no_auth=True)  # type: ignore[call-arg]
     api_store = SQLiteStore(tmp_path / "api.db")
     try:
-        client = TestClient(create_app(settings, api_store), raise_server_exceptions=False)
+        client = TestClient(
+            create_app(settings, api_store), raise_server_exceptions=False, base_url="http://127.0.0.1"
+        )
         doc = _function_doc("search_spaces.objectives:math.sqrt", {"x": {"uniform": [0, 1]}})
         response = client.post("/api/searches", json=doc)
         assert response.status_code == 422, response.text

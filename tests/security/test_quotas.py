@@ -55,7 +55,7 @@ class App:
         from service.app import create_app
 
         self.app = create_app(self.settings, store)
-        self.client = TestClient(self.app, raise_server_exceptions=False)
+        self.client = TestClient(self.app, raise_server_exceptions=False, base_url="http://127.0.0.1")
         self.alice = self._token("alice")
         self.bob = self._token("bob")
         self.admin = self._token("root", admin=True)
@@ -233,7 +233,9 @@ def test_cli_sets_and_shows_quotas(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     def make_client(url: str | None, token: str | None) -> Client:
         client = Client("http://testserver")
-        client._http = TestClient(hh.app, headers=who["headers"], raise_server_exceptions=False)
+        client._http = TestClient(
+            hh.app, headers=who["headers"], raise_server_exceptions=False, base_url="http://127.0.0.1"
+        )
         return client
 
     monkeypatch.setattr(cli_quota, "make_client", make_client)

@@ -41,9 +41,17 @@ def test_model_search_defaults() -> None:
     [("val_loss", "min"), ("val_AUC", "max"), ("precision", "max"), ("val_f1_score", "max"), ("mae", "min")],
 )
 def test_objective_mode_follows_the_metric(metric: str, mode: str) -> None:
-    spec = validate(model_doc(objective={"metric": metric}))
+    # a function search may report any metric name (a Keras search's names are checked: test_ss_keras_args)
+    objective = {"function": "search_spaces.objectives:quadratic", "metric": metric}
+    spec = validate(function_doc({"x": 1}, objective=objective))
     assert spec.objective_mode == mode
-    assert validate(model_doc(objective={"metric": metric, "mode": "min"})).objective_mode == "min"
+    objective["mode"] = "min"
+    assert validate(function_doc({"x": 1}, objective=objective)).objective_mode == "min"
+
+
+@pytest.mark.parametrize(("metric", "mode"), [("val_loss", "min"), ("val_f1", "max"), ("train_time", "min")])
+def test_keras_objective_mode_follows_the_metric(metric: str, mode: str) -> None:
+    assert validate(model_doc(objective={"metric": metric})).objective_mode == mode
 
 
 def test_document_round_trips() -> None:
@@ -215,7 +223,7 @@ LAYER_CASES = [
     (
         {"type": "ResidualBlock", "filters": 8, "units": 3},
         "model.layers[0].units",
-        "unknown key; expected one of",
+        "unknown argument for ResidualBlock; it takes activation, batch_norm, filters",
     ),
     ({"type": "ResidualBlock", "filters": 0}, "model.layers[0].filters", ">= 1"),
     ({"type": "ResidualBlock", "filters": {"uniform": [8, 16]}}, "model.layers[0].filters", "gives floats"),
@@ -306,7 +314,7 @@ TRAINING_CASES = [
     ({"batch_size": {"choice": [32, 64.5]}}, "training.batch_size[1]", "got 64.5"),
     ({"validation_split": 1}, "training.validation_split", "must be a number > 0 and < 1"),
     ({"validation_split": {"uniform": [0, 0.3]}}, "training.validation_split", "can give 0"),
-    ({"loss": 3}, "training.loss", "must be a name"),
+    ({"loss": 3}, "training.loss", "must be a loss name, got 3"),
     ({"optimizer": "Adam"}, "training.optimizer", "write {type: Adam}"),
     (
         {"optimizer": {"type": "Adamm"}},

@@ -1,0 +1,64 @@
+"""The dashboard: a browser view of searches and trials, served by the API's app.
+
+A reader of the store interface (through the same store and settings dependencies as the API), plus
+cancel and extend. Pages are rendered on the server (:mod:`.pages`); their scripts fetch JSON from
+``/dashboard-api`` (:mod:`.data`) and draw with plotly.js, served from the installed ``plotly``
+package (no CDN: it works offline). Sign-in and the CSRF guard: :mod:`.session`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI, HTTPException
+from fastapi.responses import FileResponse
+
+from service.dashboard import data, pages
+from service.dashboard.importance import ImportanceCache
+from service.dashboard.views import RowCache
+
+STATIC = Path(__file__).parent / "static"
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
+LONG_CACHE = "public, max-age=31536000, immutable"
+
+static_router = APIRouter(prefix="/dashboard-static", include_in_schema=False)
+
+
+def plotly_bundle() -> Path:
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def plotly_version() -> str:
+    import plotly
+
+    return str(plotly.__version__)
+
+
+@static_router.get("/plotly-{version}.min.js")
+def plotly_js(version: str) -> FileResponse:
+    if version != plotly_version():
+        raise HTTPException(404, detail=f"this server has plotly.js {plotly_version()}")
+    return FileResponse(plotly_bundle(), media_type="text/javascript", headers={"Cache-Control": LONG_CACHE})
+
+
+@static_router.get("/{version}/{name}")
+def static_file(version: str, name: str) -> FileResponse:
+    path = STATIC / name
+    if path.suffix not in STATIC_TYPES or not path.is_file() or path.parent != STATIC:
+        raise HTTPException(404, detail="no such file")
+    # the URL carries the app's version; a new release is a new URL
+    return FileResponse(
+        path, media_type=STATIC_TYPES[path.suffix], headers={"Cache-Control": "public, max-age=3600"}
+    )
+
+
+def install_dashboard(app: FastAPI) -> None:
+    """Mount the dashboard's pages, data endpoints and static files on the API's app."""
+    app.state.dashboard_rows = RowCache()
+    app.state.dashboard_importance = ImportanceCache()
+    app.include_router(static_router)
+    app.include_router(data.router)
+    app.include_router(pages.router)
+    app.add_exception_handler(pages.SignIn, pages.sign_in_redirect)
