@@ -288,13 +288,21 @@ def _shown(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _opened(store: str | None) -> Iterator[Store]:
-    """The store the flag or ``HYPERHIVE_STORE`` names; errors become one line and an exit code."""
+def _opened(store: str | None, must_exist: bool = True) -> Iterator[Store]:
+    """The store the flag or ``HYPERHIVE_STORE`` names; errors become one line and an exit code. A SQLite
+    file must exist unless ``must_exist`` is false (``import`` may start a new store): ``ping`` or ``export``
+    with a mistyped path would otherwise create an empty store and report it as fine."""
     from hyperhive.settings import get_settings
-    from hyperhive.store import open_store
+    from hyperhive.store import open_store, sqlite_path
 
     try:
         url = get_settings(store=store).store
+        path = sqlite_path(url)
+        if must_exist and path and path != ":memory:" and not Path(path).is_file():
+            raise _fail(
+                f"no store at {Path(path).resolve()} (from {url}): run this where the store is (the folder "
+                "of `hyperhive up`) or fix --store / HYPERHIVE_STORE"
+            )
         s = open_store(url)
     except BadStoreURL as exc:
         raise _fail(str(exc), 2) from None
@@ -368,7 +376,7 @@ def import_command(
     if owner is not None and not owner.strip():
         raise _fail("--owner: the name is empty", 2)
     kw: dict[str, Any] = {"skip_existing": skip_existing, "owner": owner, "keep_owners": keep_owners}
-    with _opened(store) as s:
+    with _opened(store, must_exist=False) as s:
         if file == "-":
             summary = import_records(s, sys.stdin, **kw)
         else:
