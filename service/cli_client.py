@@ -325,14 +325,16 @@ def dataset_upload(
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """Upload an .npz (x_train, y_train[, x_val, y_val][, x_test, y_test]); prints its id."""
+    """Upload an .npz (x_train, y_train[, x_val, y_val][, x_test, y_test]); print its id alone on stdout,
+    messages on stderr (DS=$(hyperhive dataset upload d.npz) works)."""
     with make_client(url, token) as client:
         d = client.upload_dataset(file, name)
     if as_json:
         print_json(d)
     else:
-        console.print(f"uploaded dataset [bold]{d['id']}[/] ({d['name']}, {d['size']} bytes)")
-        console.print(f"use it in a search as:  dataset: {{upload: {d['id']}}}")
+        err_console.print(f"uploaded dataset [bold]{d['id']}[/] ({d['name']}, {d['size']} bytes)")
+        err_console.print(f"use it in a search as:  dataset: {{upload: {d['id']}}}")
+        typer.echo(d["id"])  # alone on stdout, like submit
 
 
 @dataset_app.command("list")

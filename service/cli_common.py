@@ -153,6 +153,13 @@ def resolve_client(url: str | None, token: str | None) -> tuple[str, str | None]
         return settings.url, secret
     if not explicit_url and secret is None:
         return up
+    if not explicit_url and settings.url.rstrip("/") != up[0]:  # likely a mistake: say where it goes
+        err_console.print(
+            f"note: your token goes to {settings.url} (the default), not to the `hyperhive up` running here"
+            f" at {up[0]} (a token you give is never sent to a URL read from a file); add --url {up[0]}"
+            " or set HYPERHIVE_URL",
+            highlight=False,
+        )
     if explicit_url and settings.url.rstrip("/") == up[0]:  # the URL `up` printed, without its token
         return settings.url, up[1]
     return settings.url, secret

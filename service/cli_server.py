@@ -230,15 +230,17 @@ def run_embedded(
         started = True
         n = 1 if gpus else workers
         where = "this folder" if home is None else f"this folder with HYPERHIVE_HOME={home_dir}"
+        moved = port is None and not emb.url.endswith(f":{settings.port}")  # the default port was taken
+        taken = f"port {settings.port} is taken; " if moved else ""
         console.print(
             Panel(
-                f"API      {emb.url}   (docs {emb.url}/docs)\n"
+                f"API      {emb.url}   ({taken}docs {emb.url}/docs)\n"
                 f"token    {emb.token}   (kept in {home_dir / 'token'})\n"
                 f"store    {redact_url(emb.store_url)}\n"
                 f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
                 f"From another shell in {where}: hyperhive submit FILE --follow   (or set\n"
                 f"HYPERHIVE_URL={emb.url} and HYPERHIVE_TOKEN=<token> anywhere). Ctrl-C stops everything.",
-                title="hyperhive up",
+                title=f"hyperhive {launcher}",
                 expand=False,
             )
         )

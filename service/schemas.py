@@ -140,7 +140,7 @@ class TrialPublic(BaseModel):
     value: float | None = Field(description="the objective metric, in its own units")
     loss: float | None = Field(
         description="what hyperopt minimises: value for a min objective, -value for a max one "
-        "(read value; this is not the model's training loss, which is metrics.loss)"
+        "(read value; this is not the model's training loss, which is metrics.train_loss)"
     )
     config: dict[str, Any] | None
     params: dict[str, Any] = Field(

@@ -288,12 +288,19 @@ def _shown(url: str) -> str:
 
 
 @contextlib.contextmanager
-def _opened(store: str | None) -> Iterator[Store]:
-    """The store the flag or ``HYPERHIVE_STORE`` names; errors become one line and an exit code."""
+def _opened(store: str | None, must_exist: bool = True) -> Iterator[Store]:
+    """The store the flag or ``HYPERHIVE_STORE`` names; errors become one line and an exit code. A SQLite
+    file must exist unless ``must_exist`` is false (``import`` may start a new store): ``ping`` or ``export``
+    with a mistyped path would otherwise create an empty store and report it as fine."""
     from hyperhive.cli_store import open_cli_store
     from hyperhive.settings import get_settings
 
-    s = open_cli_store(get_settings(store=store).store)
+    s = open_cli_store(
+        get_settings(store=store).store,
+        must_exist=must_exist,
+        missing_hint="run this where the store is (the folder of `hyperhive up`) or fix --store "
+        "/ HYPERHIVE_STORE",
+    )
     try:
         yield s
     except HyperhiveError as exc:
@@ -362,7 +369,7 @@ def import_command(
     if owner is not None and not owner.strip():
         raise _fail("--owner: the name is empty", 2)
     kw: dict[str, Any] = {"skip_existing": skip_existing, "owner": owner, "keep_owners": keep_owners}
-    with _opened(store) as s:
+    with _opened(store, must_exist=False) as s:
         if file == "-":
             summary = import_records(s, sys.stdin, **kw)
         else:

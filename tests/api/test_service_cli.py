@@ -166,6 +166,20 @@ def test_submit_prints_the_bare_id_on_stdout_for_scripts(live: dict[str, Any]) -
     assert Client(live["server"].url, live["alice"]).get_search(sid)["name"] == "scripted"
 
 
+def test_dataset_upload_prints_the_bare_id_on_stdout_for_scripts(live: dict[str, Any]) -> None:
+    """Regression: `DS=$(hyperhive dataset upload d.npz)` captured two lines of prose, not the id."""
+    import numpy as np
+
+    path = live["tmp"] / "tiny.npz"
+    rng = np.random.default_rng(0)
+    np.savez(path, x_train=rng.integers(0, 255, (20, 8, 8), dtype=np.uint8), y_train=np.arange(20) % 2)
+    r = cli(live, "dataset", "upload", str(path))
+    assert r.returncode == 0, r.stderr
+    ds = r.stdout.strip()
+    assert r.stdout == f"{ds}\n" and "uploaded dataset" in r.stderr and f"{{upload: {ds}}}" in r.stderr
+    assert ds in [d["id"] for d in Client(live["server"].url, live["alice"]).datasets()]
+
+
 def test_workers_lists_live_ones_by_default_and_tells_stopped_from_lost(live: dict[str, Any]) -> None:
     """Regression: `hyperhive workers` listed every worker that ever ran, forever, as `lost | stopped`."""
     from hyperhive.models import WorkerInfo

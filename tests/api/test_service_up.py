@@ -117,6 +117,27 @@ def test_up_with_a_taken_port(tmp_path: Path) -> None:
         sock.close()
 
 
+def test_up_says_when_the_default_port_was_taken(tmp_path: Path) -> None:
+    """Walk-through: with 8000 taken `up` served on another port without saying why."""
+    sock = bind_socket("127.0.0.1", 0, fallback=False)
+    sock.listen()
+    port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", "up", "--workers", "0"],
+        cwd=tmp_path, env=cli_env(HYPERHIVE_PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=default_signals,
+    )  # fmt: skip
+    try:
+        up = wait_up_file(tmp_path / ".hyperhive", proc)
+        wait_ready(up["url"], proc)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        sock.close()
+    assert proc.returncode == 0, err
+    assert not up["url"].endswith(f":{port}") and f"port {port} is taken" in out and "hyperhive up" in out
+
+
 FAKE_WORKER = """
 import signal, sys, time, pathlib
 marker = pathlib.Path(sys.argv[1])

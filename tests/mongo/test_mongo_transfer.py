@@ -231,7 +231,33 @@ def test_cli_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:
     res = runner.invoke(app, ["store", "export", "--store", url, "--all", "-o", str(tmp_path / "f")])
     assert res.exit_code == 3 and "cannot reach MongoDB at 127.0.0.1:1" in res.output
     assert "Traceback" not in res.output
+    SQLiteStore(tmp_path / "empty.db").close()
     db = f"sqlite:///{tmp_path / 'empty.db'}"
     res = runner.invoke(app, ["store", "export", "--store", db, "nope", "-o", str(tmp_path / "f")])
     assert res.exit_code == 1 and "search 'nope' not found" in res.output
     assert not (tmp_path / "f").exists() and not (tmp_path / "f.partial").exists()
+
+
+@pytest.mark.slow
+def test_ping_and_export_refuse_a_sqlite_store_that_does_not_exist(tmp_path: Path) -> None:
+    """Walk-through: `hyperhive store ping --store sqlite:///typo.db` created an empty store and said `ok`.
+    ping and export now refuse a missing SQLite file (as token and worker do); import still starts one."""
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "hyperhive.cli", "store", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+
+    for args in (["ping"], ["export", "--all", "-o", "out.jsonl"]):
+        r = cli(*args, "--store", "sqlite:///typo.db")
+        assert r.returncode == 2 and f"no store at {tmp_path / 'typo.db'}" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr and not (tmp_path / "typo.db").exists()
+    source = SQLiteStore(tmp_path / "real.db")
+    source.create_search(_spec("moved", 2))
+    source.close()
+    assert cli("export", "--all", "-o", "out.jsonl", "--store", "sqlite:///real.db").returncode == 0
+    r = cli("import", "out.jsonl", "--store", "sqlite:///new.db")
+    assert r.returncode == 0 and "imported 1 search" in r.stdout, r.stderr
+    r = cli("ping", "--store", "sqlite:///new.db")
+    assert r.returncode == 0 and "(1 searches)" in r.stdout

@@ -91,6 +91,19 @@ def test_the_users_token_never_goes_to_a_url_read_from_the_folder(
     assert Recorder.seen == [f"Bearer {FILE_SECRET}"] and "HTTP 401: recorded" in r.stderr
 
 
+def test_a_token_without_a_url_next_to_a_running_up_says_where_it_goes(
+    tmp_path: Path, recorder: str, live_pids: dict[str, int]
+) -> None:
+    """Walk-through: `HYPERHIVE_TOKEN=... hyperhive status` in the folder of an `up` on another port said
+    only `cannot connect to http://127.0.0.1:8000`; it now names the `up` URL and the flag to use."""
+    plant(tmp_path, recorder, live_pids["hyperhive"])
+    r = whoami(tmp_path, HYPERHIVE_TOKEN=USER_SECRET)
+    assert f"not to the `hyperhive up` running here at {recorder}" in r.stderr
+    assert f"add --url {recorder}" in r.stderr and Recorder.seen == []
+    r = whoami(tmp_path, HYPERHIVE_TOKEN=USER_SECRET, HYPERHIVE_URL=recorder)  # as told: no note
+    assert "note:" not in r.stderr and Recorder.seen == [f"Bearer {USER_SECRET}"]
+
+
 @pytest.mark.parametrize(
     "case", ["world-readable files", "dead pid", "not a hyperhive process", "remote url"]
 )
