@@ -28,9 +28,20 @@ _DEFAULT_SIGNALS = (
 )
 
 
-def default_signals(cmd: list[str]) -> list[str]:
-    """``cmd`` run with default signal dispositions and an empty signal mask, whatever the parent's."""
-    return [sys.executable, "-c", _DEFAULT_SIGNALS, *cmd]
+def default_signals(cmd: list[str], *, fsize: int | None = None) -> list[str]:
+    """``cmd`` run with default signal dispositions and an empty signal mask, whatever the parent's;
+    with ``fsize``, files it writes may not grow past ``fsize`` bytes (soft limit, SIGXFSZ ignored, so a
+    write past it fails with EFBIG as on a full disk; the hard limit stays, so ``prlimit`` can lift it)."""
+    if fsize is None:
+        return [sys.executable, "-c", _DEFAULT_SIGNALS, *cmd]
+    limit = (
+        "import resource\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "hard = resource.getrlimit(resource.RLIMIT_FSIZE)[1]\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({fsize}, hard))\n"
+    )
+    script = _DEFAULT_SIGNALS.replace("os.execv", limit + "os.execv")
+    return [sys.executable, "-c", script, *cmd]
 
 
 def child_env(**extra: str) -> dict[str, str]:
@@ -43,11 +54,11 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def spawn(args: list[str], log: Path, **popen: Any) -> subprocess.Popen[bytes]:
+def spawn(args: list[str], log: Path, *, fsize: int | None = None, **popen: Any) -> subprocess.Popen[bytes]:
     """``python -m hyperhive.cli ARGS`` with default signals, in its own session, output added to ``log``."""
     with log.open("ab") as out:
         return subprocess.Popen(
-            default_signals([sys.executable, "-m", "hyperhive.cli", *args]),
+            default_signals([sys.executable, "-m", "hyperhive.cli", *args], fsize=fsize),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -122,8 +133,11 @@ class Server:
 class WorkerProc:
     """One ``hyperhive worker`` child with short leases; remembers the pids it ran as."""
 
-    def __init__(self, store_url: str, folder: Path, name: str, *extra: str) -> None:
+    def __init__(
+        self, store_url: str, folder: Path, name: str, *extra: str, fsize: int | None = None
+    ) -> None:
         self.store_url, self.folder, self.name, self.extra = store_url, folder, name, extra
+        self.fsize = fsize
         self.proc: subprocess.Popen[bytes] | None = None
         self.pids: list[int] = []
 
@@ -132,8 +146,11 @@ class WorkerProc:
             "worker", "--store", self.store_url, "--allow-objective", "chaos_objectives",
             "--lease-seconds", "2", "--heartbeat-seconds", "0.5", "--log-level", "WARNING", *self.extra,
         ]  # fmt: skip
-        self.proc = spawn(args, self.folder / f"{self.name}.log")
+        self.proc = spawn(args, self.folder / f"{self.name}.log", fsize=self.fsize)
         self.pids.append(self.proc.pid)
+
+    def log(self) -> str:
+        return (self.folder / f"{self.name}.log").read_text(errors="replace")
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
