@@ -126,35 +126,45 @@ class Load:
             return "trial details", "GET", f"/api/trials/{rng.choice(self.trial_ids)}", None
         return "search list", "GET", "/api/searches?limit=50", None
 
-    async def client(self, n: int, deadline: float) -> None:
+    async def client(self, n: int, c: httpx.AsyncClient, deadline: float) -> None:
         rng = random.Random(n)
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-        async with httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits) as c:
-            while time.monotonic() < deadline:
-                name, method, path, body = self.pick(rng)
-                route = self.routes.setdefault(name, Route())
-                t = time.perf_counter()
-                try:
-                    r = await c.request(method, path, json=body)
-                except httpx.TransportError as exc:
-                    route.dropped += 1
-                    route.errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                route.ms.append((time.perf_counter() - t) * 1000)
-                if r.status_code >= 500:
-                    route.s5xx += 1
-                    route.errors.append(f"{r.status_code} {r.text[:200]}")
-                elif r.status_code >= 400:
-                    route.s4xx += 1
-                elif name == "submit":
-                    self.submitted.append(r.json()["id"])
+        while time.monotonic() < deadline:
+            name, method, path, body = self.pick(rng)
+            route = self.routes.setdefault(name, Route())
+            t = time.perf_counter()
+            try:
+                r = await c.request(method, path, json=body)
+            except httpx.TransportError as exc:
+                route.dropped += 1
+                route.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            route.ms.append((time.perf_counter() - t) * 1000)
+            if r.status_code >= 500:
+                route.s5xx += 1
+                route.errors.append(f"{r.status_code} {r.text[:200]}")
+            elif r.status_code >= 400:
+                route.s4xx += 1
+            elif name == "submit":
+                self.submitted.append(r.json()["id"])
 
     async def run(self, clients: int) -> float:
-        t0 = time.monotonic()
-        deadline = t0 + self.seconds
-        tasks = [asyncio.create_task(self.client(i, deadline)) for i in range(clients)]
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=self.seconds + 60)
-        return time.monotonic() - t0
+        # every client its own connection, all made before the clock starts (an httpx client costs
+        # tens of ms of CPU to build; 50 built inside the run would stall the event loop for seconds).
+        # Plain HTTP on loopback: no TLS context to load.
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        pool = [
+            httpx.AsyncClient(base_url=self.url, timeout=30, limits=limits, verify=False)
+            for _ in range(clients)
+        ]
+        try:
+            await asyncio.gather(*(c.get("/healthz") for c in pool))
+            t0 = time.monotonic()
+            deadline = t0 + self.seconds
+            tasks = [self.client(i, c, deadline) for i, c in enumerate(pool)]
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=self.seconds + 60)
+            return time.monotonic() - t0
+        finally:
+            await asyncio.gather(*(c.aclose() for c in pool))
 
 
 def pct(values: list[float], q: float) -> float:
