@@ -248,13 +248,19 @@ class SQLiteStore(Store):
         return StoreUnavailable(f"SQLite store {self.path}: {exc}")
 
     def _retry(self, fn: Any) -> Any:
+        """``fn()``, retried while the database is locked, ``lock_retries`` times but for no longer than
+        ``busy_timeout`` in all (each try may already wait that long): a lock someone else holds for
+        minutes is a :class:`StoreUnavailable` (an API 503) after ``busy_timeout``, not a request that
+        hangs for ``lock_retries`` x ``busy_timeout``."""
         delay = 0.005
         attempts = self.lock_retries
+        start = time.monotonic()
         for i in range(attempts):
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
-                if not _is_locked(exc) or i == attempts - 1:
+                out_of_time = time.monotonic() - start >= self.busy_timeout
+                if not _is_locked(exc) or i == attempts - 1 or out_of_time:
                     failure = self._unavailable(exc)
                     if failure is exc:
                         raise
