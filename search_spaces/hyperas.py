@@ -148,6 +148,13 @@ def _find_templates(source: str, errors: ErrorList) -> list[tuple[int, int, int]
     try:
         tokens = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (tokenize.TokenError, SyntaxError) as exc:
+        try:  # the parser says where an unclosed bracket opened; the tokenizer only where the file ended
+            ast.parse(source)
+        except SyntaxError as syn:
+            errors.add(SCRIPT_LOC, f"line {syn.lineno}: syntax error: {syn.msg}")
+            return found
+        except (ValueError, RecursionError, MemoryError):
+            pass
         line = exc.args[1][0] if len(exc.args) > 1 and isinstance(exc.args[1], tuple) else "?"
         errors.add(SCRIPT_LOC, f"line {line}: {exc.args[0]}")
         return found
@@ -356,6 +363,27 @@ def parse_script(source: str) -> Script:
         errors.add(SCRIPT_LOC, "no {{...}} templates found: nothing to search")
     errors.raise_if_any()
     return Script(source, tuple(templates))
+
+
+def script_max_evals(source: str) -> int | None:
+    """The ``max_evals=N`` of the script's ``optim.minimize(...)`` call (a default for ``max_trials``), or
+    None. Read from the syntax tree only (the templates replaced), never run."""
+    try:
+        spans = _find_templates(source, ErrorList())
+        tree = ast.parse(_placeholder(source, spans))
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            fname = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if fname != "minimize":
+                continue
+            for k in node.keywords:
+                if k.arg == "max_evals" and isinstance(k.value, ast.Constant):
+                    value = k.value.value
+                    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                        return value
+    return None
 
 
 def script_params(source: str) -> dict[str, Any]:

@@ -110,6 +110,11 @@ def _open_store(store: str | None) -> Iterator[object]:
 def token_create(
     name: str = typer.Argument(..., help="who the token is for: searches are owned by this name"),
     admin: bool = typer.Option(False, "--admin", help="may see and change every user's searches"),
+    code: bool = typer.Option(
+        False,
+        "--code",
+        help="may submit code that --allow-code workers run (Hyperas scripts): remote code execution",
+    ),
     store: str | None = STORE_OPTION,
 ) -> None:
     """Create a token. The secret is printed once, alone on the last line; only its hash is stored."""
@@ -119,8 +124,9 @@ def token_create(
             "starting with a letter or digit"
         )
     with _open_store(store) as s:
-        info, secret = s.create_token(name, admin=admin)  # type: ignore[attr-defined]
-    typer.echo(f"created {'admin ' if admin else ''}token {info.id} for {name!r}; it is shown only now:")
+        info, secret = s.create_token(name, admin=admin, code=code)  # type: ignore[attr-defined]
+    kind = ("admin " if admin else "") + ("code " if code else "")
+    typer.echo(f"created {kind}token {info.id} for {name!r}; it is shown only now:")
     typer.echo(secret)
 
 

@@ -643,10 +643,11 @@ class Store(abc.ABC):
     def list_workers(self) -> list[WorkerInfo]: ...
 
     # ------------------------------------------------------------------ tokens
-    def create_token(self, name: str, admin: bool = False) -> tuple[TokenInfo, str]:
-        """Create an API token; returns its record and the secret (shown once, stored hashed)."""
+    def create_token(self, name: str, admin: bool = False, code: bool = False) -> tuple[TokenInfo, str]:
+        """Create an API token; returns its record and the secret (shown once, stored hashed).
+        ``code``: the token may submit code (Hyperas scripts), see ``TokenInfo.code``."""
         secret = "hh_" + secrets.token_urlsafe(32)
-        info = TokenInfo(id=new_id(), name=name, admin=admin, created_at=self.clock())
+        info = TokenInfo(id=new_id(), name=name, admin=admin, created_at=self.clock(), code=code)
         self._insert_token(info, hash_token(secret))
         return info, secret
 

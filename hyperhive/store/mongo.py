@@ -1186,6 +1186,7 @@ class MongoStore(Store):
             created_at=d["created_at"],
             last_used_at=d.get("last_used_at"),
             revoked=bool(d.get("revoked")),
+            code=bool(d.get("code")),
         )
 
     def _token_by_hash(self, token_hash: str) -> TokenInfo | None:

@@ -146,7 +146,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at REAL NOT NULL,
     last_used_at REAL,
     revoked INTEGER NOT NULL DEFAULT 0,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL UNIQUE,
+    code INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS datasets (
     id TEXT PRIMARY KEY,
@@ -214,6 +215,18 @@ class SQLiteStore(Store):
         except OSError as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
         self._retry(lambda: self._conn().executescript(SCHEMA))
+        self._retry(self._add_token_code_column)
+
+    def _add_token_code_column(self) -> None:
+        """Stores made before tokens had ``code``: add the column (every old token without it)."""
+        conn = self._conn()
+        columns = {row[1] for row in conn.execute("PRAGMA table_info(tokens)")}
+        if "code" not in columns:
+            try:
+                conn.execute("ALTER TABLE tokens ADD COLUMN code INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     # ------------------------------------------------------------------ connections
     def _conn(self) -> sqlite3.Connection:
@@ -805,9 +818,9 @@ class SQLiteStore(Store):
     def _insert_token(self, info: TokenInfo, token_hash: str) -> None:
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO tokens (id, name, admin, created_at, last_used_at, revoked, hash)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (info.id, info.name, int(info.admin), info.created_at, None, 0, token_hash),
+                "INSERT INTO tokens (id, name, admin, created_at, last_used_at, revoked, hash, code)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (info.id, info.name, int(info.admin), info.created_at, None, 0, token_hash, int(info.code)),
             )
 
     @staticmethod
@@ -819,6 +832,7 @@ class SQLiteStore(Store):
             created_at=r["created_at"],
             last_used_at=r["last_used_at"],
             revoked=bool(r["revoked"]),
+            code=bool(r["code"]),
         )
 
     def _token_by_hash(self, token_hash: str) -> TokenInfo | None:

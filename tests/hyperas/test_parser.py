@@ -132,7 +132,7 @@ def test_expression_options_render_their_source_only() -> None:
         ("    x = {{uniform(0, a)}}\n", "line 6: an argument of uniform must be a literal"),
         ("    x = {{gauss(0, 1)}}\n", "line 6: unknown distribution 'gauss'"),
         ("    x = {{choice([])}}\n", "line 6: choice needs a non-empty list"),
-        ("    x = {{uniform(0, 1)\n", "line 7: EOF in multi-line statement"),
+        ("    x = {{uniform(0, 1)\n", "line 6: syntax error: '{' was never closed"),
         ("    return {'loss': 0}\n", "no {{...}} templates"),
     ],
 )
