@@ -63,6 +63,7 @@ from workers.execution import (
     TrialInterrupted,
     execute_trial,
 )
+from workers.hyperas_run import CodeLimits
 
 T = TypeVar("T")
 
@@ -94,6 +95,9 @@ class WorkerOptions:
     data_dir: Path = Path(".hyperhive") / "data"
     gpus: list[str] = field(default_factory=list)
     store_patience: float | None = None
+    allow_code: bool = False
+    """Claim trials that run submitted code (Hyperas scripts): remote code execution, see docs/hyperas.md."""
+    code_limits: CodeLimits = field(default_factory=lambda: CodeLimits())
     idle_max_sleep: float = 2.0
     retry_max_delay: float = 30.0
 
@@ -213,6 +217,8 @@ class Worker:
             worker_id=self.id,
             allow_objective=list(self.options.allow_objective),
             data_dir=self.options.data_dir,
+            allow_code=self.options.allow_code,
+            code_limits=self.options.code_limits,
             log=self.log,
         )
 
@@ -303,6 +309,7 @@ class Worker:
             info={
                 "search_id": self.options.search_id,
                 "allow_objective": list(self.options.allow_objective),
+                "allow_code": self.options.allow_code,
                 "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             },
         )
@@ -357,7 +364,10 @@ class Worker:
                 return ExitReason.MAX_TRIALS
             t0 = time.perf_counter()
             trial = self._with_store(
-                lambda: self.store.claim(self.id, opts.lease_seconds, search_id=opts.search_id), "claim"
+                lambda: self.store.claim(
+                    self.id, opts.lease_seconds, search_id=opts.search_id, allow_code=opts.allow_code
+                ),
+                "claim",
             )
             claim_s = time.perf_counter() - t0
             if trial is None:

@@ -145,6 +145,11 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def runs_code(document: dict[str, Any]) -> bool:
+    """Whether a search's trials run code its submitter wrote (a Hyperas ``script``)."""
+    return document.get("script") is not None
+
+
 def new_lease_token() -> str:
     return secrets.token_hex(16)
 
@@ -374,9 +379,16 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------------ claims and leases
     def claim(
-        self, worker_id: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, *, search_id: str | None = None
+        self,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        search_id: str | None = None,
+        allow_code: bool = False,
     ) -> Trial | None:
         """Claim the next trial (see the contract); ``search_id`` restricts the claim to one search.
+        Trials of searches that run submitted code (a Hyperas ``script``, see :func:`runs_code`) are
+        claimed only with ``allow_code`` (workers started with ``--allow-code``); others leave them queued.
 
         Returns a ``running`` trial with its config, ``None`` when there is no work, or, when the
         suggestion itself raised (a broken space), that trial already reported ``failed``. A trial that
@@ -386,9 +398,9 @@ class Store(abc.ABC):
         self.requeue_expired()
         for _ in range(CLAIM_ATTEMPTS):
             now = self.clock()
-            trial = self._claim_queued(worker_id, lease_seconds, now, search_id)
+            trial = self._claim_queued(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
             if trial is None:
-                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id)
+                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
             if trial is None:
                 return None
             if trial.config is not None:
@@ -416,13 +428,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _claim_queued(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         """Atomically turn the oldest ``queued`` trial of a runnable search into ``running`` for us."""
 
     @abc.abstractmethod
     def _claim_new_slot(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         """Atomically take one slot of the fairest runnable search and insert its ``running`` trial
         (``config`` None, ``number`` = slot, ``seed`` from :func:`trial_seed`); marks the search running."""
