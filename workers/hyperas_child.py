@@ -3,7 +3,8 @@
 Started by :mod:`workers.hyperas_run` with its working directory a fresh temporary folder. It limits
 itself first (``RLIMIT_AS``: the memory limit; ``RLIMIT_FSIZE``: the largest file it may write; no core
 dumps), puts the ``hyperas`` shim first on ``sys.path`` (and drops the working directory from it), makes
-the Keras-2 imports of Hyperas's examples resolve (``keras.layers.core``, ``keras.utils.np_utils``), then
+the Keras-2 imports of Hyperas's examples resolve (``keras.layers.core``, ``keras.utils.np_utils``; and
+``history['val_acc']`` reads ``val_accuracy``), then
 runs the rendered script as module ``hyperas_script`` (so ``if __name__ == '__main__':`` never runs),
 calls ``data()`` (or loads its cached arrays) and ``create_model(*data)``, and writes the outcome as JSON
 to the job's ``result`` path: ``{"loss", "status", "metrics"}`` or ``{"error", "line"}``.
@@ -51,6 +52,33 @@ class _Keras2Aliases(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
     def exec_module(self, module: types.ModuleType) -> None:
         return None
+
+
+class Keras2History(dict[str, Any]):
+    """``History.history`` that also answers Keras 2's metric names (``acc``, ``val_acc``)."""
+
+    def __missing__(self, key: str) -> Any:
+        renamed = {"acc": "accuracy", "val_acc": "val_accuracy"}.get(key)
+        if renamed is not None and renamed in self:
+            return self[renamed]
+        hint = f"; Keras 3 names it {renamed!r}" if renamed else ""
+        raise KeyError(f"{key!r} (the history has {', '.join(map(repr, self))}){hint}")
+
+
+def keras2_history() -> None:
+    """Let ``model.fit(...).history['val_acc']`` (Hyperas's examples) read Keras 3's ``val_accuracy``."""
+    keras = sys.modules.get("keras")
+    history_class = getattr(getattr(keras, "callbacks", None), "History", None)
+    if history_class is None or getattr(history_class, "_hyperhive_keras2", False):
+        return
+    original = history_class.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.history = Keras2History()
+
+    history_class.__init__ = __init__
+    history_class._hyperhive_keras2 = True
 
 
 def limit_self(memory_mb: int, file_mb: int) -> None:
@@ -167,6 +195,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         module.__file__ = filename
         sys.modules[MODULE] = module
         exec(compile(source, filename, "exec"), module.__dict__)
+        keras2_history()
         stage = "data()"
         cache = Path(job["data_cache"]) if job.get("data_cache") else None
         data = _load_data(module, cache)

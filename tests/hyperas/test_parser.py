@@ -29,7 +29,7 @@ def test_readme_example_names_and_distributions_as_hyperas_gives_them() -> None:
         ("optimizer", "choice"),
         ("batch_size", "choice"),
     ]
-    assert [t.line for t in s.templates] == [41, 42, 43, 44, 47, 52, 59, 62]
+    assert [t.line for t in s.templates] == [50, 51, 52, 53, 56, 61, 68, 71]
     expr = s.templates[5]
     assert expr.expressions and expr.args == ("Dropout(0.5)", "Activation('linear')")
 

@@ -50,7 +50,7 @@ def test_bad_script_and_fields_are_422_with_the_line(api: TestClient, tokens: di
     r = post(api, tokens["coder"], bad, max_trials=2)
     assert r.status_code == 422
     [err] = r.json()["detail"]
-    assert err == {**err, "path": "script", "msg": "line 55: syntax error: '(' was never closed"}
+    assert err == {**err, "path": "script", "msg": "line 64: syntax error: '(' was never closed"}
     r = post(api, tokens["coder"], max_trials="many", colour="red")
     assert r.status_code == 422
     assert {e["path"] for e in r.json()["detail"]} == {"max_trials", "colour"}
@@ -93,4 +93,4 @@ def test_cli_token_create_code_and_submit_dry_run(tmp_path: Path) -> None:
     assert "Dropout_2" in out.stdout and "uniform [0, 1]" in out.stdout
     model.write_text(README.replace("{{uniform(0, 1)}}", "{{uniform(0)}}", 1))
     out = subprocess.run([*cmd, "submit", str(model), "--dry-run"], env=env, capture_output=True, text=True)
-    assert out.returncode == 1 and "line 41: uniform needs high" in out.stderr
+    assert out.returncode == 1 and "line 50: uniform needs high" in out.stderr
