@@ -110,6 +110,7 @@ def test_claim_skips_code_searches_without_allow_code_on_both_backends(tmp_path:
             s.close()
 
 
+@pytest.mark.slow  # starts worker trial processes
 def test_worker_without_allow_code_leaves_the_search_queued(store: Store, tmp_path: Path) -> None:
     sid = submit(store, "return {'loss': {{uniform(0, 1)}}, 'status': STATUS_OK}\n")
     worker = work(store, tmp_path, allow_code=False)
@@ -118,6 +119,7 @@ def test_worker_without_allow_code_leaves_the_search_queued(store: Store, tmp_pa
     assert search.status == SearchStatus.PENDING and search.counts.total == 0
 
 
+@pytest.mark.slow  # starts worker trial processes
 def test_trials_run_in_a_temporary_cwd_with_data_called_once(
     store: Store, tmp_path: Path, calls: Path
 ) -> None:
@@ -146,6 +148,7 @@ def test_trials_run_in_a_temporary_cwd_with_data_called_once(
     assert store.get_search(sid).status == SearchStatus.COMPLETED
 
 
+@pytest.mark.slow  # starts worker trial processes
 def test_a_script_that_never_returns_is_stopped_at_the_time_limit(store: Store, tmp_path: Path) -> None:
     sid = submit(
         store, "import time\nwhile True:\n    time.sleep(0.05)\nreturn {'loss': {{uniform(0, 1)}}}\n", 1
@@ -156,6 +159,7 @@ def test_a_script_that_never_returns_is_stopped_at_the_time_limit(store: Store, 
     assert trial.error.startswith("time limit: the script ran over 2 s")
 
 
+@pytest.mark.slow  # starts worker trial processes
 def test_a_script_that_allocates_too_much_hits_the_memory_limit(store: Store, tmp_path: Path) -> None:
     sid = submit(store, "big = np.ones(400_000_000)\nreturn {'loss': {{uniform(0, 1)}}}\n", 1)
     work(store, tmp_path, memory_mb=1536)
@@ -165,6 +169,7 @@ def test_a_script_that_allocates_too_much_hits_the_memory_limit(store: Store, tm
     assert trial.error.startswith("line 15 (create_model(...))")
 
 
+@pytest.mark.slow  # starts worker trial processes
 def test_errors_point_at_the_script_line(store: Store, tmp_path: Path) -> None:
     sid = submit(store, "x = {{uniform(0, 1)}}\nraise ValueError('boom')\n", 1)
     work(store, tmp_path)
