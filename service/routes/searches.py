@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse
 from hyperhive.errors import LimitExceeded, NotFound
 from hyperhive.models import Search, SearchStatus, TokenInfo
 from hyperhive.npz import DatasetError, Limits, check_decoded
-from hyperhive.store.base import Store
+from hyperhive.store.base import Store, runs_code
 from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
@@ -201,14 +201,31 @@ def _refuse_anonymous_sources(dataset: Any) -> None:
         )
 
 
-def _detail(store: Store, search: Search) -> SearchDetail:
+NO_CODE_WORKER = (
+    "no worker started with --allow-code is alive: only such workers run a script's trials (its code runs "
+    "on their machine); the search waits until one starts"
+)
+
+
+def _code_notice(store: Store, search: Search, timeout: float) -> str | None:
+    """:data:`NO_CODE_WORKER` for a runnable script search while no live worker runs code."""
+    if not runs_code(search.document) or search.status not in (SearchStatus.PENDING, SearchStatus.RUNNING):
+        return None
+    now = store.clock()
+    if any(w.info.get("allow_code") and w.is_alive(now, timeout) for w in store.list_workers()):
+        return None
+    return NO_CODE_WORKER
+
+
+def _detail(store: Store, search: Search, settings: Any = None) -> SearchDetail:
     best = None
     if search.best_trial_id is not None:
         try:
             best = store.get_trial(search.best_trial_id)
         except NotFound:
             best = None
-    return SearchDetail.from_search_and_best(search, best)
+    notice = _code_notice(store, search, settings.worker_timeout_seconds) if settings is not None else None
+    return SearchDetail.from_search_and_best(search, best, notice)
 
 
 @router.post(
@@ -245,7 +262,7 @@ async def create_search(
         size = len(json.dumps(spec.to_document(), separators=(",", ":")))
         with within_quota(store, settings, user, searches=1, trials=spec.max_trials, stored_bytes=size):
             search = store.create_search(spec, owner=user.name)
-        return _detail(store, search)
+        return _detail(store, search, settings)
 
     return await run_in_threadpool(create)
 
@@ -273,9 +290,10 @@ def list_searches(
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
-def get_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchDetail:
-    """A search: status, trial counts by state, progress, and its best trial (value, config, metrics)."""
-    return _detail(store, owned_search(store, user, search_id))
+def get_search(search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> SearchDetail:
+    """A search: status, trial counts by state, progress, its best trial (value, config, metrics), and a
+    ``notice`` when it cannot progress (a script with no ``--allow-code`` worker alive)."""
+    return _detail(store, owned_search(store, user, search_id), settings)
 
 
 @router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)

@@ -94,3 +94,17 @@ def test_cli_token_create_code_and_submit_dry_run(tmp_path: Path) -> None:
     model.write_text(README.replace("{{uniform(0, 1)}}", "{{uniform(0)}}", 1))
     out = subprocess.run([*cmd, "submit", str(model), "--dry-run"], env=env, capture_output=True, text=True)
     assert out.returncode == 1 and "line 50: uniform needs high" in out.stderr
+
+
+def test_search_says_when_no_allow_code_worker_is_alive(api: TestClient, tokens: dict, store: Store) -> None:
+    from hyperhive.models import WorkerInfo
+
+    sid = post(api, tokens["coder"], name="waits", max_trials=2).json()["id"]
+    assert "--allow-code" in api.get(f"/api/searches/{sid}", headers=tokens["coder"]).json()["notice"]
+    now = store.clock()
+    plain = WorkerInfo(id="w1", host="h", pid=1, started_at=now, last_seen=now, info={"allow_code": False})
+    store.register_worker(plain)
+    assert api.get(f"/api/searches/{sid}", headers=tokens["coder"]).json()["notice"] is not None
+    coder = WorkerInfo(id="w2", host="h", pid=2, started_at=now, last_seen=now, info={"allow_code": True})
+    store.register_worker(coder)
+    assert api.get(f"/api/searches/{sid}", headers=tokens["coder"]).json()["notice"] is None
