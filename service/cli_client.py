@@ -150,25 +150,19 @@ def submit(
     token: str | None = TOKEN_OPTION,
 ) -> None:
     """Submit a search document or a Hyperas script; print its id (with --follow: follow it until it ends)."""
-    from service.cli_hyperas import is_script, script_document, space_table
+    from service.cli_hyperas import is_script, script_document, space_table, submit_path
 
     fields = {"max_trials": max_trials, "algorithm": algorithm, "name": name, "seed": seed, "mode": mode}
     if not is_script(file) and (dry_run or any(v is not None for v in fields.values())):
         raise ValueError(
             "--max-trials, --algorithm, --name, --seed, --mode and --dry-run are for .py scripts"
         )
-    document = script_document(file, fields) if is_script(file) else None
-    if document is not None and dry_run:
+    if is_script(file) and dry_run:
+        document = script_document(file, fields)
         print_json(document["params"]) if as_json else console.print(space_table(document))
         return
     with make_client(url, token) as client:
-        if document is not None:
-            script = document.pop("script")
-            document.pop("params")
-            objective = document.pop("objective", None) or {}
-            search = client.submit_script(script, **document, **objective)
-        else:
-            search = client.submit_file(file)
+        search = submit_path(client, file, fields)
         if not follow_:
             if as_json:
                 print_json(search)

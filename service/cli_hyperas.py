@@ -52,3 +52,14 @@ def space_table(document: dict[str, Any]) -> Table:
         dist = next(iter(t.param().items()))
         table.add_row(t.name, str(t.line), f"{dist[0]} {dist[1]!r}")
     return table
+
+
+def submit_path(client: Any, path: Path, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Submit ``path`` with ``client``: a Hyperas script (``.py``, with ``fields``) or a search document."""
+    if not is_script(path):
+        return dict(client.submit_file(path))
+    document = script_document(path, fields or {})
+    script = document.pop("script")
+    document.pop("params")
+    objective = document.pop("objective", None) or {}
+    return dict(client.submit_script(script, **document, **objective))

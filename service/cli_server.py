@@ -25,6 +25,7 @@ from rich.panel import Panel
 from hyperhive.private_files import create_private_file
 from hyperhive.store import redact_url
 from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
+from service.cli_hyperas import is_script, script_document, submit_path
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
@@ -51,7 +52,10 @@ def check_search_file(path: Path) -> None:
 
     fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
     try:
-        search_spaces.load(path.read_bytes(), fmt)
+        if is_script(path):
+            script_document(path, {})
+        else:
+            search_spaces.load(path.read_bytes(), fmt)
     except search_spaces.SpecError as exc:
         raise ValueError(f"{path}: {'; '.join(str(e) for e in exc.errors)}") from None
 
@@ -203,6 +207,8 @@ def run_embedded(
         raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
     if submit_file is not None:
         check_search_file(submit_file)
+        if is_script(submit_file):  # a Hyperas script: this user's own code, run by this machine's workers
+            worker_args = [*worker_args, "--allow-code"]
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
@@ -236,7 +242,7 @@ def run_embedded(
         client = Client(emb.url, emb.token)
         search_id = None
         if submit_file is not None:
-            s = client.submit_file(submit_file)
+            s = submit_path(client, submit_file)
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
             console.print(f"watch it at {emb.url}/searches/{search_id}", soft_wrap=True, highlight=False)
