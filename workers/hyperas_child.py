@@ -17,6 +17,7 @@ import importlib.machinery
 import json
 import math
 import os
+import re
 import resource
 import sys
 import traceback
@@ -210,10 +211,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         text = f"{where} ({stage}): {type(exc).__name__}: {exc}"
         if isinstance(exc, MemoryError):
             text += f" (the trial's memory limit is {job.get('memory_mb')} MB)"
-        elif isinstance(exc, ModuleNotFoundError | ImportError | AttributeError | TypeError):
-            hint = keras3_hint(str(exc))
-            if hint:
-                text += f"; {hint}"
+        elif hint := keras3_hint(str(exc)):
+            text += f"; {hint}"
         tb = "".join(traceback.format_exception(exc)).rstrip().splitlines()[-8:]
         return {"error": text[:2000], "line": line, "traceback": "\n".join(tb)[-4000:]}
 
@@ -231,7 +230,7 @@ KERAS3_HINTS = {
 def keras3_hint(message: str) -> str | None:
     """A Keras 3 replacement for a Keras-2-era name in an error message, if one is known."""
     for name, hint in KERAS3_HINTS.items():
-        if f"'{name}'" in message or f" {name}" in message:
+        if re.search(rf"(?<![A-Za-z0-9_]){re.escape(name)}(?![A-Za-z0-9_])", message):
             return hint
     return None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from hyperaskit import README
+from hyperaskit import README, SCRIPTS
 
 from hyperhive.models import SearchStatus, TrialState
 from hyperhive.store.base import Store
@@ -40,3 +40,23 @@ def test_readme_example_runs_as_a_search(api: TestClient, tokens: dict, store: S
     assert search.status == SearchStatus.COMPLETED
     best = api.get(f"/api/searches/{sid}/best", headers=tokens["coder"]).json()
     assert best["value"] == min(t.metrics["loss"] for t in trials)
+
+
+@pytest.mark.slow
+def test_lecture_cnn_script_runs_with_its_conditional_layer(
+    api: TestClient, tokens: dict, store: Store, tmp_path: Path
+) -> None:
+    r = api.post(
+        "/api/searches",
+        content=(SCRIPTS / "lecture_cnn.py.txt").read_bytes(),
+        headers={"Content-Type": "text/x-python", **tokens["root"]},
+        params={"name": "lecture-cnn", "max_trials": 3, "algorithm": "random", "seed": 5},
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    Worker(store, WorkerOptions(burst=True, data_dir=tmp_path / "data", allow_code=True)).work()
+    trials = store.list_trials(sid)
+    assert [t.state for t in trials] == [TrialState.DONE] * 3, [t.error for t in trials]
+    for t in trials:
+        assert t.config["params"]["Dense_1"] in ("two", "three")  # the branch each trial took
+        assert t.metrics["loss"] == pytest.approx(-t.metrics["test_accuracy"], abs=1e-6)
