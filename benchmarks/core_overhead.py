@@ -5,13 +5,15 @@ Prints three tables:
 2. throughput with 1 and 2 worker processes sharing one SQLite file, against Optuna with SQLite;
 3. TPE ask latency at 100 / 1,000 / 3,000 finished trials against bare ``tpe.suggest`` on the same trials.
 
-Run: ``.venv/bin/python benchmarks/core_overhead.py`` (``--quick`` for a smoke run). Numbers move by
+Run: ``.venv/bin/python benchmarks/core_overhead.py`` (``--quick`` for a smoke run), with the
+``dev`` extra installed (``pip install -e '.[dev]'``). Numbers move by
 2x on a shared machine: compare rows of the same run, and read medians and ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import multiprocessing as mp
 import statistics
@@ -254,6 +256,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     args = ap.parse_args()
+    if importlib.util.find_spec("optuna") is None:
+        sys.exit("core_overhead.py compares against Optuna: install the dev extra (pip install -e '.[dev]')")
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
     q = args.quick
     n_rand, n_tpe, n_tp = (60, 40, 200) if q else (300, 300, 2000)

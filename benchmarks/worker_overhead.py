@@ -9,7 +9,8 @@ evaluation and metrics, releasing memory, and the report. Two ways of running tr
 2. a fresh ``hyperhive worker --max-trials 1`` process per trial, ``--fresh`` trials (default 5): the
    process's wall time minus its time in ``fit``.
 
-Run: ``.venv/bin/python benchmarks/worker_overhead.py`` (``--quick`` for a smoke run). Goal: median
+Run: ``.venv/bin/python benchmarks/worker_overhead.py`` (``--quick`` for a smoke run), with the
+``dev`` extra installed (``pip install -e '.[dev]'``). Goal: median
 outside-fit time <= 0.5 s for the long-lived worker.
 """
 

@@ -35,7 +35,7 @@ from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe_fast import FastTPE
 
 if TYPE_CHECKING:
-    from hyperhive.store.base import Store
+    from hyperhive.policy import TrialFeed
 
 Algorithm = Callable[..., list[dict[str, Any]]]
 
@@ -50,27 +50,23 @@ def _objective_placeholder(_: Any) -> float:
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
     (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental).
+    The options are renamed as hyperopt names them by :func:`search_spaces.spec.hyperopt_options`.
 
     Refuses (ValueError naming the option and the limit) an option beyond
     :data:`search_spaces.limits.ALGORITHM_MAXIMA`, whatever stored the document."""
     from search_spaces.limits import ALGORITHM_MAXIMA
+    from search_spaces.spec import hyperopt_options
 
     for key, limit in ALGORITHM_MAXIMA.get(name, {}).items():
         value = options.get(key)
         if value is not None and not (isinstance(value, int | float) and value <= limit):
             raise ValueError(f"algorithm.{key}: must be at most {limit:g}, got {value!r}")
+    kw = hyperopt_options(name, options)  # ValueError for an unknown algorithm
     if name == "random":
         return rand.suggest
     if name == "anneal":
-        return functools.partial(anneal.suggest, **options)
+        return functools.partial(anneal.suggest, **kw)
     if name == "tpe":
-        renamed = {
-            "n_startup_trials": "n_startup_jobs",
-            "n_ei_candidates": "n_EI_candidates",
-            "gamma": "gamma",
-            "prior_weight": "prior_weight",
-        }
-        kw = {renamed[k]: v for k, v in options.items() if k in renamed}
         return FastTPE(**kw)
     raise ValueError(f"unknown algorithm {name!r}")
 
@@ -121,7 +117,9 @@ class _SearchCache:
 
 
 class Engine:
-    """Asks hyperopt for configurations; one per process, shared by every search it sees."""
+    """Asks hyperopt for configurations (the default :class:`~hyperhive.policy.Suggester`); one per
+    store object, shared by every search it sees. It reads trials through a
+    :class:`~hyperhive.policy.TrialFeed` and imports no store."""
 
     def __init__(self) -> None:
         self._cache: dict[tuple[str, float], _SearchCache] = {}
@@ -151,15 +149,15 @@ class Engine:
             for key in [k for k in self._cache if k[0] == search_id]:
                 del self._cache[key]
 
-    def history(self, store: Store, search: Search) -> Trials:
+    def history(self, feed: TrialFeed, search: Search) -> Trials:
         """The search's trials as a hyperopt ``Trials``, refreshed from the trials that changed."""
         cache = self._search_cache(search)
         with cache.lock:
-            return self._refresh(cache, store, search.id)
+            return self._refresh(cache, feed, search.id)
 
     @staticmethod
-    def _refresh(cache: _SearchCache, store: Store, search_id: str) -> Trials:
-        changed, cache.cursor = store.trials_changed_since(search_id, cache.cursor)
+    def _refresh(cache: _SearchCache, feed: TrialFeed, search_id: str) -> Trials:
+        changed, cache.cursor = feed.trials_changed_since(search_id, cache.cursor)
         for t in changed:
             doc = trial_to_doc(t)
             if doc is None:
@@ -169,7 +167,7 @@ class Engine:
         return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
 
     def suggest(
-        self, store: Store, search: Search, trial: Trial
+        self, feed: TrialFeed, search: Search, trial: Trial
     ) -> tuple[dict[str, list[Any]], dict[str, Any]]:
         """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
         ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
@@ -178,7 +176,7 @@ class Engine:
 
         cache = self._search_cache(search)
         with cache.lock:
-            trials = self._refresh(cache, store, search.id) if cache.needs_history else Trials()
+            trials = self._refresh(cache, feed, search.id) if cache.needs_history else Trials()
             new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
         vals = {k: [_plain(x) for x in v] for k, v in new_docs[0]["misc"]["vals"].items()}
         point = {k: v[0] for k, v in vals.items() if v}

@@ -40,6 +40,9 @@ class SearchStatus(enum.StrEnum):
 
 RUNNABLE_SEARCH_STATUSES = (SearchStatus.PENDING, SearchStatus.RUNNING)
 
+DEFAULT_LEASE_SECONDS = 60.0
+"""A claimed trial's lease when nobody says otherwise (the store's ``claim``, ``Settings.lease_seconds``)."""
+
 
 class TrialState(enum.StrEnum):
     """A trial's life.
@@ -62,8 +65,8 @@ class TrialState(enum.StrEnum):
         return self not in (TrialState.QUEUED, TrialState.RUNNING)
 
 
-FINAL_TRIAL_STATES = (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED, TrialState.CANCELLED)
 REPORTABLE_TRIAL_STATES = (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED)
+"""The final states a worker's report may set (``cancelled`` is the store's own)."""
 
 
 @dataclass
@@ -286,6 +289,15 @@ class DatasetInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def finite_or_none(v: Any) -> float | None:
+    """``v`` as a finite float, or ``None`` (missing, not a number, NaN or infinite)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
 
 
 def objective_loss(value: float, mode: str) -> float:

@@ -2,22 +2,53 @@
 
 Environment variables carry the ``HYPERHIVE_`` prefix: ``HYPERHIVE_STORE``, ``HYPERHIVE_URL``,
 ``HYPERHIVE_TOKEN``, ``HYPERHIVE_HOST``, ``HYPERHIVE_PORT``, ... Command-line flags override them.
+``HYPERHIVE_ALLOW_OBJECTIVE`` is a comma-separated list of module prefixes, added to the default one.
+A bad value is one :class:`BadSettings` line naming the variable, never a traceback.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
+
+from hyperhive.errors import HyperhiveError
+from hyperhive.models import DEFAULT_LEASE_SECONDS
 
 if TYPE_CHECKING:
     from hyperhive.quotas import Limits
 
 DEFAULT_HOME = Path(".hyperhive")
 DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
+DEFAULT_OBJECTIVE_MODULES = ("search_spaces.objectives",)
+LAUNCHER_ENV = "HYPERHIVE_WORKER_LAUNCHER"
+"""Set by ``hyperhive up``/``run`` for their workers (``up`` or ``run``), so that a worker's messages
+name the command and flag its user can change (e.g. ``hyperhive up --allow-objective mypkg``)."""
+_MODULE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+class BadSettings(HyperhiveError, ValueError):
+    """A setting from the environment or a flag has a bad value (one line, naming the variable)."""
+
+
+def parse_objective_prefixes(v: Any) -> list[str]:
+    """``"a, b.c"``, ``'["a"]'`` or ``["a", "b.c"]`` -> the defaults plus ``a`` and ``b.c``.
+    ValueError when an entry is not a dotted module name."""
+    if isinstance(v, str) and v.lstrip().startswith("["):
+        try:
+            v = json.loads(v)
+        except ValueError:
+            raise ValueError("not a JSON list of module names") from None
+    items = v.split(",") if isinstance(v, str) else list(v or [])
+    prefixes = [str(p).strip().rstrip(".") for p in items if str(p).strip()]
+    bad = [p for p in prefixes if not _MODULE.match(p)]
+    if bad:
+        raise ValueError(f"not a module name: {', '.join(map(repr, bad))} (give e.g. mypkg,other.module)")
+    return list(dict.fromkeys([*DEFAULT_OBJECTIVE_MODULES, *prefixes]))
 
 
 class Settings(BaseSettings):
@@ -68,12 +99,15 @@ class Settings(BaseSettings):
     max_dataset_classes: int = Field(10_000, ge=2, description="most classes in an uploaded dataset")
 
     # workers
-    lease_seconds: float = Field(60.0, gt=1.0, description="a claimed trial's lease; heartbeats renew it")
+    lease_seconds: float = Field(
+        DEFAULT_LEASE_SECONDS, gt=1.0, description="a claimed trial's lease; heartbeats renew it"
+    )
     heartbeat_seconds: float = Field(10.0, gt=0.0, description="interval between a worker's heartbeats")
     worker_timeout_seconds: float = Field(90.0, gt=0.0, description="a worker unseen this long is lost")
-    allow_objective: list[str] = Field(
-        default_factory=lambda: ["search_spaces.objectives"],
-        description="module prefixes whose functions workers may run as objectives",
+    allow_objective: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_OBJECTIVE_MODULES),
+        description="module prefixes whose functions workers may run as objectives, added to the "
+        "default search_spaces.objectives (comma-separated in the environment)",
     )
     data_cache: Path | None = Field(None, description="where workers cache datasets (default home/data)")
 
@@ -83,6 +117,11 @@ class Settings(BaseSettings):
         if not v.strip():
             raise ValueError("the store URL is empty")
         return v.strip()
+
+    @field_validator("allow_objective", mode="before")
+    @classmethod
+    def _objective_prefixes(cls, v: Any) -> list[str]:
+        return parse_objective_prefixes(v)
 
     @field_validator(
         "quota_max_running_searches", "quota_max_stored_bytes", "quota_max_trials", mode="before"
@@ -116,5 +155,19 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides: object) -> Settings:
-    """Settings from the environment with the given (non-None) overrides, e.g. from CLI flags."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    """Settings from the environment with the given (non-None) overrides, e.g. from CLI flags.
+    :class:`BadSettings` (one line naming each bad setting and its variable) on a bad value."""
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_where(str(e['loc'][0]) if e['loc'] else '')}: {e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors()
+        )
+        raise BadSettings(f"bad setting {problems}") from None
+    except SettingsError as exc:  # a value the environment source could not even decode
+        raise BadSettings(f"bad setting: {exc}") from None
+
+
+def _where(field: str) -> str:
+    return f"{field} (HYPERHIVE_{field.upper()} or --{field.replace('_', '-')})" if field else "settings"

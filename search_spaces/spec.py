@@ -93,6 +93,27 @@ ALGORITHM_OPTIONS: Mapping[str, Mapping[str, tuple[Rule, Any]]] = {
 }
 """Each algorithm's options: (rule, default)."""
 
+HYPEROPT_OPTION_NAMES: Mapping[str, Mapping[str, str]] = {
+    "tpe": {
+        "n_startup_trials": "n_startup_jobs",
+        "gamma": "gamma",
+        "n_ei_candidates": "n_EI_candidates",
+        "prior_weight": "prior_weight",
+    },
+    "anneal": {"avg_best_idx": "avg_best_idx", "shrink_coef": "shrink_coef"},
+    "random": {},
+}
+"""Each algorithm's options as hyperopt's ``suggest`` names them (document name -> hyperopt keyword)."""
+
+
+def hyperopt_options(algorithm: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """A search's algorithm options as keyword arguments of hyperopt's ``suggest`` for ``algorithm``."""
+    if algorithm not in HYPEROPT_OPTION_NAMES:
+        raise ValueError(f"unknown algorithm {algorithm!r}")
+    names = HYPEROPT_OPTION_NAMES[algorithm]
+    return {names[k]: v for k, v in options.items() if k in names}
+
+
 _TOP_RULES: Mapping[str, Rule] = {
     "name": StrRule(
         pattern=NAME_PATTERN, max_len=100, what="a name of letters, digits, _ . - (1-100 characters)"
@@ -173,20 +194,8 @@ class SearchSpec:
         """The hyperopt ``suggest`` function with this search's options bound (for ``fmin``'s algo)."""
         from hyperopt import anneal, rand, tpe
 
-        opts = self.algorithm_options
-        if self.algorithm == "tpe":
-            return functools.partial(
-                tpe.suggest,
-                n_startup_jobs=opts["n_startup_trials"],
-                gamma=opts["gamma"],
-                n_EI_candidates=opts["n_ei_candidates"],
-                prior_weight=opts["prior_weight"],
-            )
-        if self.algorithm == "anneal":
-            return functools.partial(
-                anneal.suggest, avg_best_idx=opts["avg_best_idx"], shrink_coef=opts["shrink_coef"]
-            )
-        return rand.suggest
+        suggest = {"tpe": tpe.suggest, "anneal": anneal.suggest, "random": rand.suggest}[self.algorithm]
+        return functools.partial(suggest, **hyperopt_options(self.algorithm, self.algorithm_options))
 
 
 def _algorithm(node: Node | None, errors: ErrorList) -> tuple[str, dict[str, Any]]:

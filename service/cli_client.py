@@ -149,7 +149,8 @@ def submit(
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """Submit a search document or a Hyperas script; print its id (with --follow: follow it until it ends)."""
+    """Submit a search document or a Hyperas script (.py); print its id alone on stdout, messages on stderr
+    (ID=$(hyperhive submit f.yaml) works). With --follow: follow it until it ends."""
     from service.cli_hyperas import is_script, script_document, space_table, submit_path
 
     fields = {"max_trials": max_trials, "algorithm": algorithm, "name": name, "seed": seed, "mode": mode}
@@ -167,11 +168,12 @@ def submit(
             if as_json:
                 print_json(search)
             else:
-                what = f"{search['name']}, {search['max_trials']} trials"
-                console.print(f"submitted search [bold]{search['id']}[/] ({what})")
-                console.print(f"follow it with: hyperhive follow {search['id']}")
+                what = f"{escape(search['name'])}, {search['max_trials']} trials"
+                err_console.print(f"submitted search [bold]{search['id']}[/] ({what})")
+                err_console.print(f"follow it with: hyperhive follow {search['id']}")
+                typer.echo(search["id"])  # alone on stdout: ID=$(hyperhive submit f.yaml)
             return
-        (err_console if as_json else console).print(f"submitted search [bold]{search['id']}[/]")
+        err_console.print(f"submitted search [bold]{search['id']}[/]")
         code = follow_until_interrupted(client, search["id"], interval, as_json)
     raise typer.Exit(code)
 
@@ -311,14 +313,22 @@ def export(
 
 
 def workers(
+    all_workers: bool = typer.Option(False, "--all", help="also the workers that stopped or were lost"),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """The workers: host, GPUs, current trial, last heartbeat, alive or lost."""
+    """The live workers: host, GPUs, current trial, last heartbeat (--all: also stopped and lost ones)."""
     with make_client(url, token) as client:
         items = client.workers()
-    print_json(items) if as_json else console.print(workers_table(items))
+    shown = items if all_workers else [w for w in items if w["state"] == "alive"]
+    if as_json:
+        print_json(shown)
+        return
+    console.print(workers_table(shown, title="workers" if all_workers else "live workers"))
+    hidden = len(items) - len(shown)
+    if hidden:
+        err_console.print(f"{hidden} stopped or lost worker(s) not shown: hyperhive workers --all")
 
 
 def whoami(url: str | None = URL_OPTION, token: str | None = TOKEN_OPTION) -> None:

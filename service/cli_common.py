@@ -3,8 +3,11 @@
 Where a client command sends its requests (first found wins):
 1. ``--url`` / ``--token``;
 2. ``HYPERHIVE_URL`` / ``HYPERHIVE_TOKEN``;
-3. the embedded server that ``hyperhive up`` runs from this folder (``<home>/up.json``), whose token
-   is in ``<home>/token`` (mode 0600). That token is sent only to the URL ``up`` recorded;
+3. the embedded server that ``hyperhive up`` runs from this folder (``<home>/up.json``), with the token
+   in ``<home>/token``, only when neither a URL nor a token was given. Both files must be this user's
+   and private (0600, as ``up`` writes them: a cloned or unpacked folder's files are not), the pid ``up``
+   recorded must be a live ``hyperhive`` process and its URL a loopback one. That token is sent only to
+   that URL, and a token from ``--token``/``HYPERHIVE_TOKEN`` is never sent to a URL read from a file;
 4. the default ``http://127.0.0.1:8000``.
 """
 
@@ -13,6 +16,8 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -34,6 +39,7 @@ R = TypeVar("R")
 
 UP_FILE = "up.json"
 TOKEN_FILE = "token"
+LOOPBACK_URL = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\]):[0-9]{1,5}\Z")
 
 URL_OPTION = typer.Option(None, "--url", help="API URL (env HYPERHIVE_URL; default: the local `up`)")
 TOKEN_OPTION = typer.Option(None, "--token", help="API token (env HYPERHIVE_TOKEN)", show_default=False)
@@ -58,6 +64,8 @@ def cli_errors(fn: Callable[P, R]) -> Callable[P, R]:
             raise fail(f"bad setting ({problems}); check the flags and HYPERHIVE_* variables") from None
         except HyperhiveError as exc:
             raise fail(str(exc)) from None
+        except BrokenPipeError:  # `... | head` closed our stdout: typer ends quietly, as CLIs do
+            raise
         except (OSError, ValueError) as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
@@ -85,20 +93,69 @@ def read_up_file(home: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("url"), str) else None
 
 
+def pid_alive(pid: object) -> bool:
+    """Whether ``pid`` is a running process other than this one."""
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def _private_file(path: Path) -> bool:
+    """A regular file of this user that no one else may read or write (as :func:`write_private` makes)."""
+    try:
+        st = path.lstat()
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+
+
+def _is_hyperhive(pid: int) -> bool:
+    """Linux: whether the process's command line names hyperhive (elsewhere: assumed so)."""
+    try:
+        return b"hyperhive" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return not Path("/proc/self").exists()
+
+
+def local_up(home: Path) -> tuple[str, str] | None:
+    """The URL and token of the ``hyperhive up`` running from ``home``, when its files can be trusted
+    (see the module docstring), else None."""
+    up = read_up_file(home)
+    token_path = home / TOKEN_FILE
+    if up is None or not (_private_file(home / UP_FILE) and _private_file(token_path)):
+        return None
+    if not LOOPBACK_URL.match(up["url"]) or not pid_alive(up.get("pid")) or not _is_hyperhive(up["pid"]):
+        return None
+    try:
+        secret = token_path.read_text().strip()
+    except OSError:
+        return None
+    return (up["url"], secret) if secret else None
+
+
 def resolve_client(url: str | None, token: str | None) -> tuple[str, str | None]:
     """The API URL and token to use (see the module docstring)."""
     settings = settings_for(url=url, token=token)
-    resolved = settings.url
     secret = settings.token.get_secret_value() if settings.token else None
-    up = read_up_file(settings.home)
-    if "url" not in settings.model_fields_set and up is not None:
-        resolved = up["url"]
-    if secret is None and up is not None and resolved.rstrip("/") == up["url"].rstrip("/"):
-        try:
-            secret = (settings.home / TOKEN_FILE).read_text().strip() or None
-        except OSError:
-            secret = None
-    return resolved, secret
+    explicit_url = "url" in settings.model_fields_set
+    if explicit_url and secret is not None:
+        return settings.url, secret
+    up = local_up(settings.home)
+    if up is None:
+        return settings.url, secret
+    if not explicit_url and secret is None:
+        return up
+    if explicit_url and settings.url.rstrip("/") == up[0]:  # the URL `up` printed, without its token
+        return settings.url, up[1]
+    return settings.url, secret
 
 
 def make_client(url: str | None, token: str | None) -> Client:

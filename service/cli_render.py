@@ -9,6 +9,7 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
+from hyperhive.models import TrialState
 from service.flatten import flatten
 
 STATUS_STYLE = {
@@ -21,6 +22,7 @@ STATUS_STYLE = {
     "done": "green",
     "pruned": "magenta",
     "alive": "green",
+    "stopped": "dim",
     "lost": "red",
 }
 
@@ -90,9 +92,7 @@ def search_table(s: dict[str, Any]) -> Table:
     t.add_row("progress", f"{c['finished']}/{s['max_trials']} ({s['progress']:.0%})")
     t.add_row(
         "trials",
-        ", ".join(
-            f"{styled(k)} {c[k]}" for k in ("queued", "running", "done", "failed", "pruned", "cancelled")
-        ),
+        ", ".join(f"{styled(k)} {c[k]}" for k in map(str, TrialState)),
     )
     t.add_row("objective", f"{s['objective_metric']} ({s['objective_mode']})")
     t.add_row("algorithm", f"{s['algorithm']}, seed {s['seed']}")
@@ -112,17 +112,38 @@ def search_table(s: dict[str, Any]) -> Table:
     return t
 
 
+MAX_PARAM_COLUMNS = 8
+
+
+def param_text(v: Any) -> str:
+    """A sampled parameter as a cell: numbers short, option names and ``(none)`` as they are."""
+    return num(v, 4) if isinstance(v, float) else leaf(v)
+
+
 def trials_table(page: dict[str, Any], objective: str = "value") -> Table:
-    t = Table(title=f"trials ({len(page['items'])} of {page['total']})", title_justify="left")
-    for col in ("#", "id", "state", objective, "duration", "worker", "error"):
+    """One row per trial; the sampled parameters (by document label, option names for choices) as
+    columns, the first :data:`MAX_PARAM_COLUMNS` of them (``--json`` has all)."""
+    labels = list(dict.fromkeys(k for tr in page["items"] for k in tr.get("params") or {}))
+    shown = labels[:MAX_PARAM_COLUMNS]
+    title = f"trials ({len(page['items'])} of {page['total']})"
+    if len(labels) > len(shown):
+        title += f"; {len(labels) - len(shown)} more parameters with --json"
+    t = Table(title=title, title_justify="left")
+    for col in ("#", "id", "state", objective):
         t.add_column(col, no_wrap=col in ("#", "id"))
+    for label in shown:
+        t.add_column(escape(label), overflow="fold")
+    for col in ("duration", "worker", "error"):
+        t.add_column(col)
     for tr in page["items"]:
         err = tr.get("error") or ""
+        params = tr.get("params") or {}
         t.add_row(
             str(tr["number"]),
             tr["id"],
             styled(tr["state"]),
             num(tr["value"], 6),
+            *(escape(param_text(params[k])) if k in params else "" for k in shown),
             seconds(tr.get("duration")),
             tr.get("worker_id") or "",
             escape((err[:60] + "...") if len(err) > 60 else err),
@@ -137,6 +158,8 @@ def trial_table(tr: dict[str, Any], title: str = "trial") -> Table:
     t.add_column("value")
     t.add_row("state", styled(tr["state"]))
     t.add_row("value", num(tr["value"], 6))
+    for k, v in (tr.get("params") or {}).items():  # the sampled parameters, as the document names them
+        t.add_row(escape(f"param {k}"), escape(param_text(v)))
     for k, v in flatten(tr.get("config") or {}).items():
         t.add_row(escape(f"config.{k}"), escape(leaf(v)))
     for k, v in (tr.get("metrics") or {}).items():
@@ -152,9 +175,9 @@ def trial_table(tr: dict[str, Any], title: str = "trial") -> Table:
     return t
 
 
-def workers_table(workers: list[dict[str, Any]]) -> Table:
-    t = Table(title=f"workers ({len(workers)})", title_justify="left")
-    for col in ("id", "host", "pid", "gpus", "state", "status", "trial", "last seen"):
+def workers_table(workers: list[dict[str, Any]], title: str = "workers") -> Table:
+    t = Table(title=f"{title} ({len(workers)})", title_justify="left")
+    for col in ("id", "host", "pid", "gpus", "state", "activity", "trial", "last seen"):
         t.add_column(col)
     for w in workers:
         t.add_row(
@@ -163,7 +186,7 @@ def workers_table(workers: list[dict[str, Any]]) -> Table:
             str(w["pid"]),
             ",".join(w["gpus"]) or "cpu",
             styled(w["state"]),
-            w["status"],
+            w["status"] if w["state"] == "alive" else "",  # idle or busy
             w.get("current_trial_id") or "",
             f"{w['seconds_since_seen']:.0f}s ago",
         )

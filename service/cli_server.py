@@ -13,7 +13,6 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -97,16 +96,16 @@ token_app = typer.Typer(
 )
 
 
-@contextlib.contextmanager
-def _open_store(store: str | None) -> Iterator[object]:
-    from hyperhive.store import open_store
+def _open_store(store: str | None, create: bool = False) -> contextlib.AbstractContextManager[object]:
+    """The store the flag or ``HYPERHIVE_STORE`` names. A SQLite file must exist unless ``create``: a
+    token made in a new, empty store by a mistyped path or the wrong folder would only ever get 401."""
+    from hyperhive.cli_store import cli_store
 
-    settings = settings_for(store=store)
-    s = open_store(settings.store)
-    try:
-        yield s
-    finally:
-        s.close()
+    hint = (
+        "run this where the store is (the folder of `hyperhive up`), fix --store / HYPERHIVE_STORE, "
+        "or add --create to start a new store there"
+    )
+    return cli_store(settings_for(store=store).store, must_exist=not create, missing_hint=hint)
 
 
 @token_app.command("create")
@@ -120,6 +119,7 @@ def token_create(
         help="may submit code that --allow-code workers run (Hyperas scripts): remote code execution",
     ),
     store: str | None = STORE_OPTION,
+    create: bool = typer.Option(False, "--create", help="make the SQLite store if it does not exist yet"),
 ) -> None:
     """Create a token. The secret is printed once, alone on the last line; only its hash is stored."""
     if not TOKEN_NAME.match(name):
@@ -127,7 +127,7 @@ def token_create(
             f"bad token name {name!r}: 1-100 characters of letters, digits and _ . @ -, "
             "starting with a letter or digit"
         )
-    with _open_store(store) as s:
+    with _open_store(store, create=create) as s:
         info, secret = s.create_token(name, admin=admin, code=code)  # type: ignore[attr-defined]
     kind = ("admin " if admin else "") + ("code " if code else "")
     typer.echo(f"created {kind}token {info.id} for {name!r}; it is shown only now:")
@@ -148,12 +148,13 @@ def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) ->
         print_json([t.to_dict() for t in tokens])
         return
     table = Table(title=f"tokens ({len(tokens)})", title_justify="left")
-    for col in ("id", "name", "admin", "created", "revoked"):
+    for col in ("id", "name", "admin", "created", "last used", "revoked"):
         table.add_column(col)
     for t in tokens:
         table.add_row(
-            t.id, t.name, "yes" if t.admin else "", when(t.created_at), "[red]revoked[/]" if t.revoked else ""
-        )
+            t.id, t.name, "yes" if t.admin else "", when(t.created_at), when(t.last_used_at) or "never",
+            "[red]revoked[/]" if t.revoked else "",
+        )  # fmt: skip
     console.print(table)
 
 
@@ -195,10 +196,13 @@ def run_embedded(
     exit_when_done: bool,
     stop_timeout: float,
     worker_args: list[str],
+    allow_objective: list[str] | None = None,
+    launcher: str = "up",
 ) -> int:
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
     from hyperhive.client import Client, ClientError
+    from hyperhive.settings import DEFAULT_OBJECTIVE_MODULES, parse_objective_prefixes
     from service.cli_client import exit_status, follow_and_report, no_result_note
     from service.cli_render import search_table, trial_table
     from service.embedded import Embedded, EmbeddedError
@@ -209,6 +213,13 @@ def run_embedded(
         check_search_file(submit_file)
         if is_script(submit_file):  # a Hyperas script: this user's own code, run by this machine's workers
             worker_args = [*worker_args, "--allow-code"]
+    allowed = parse_objective_prefixes(allow_objective) if allow_objective else []
+    if gpus:
+        from hyperhive.devices import missing_gpu_warning
+
+        warning = missing_gpu_warning([g.strip() for g in gpus.split(",")])
+        if warning:
+            err_console.print(f"[yellow]warning: {escape(warning)}[/]")
     settings = settings_for(home=home, store=store)
     if "store" not in settings.model_fields_set:
         settings = settings.model_copy(update={"store": f"sqlite:///{settings.home / 'hyperhive.db'}"})
@@ -217,19 +228,24 @@ def run_embedded(
     logging.basicConfig(
         level=logging.INFO, format=LOG_FORMAT, filename=str(home_dir / "logs" / "server.log"), force=True
     )
+    own_search_only = exit_when_done and submit_file is not None  # `run FILE`: its search, nothing else
     emb = Embedded(
-        settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout
-    )
+        settings, workers=workers, port=port, gpus=gpus, worker_args=worker_args, stop_timeout=stop_timeout,
+        allow_objective=[p for p in allowed if p not in DEFAULT_OBJECTIVE_MODULES], launcher=launcher,
+        defer_workers=own_search_only,
+    )  # fmt: skip
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     code = 0
+    started = False
     try:
         emb.start()
+        started = True
         n = 1 if gpus else workers
         where = "this folder" if home is None else f"this folder with HYPERHIVE_HOME={home_dir}"
         console.print(
             Panel(
                 f"API      {emb.url}   (docs {emb.url}/docs)\n"
-                f"token    {emb.token}\n"
+                f"token    {emb.token}   (kept in {home_dir / 'token'})\n"
                 f"store    {redact_url(emb.store_url)}\n"
                 f"workers  {n} ({'GPUs ' + gpus if gpus else 'CPU'}), logs in {home_dir / 'logs'}\n"
                 f"From another shell in {where}: hyperhive submit FILE --follow   (or set\n"
@@ -246,13 +262,35 @@ def run_embedded(
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
             console.print(f"watch it at {emb.url}/searches/{search_id}", soft_wrap=True, highlight=False)
+            if own_search_only:
+                from service.follow import FINAL_STATUSES
+
+                emb.start_workers(search_id)
+                others = [
+                    o for o in client.list_searches(limit=500)["items"]
+                    if o["id"] != search_id and o["status"] not in FINAL_STATUSES
+                ]  # fmt: skip
+                if others:
+                    err_console.print(
+                        f"{len(others)} other unfinished search(es) in this store stay queued "
+                        f"(e.g. {others[0]['id']}): `run` works on its own search only; `hyperhive up` "
+                        "runs them all"
+                    )
 
         def check_workers(fatal: bool = True) -> None:
-            """Report workers that exited; with ``fatal``, fail once none is left."""
-            for w in emb.exited_workers():
+            """Report workers that exited; with ``fatal``, fail once none is left. Workers of ``run``
+            (``--search``) exit 0 when their search ends: that is no failure."""
+            exited = emb.exited_workers()
+            if not exited:
+                return
+            ended = own_search_only and search_id is not None and _all_final(client, search_id)
+            for w in exited:
                 rc = w.proc.returncode
-                err_console.print(f"[yellow]worker {w.index} exited with status {rc}; see {w.log_path}[/]")
-            if fatal and emb.processes and all(w.reported_exit for w in emb.processes):
+                if not (ended and rc == 0):
+                    err_console.print(
+                        f"[yellow]worker {w.index} exited with status {rc}; see {w.log_path}[/]"
+                    )
+            if fatal and not ended and all(w.reported_exit for w in emb.processes):
                 raise EmbeddedError(f"every worker exited; see the logs in {home_dir / 'logs'}")
 
         if follow and search_id is not None:
@@ -279,7 +317,8 @@ def run_embedded(
     finally:
         emb.stop()
         signal.signal(signal.SIGTERM, previous)
-        err_console.print("hyperhive stopped")
+        if started:  # not after a refused start: nothing was running
+            err_console.print("hyperhive stopped")
     return code
 
 
@@ -293,6 +332,12 @@ PORT_OPTION = typer.Option(
 )
 STOP_OPTION = typer.Option(30.0, "--stop-timeout", min=0.0, help="seconds workers get to hand back trials")
 WORKER_ARG_OPTION = typer.Option([], "--worker-arg", help="extra argument for each worker (repeatable)")
+ALLOW_OBJECTIVE_OPTION = typer.Option(
+    [],
+    "--allow-objective",
+    help="module prefix whose functions the workers may run as objectives, besides "
+    "search_spaces.objectives (repeatable; env HYPERHIVE_ALLOW_OBJECTIVE, comma-separated)",
+)
 
 
 def up(
@@ -309,6 +354,7 @@ def up(
     exit_when_done: bool = typer.Option(False, "--exit-when-done", help="stop once every search has ended"),
     stop_timeout: float = STOP_OPTION,
     worker_arg: list[str] = WORKER_ARG_OPTION,
+    allow_objective: list[str] = ALLOW_OBJECTIVE_OPTION,
 ) -> None:
     """The embedded default: a SQLite store in ./.hyperhive, the API on 127.0.0.1 and local workers.
     Prints the URL and an admin token; Ctrl-C stops everything cleanly."""
@@ -318,6 +364,7 @@ def up(
     code = run_embedded(
         store=store, home=home, workers=workers, gpus=gpus, port=port, submit_file=file, follow=follow,
         exit_when_done=exit_when_done, stop_timeout=stop_timeout, worker_args=worker_arg,
+        allow_objective=allow_objective, launcher="up",
     )  # fmt: skip
     raise typer.Exit(code)
 
@@ -333,13 +380,14 @@ def run(
     port: int | None = PORT_OPTION,
     stop_timeout: float = STOP_OPTION,
     worker_arg: list[str] = WORKER_ARG_OPTION,
+    allow_objective: list[str] = ALLOW_OBJECTIVE_OPTION,
 ) -> None:
     """One command, end to end: start the embedded store, API and workers, submit FILE, follow it, print
     the best trial, stop. Exit status 0 when the search completed."""
     code = run_embedded(
         store=store, home=home, workers=workers, gpus=gpus, port=port,
         submit_file=file or example_path(), follow=True, exit_when_done=True, stop_timeout=stop_timeout,
-        worker_args=worker_arg,
+        worker_args=worker_arg, allow_objective=allow_objective, launcher="run",
     )  # fmt: skip
     raise typer.Exit(code)
 

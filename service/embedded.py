@@ -3,8 +3,9 @@ folder (``./.hyperhive/``), the API on 127.0.0.1 in this process, and local work
 
 - The API runs in a background thread of this process (uvicorn, on a socket bound here: the requested
   port, or a free one when the default port is taken).
-- Workers are ``python -m hyperhive.cli worker --store URL --cpu`` (or one worker with ``--gpus``) in
-  their own session, so a terminal's Ctrl-C reaches only this process; :meth:`Embedded.stop` sends them
+- Workers are ``python -m hyperhive.cli worker --cpu --exit-with-parent PID`` (or one worker
+  with ``--gpus``; ``run`` adds ``--search ID``) in their own session, so a terminal's Ctrl-C reaches
+  only this process, and they exit when this process dies, even by SIGKILL; :meth:`Embedded.stop` sends them
   SIGTERM (they hand their trials back), waits, then kills what is left. Their output goes to
   ``<home>/logs/worker-N.log``; the server's log to ``<home>/logs/server.log``.
 - An admin token named ``local`` is kept in ``<home>/token`` (0600) and reused while it is valid;
@@ -31,10 +32,10 @@ from typing import IO
 
 from hyperhive.errors import HyperhiveError
 from hyperhive.private_files import open_private_append, private_dir
-from hyperhive.settings import Settings
+from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
-from service.cli_common import TOKEN_FILE, UP_FILE, read_up_file, write_private
+from service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
 
 log = logging.getLogger("hyperhive.embedded")
 
@@ -70,18 +71,6 @@ def bind_socket(host: str, port: int, *, fallback: bool) -> socket.socket:
     return sock
 
 
-def _pid_alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def ensure_admin_token(store: Store, home: Path) -> str:
     """The secret in ``<home>/token`` if it is still a live admin token of ``store``, else a new admin
     token named ``local`` written there."""
@@ -115,6 +104,10 @@ class Embedded:
     gpus: str | None = None
     worker_args: list[str] = field(default_factory=list)
     stop_timeout: float = 30.0
+    allow_objective: list[str] = field(default_factory=list)
+    launcher: str = "up"
+    search_id: str | None = None
+    defer_workers: bool = False
 
     url: str = ""
     token: str = ""
@@ -141,7 +134,7 @@ class Embedded:
 
         private_dir(self.home / "logs")  # and the home folder: 0700 when created here
         running = read_up_file(self.home)
-        if running is not None and _pid_alive(running.get("pid")):
+        if running is not None and pid_alive(running.get("pid")):
             raise EmbeddedError(
                 f"hyperhive up already runs from {self.home} (pid {running['pid']}, {running['url']}); "
                 "stop it first or use another --home"
@@ -178,7 +171,8 @@ class Embedded:
                 self.home / UP_FILE,
                 json.dumps({"url": self.url, "pid": os.getpid(), "store": self.store_url}),
             )
-            self._start_workers()
+            if not self.defer_workers:
+                self.start_workers()
         except BaseException:
             self.stop()
             raise
@@ -187,9 +181,23 @@ class Embedded:
         # the store URL goes in the environment (HYPERHIVE_STORE), not argv, which every local user can read
         cmd = [sys.executable, "-m", "hyperhive.cli", "worker"]
         cmd += ["--gpus", self.gpus] if self.gpus else ["--cpu"]
+        cmd += ["--exit-with-parent", str(os.getpid())]
+        if self.search_id is not None:
+            cmd += ["--search", self.search_id]
+        for prefix in self.allow_objective:
+            cmd += ["--allow-objective", prefix]
         return cmd + list(self.worker_args)
 
-    def _start_workers(self) -> None:
+    def worker_env(self) -> dict[str, str]:
+        """This process's environment, the store URL (not in argv) and which command started the
+        workers (for their hints)."""
+        return {**os.environ, "HYPERHIVE_STORE": self.store_url, LAUNCHER_ENV: self.launcher}
+
+    def start_workers(self, search_id: str | None = None) -> None:
+        """Start the workers (``search_id``: they claim that search's trials only). Each exits when this
+        process dies, even by SIGKILL (``--exit-with-parent``)."""
+        if search_id is not None:
+            self.search_id = search_id
         n = 1 if self.gpus else self.workers
         for i in range(n):
             log_path = self.home / "logs" / f"worker-{i}.log"
@@ -197,7 +205,7 @@ class Embedded:
             self._logs.append(out)
             proc = subprocess.Popen(
                 self.worker_command(),
-                env={**os.environ, "HYPERHIVE_STORE": self.store_url},
+                env=self.worker_env(),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,

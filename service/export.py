@@ -1,15 +1,23 @@
 """A search's trials as CSV (one row per trial) or as a JSON bundle ``import_search`` can read back.
 
-CSV columns: ``number, id, state, value, loss, attempts, worker_id, started_at, finished_at, duration``,
-then ``config.<path>`` for every leaf of the sampled configurations (paths as the document language
-writes them: ``config.model.layers[1].filters``), then ``metrics.<name>`` for every final metric that is
-a single number (per-class lists and the confusion matrix are in the JSON export), then ``error``.
-Missing cells are empty. Lists of numbers or strings in a config are written as JSON text.
+CSV columns: ``number, id, state, value, attempts, worker_id, started_at, finished_at, duration``,
+then ``param.<label>`` for every sampled parameter (a named choice's option name, ``(none)`` for a
+null option: see :mod:`service.sampled`), then ``config.<path>`` for every leaf of the sampled
+configurations (paths of the evaluated configuration: ``config.model.layers[1].filters``), then
+``metrics.<name>`` for every final metric that is a single number (per-class lists and the confusion
+matrix are in the JSON export), then ``error``. Missing cells are empty. Lists of numbers or strings
+in a config are written as JSON text. ``value`` is the objective metric in its own units (hyperopt's
+internal ``loss``, negated for a ``max`` objective, is left out); times are ISO 8601 in UTC
+(``2026-12-01T15:20:46.577+00:00``), ``duration`` in seconds.
+
+Text cells that a spreadsheet would read as a formula (starting with ``= + - @``, a tab or a carriage
+return: OWASP's CSV-injection rule) get a leading single quote; numbers are written as they are.
 """
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from typing import Any
 
@@ -22,7 +30,6 @@ BASE_COLUMNS = (
     "id",
     "state",
     "value",
-    "loss",
     "attempts",
     "worker_id",
     "started_at",
@@ -31,17 +38,33 @@ BASE_COLUMNS = (
 )
 
 
+def iso_utc(ts: float | None) -> str | None:
+    """Epoch seconds as ISO 8601 in UTC with milliseconds, e.g. ``2026-12-01T15:20:46.577+00:00``."""
+    if ts is None:
+        return None
+    return dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(v: Any) -> Any:
     if v is None:
         return ""
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, str) and v.startswith(FORMULA_STARTS):
+        return "'" + v  # a spreadsheet shows it as text instead of running it
     return v
 
 
-def trials_csv(trials: list[Trial]) -> str:
-    """The trials as CSV text (see the module docstring for the columns)."""
+def trials_csv(trials: list[Trial], document: dict[str, Any] | None = None) -> str:
+    """The trials as CSV text (see the module docstring for the columns). With the search's
+    ``document``, ``param.<label>`` columns show the sampled parameters (option names, ``(none)``)."""
+    from service.sampled import sampled_params
+
     rows: list[dict[str, Any]] = []
+    param_cols: dict[str, None] = {}
     config_cols: dict[str, None] = {}
     metric_cols: dict[str, None] = {}
     for t in trials:
@@ -53,14 +76,17 @@ def trials_csv(trials: list[Trial]) -> str:
             "id": t.id,
             "state": str(t.state),
             "value": t.value,
-            "loss": t.loss,
             "attempts": t.attempts,
             "worker_id": t.worker_id,
-            "started_at": t.started_at,
-            "finished_at": t.finished_at,
+            "started_at": iso_utc(t.started_at),
+            "finished_at": iso_utc(t.finished_at),
             "duration": duration,
             "error": t.error,
         }
+        for k, v in (sampled_params(document, t.vals, t.config) if document else {}).items():
+            col = f"param.{k}"
+            param_cols[col] = None
+            row[col] = v
         for k, v in flatten(t.config or {}).items():
             col = f"config.{k}"
             config_cols[col] = None
@@ -70,9 +96,11 @@ def trials_csv(trials: list[Trial]) -> str:
             metric_cols[col] = None
             row[col] = v
         rows.append(row)
-    columns = [*BASE_COLUMNS, *config_cols, *metric_cols, "error"]
+    columns = [*BASE_COLUMNS, *param_cols, *config_cols, *metric_cols, "error"]
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    # RFC 4180 line ends: the csv module then quotes a cell holding a carriage return, which with "\n"
+    # line ends it writes bare, splitting the row in two for every reader
+    writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
     for row in rows:
         writer.writerow({c: _cell(row.get(c)) for c in columns})

@@ -10,17 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
-from hyperhive.models import DatasetInfo, Search, TokenInfo, Trial, WorkerInfo
+from hyperhive.models import DatasetInfo, Search, SearchStatus, TokenInfo, Trial, TrialState, WorkerInfo
 from service.flatten import scalar_metrics
 
 T = TypeVar("T")
-
-SEARCH_STATUSES = ("pending", "running", "completed", "cancelled", "failed")
-TRIAL_STATES = ("queued", "running", "done", "failed", "pruned", "cancelled")
-SearchStatusName = Literal["pending", "running", "completed", "cancelled", "failed"]
-TrialStateName = Literal["queued", "running", "done", "failed", "pruned", "cancelled"]
 
 PRIVATE_TRIAL_INFO = ("reported_token",)
 """Keys of ``Trial.info`` that stay on the server."""
@@ -35,17 +30,13 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-class Counts(BaseModel):
-    """Trials of a search by state; ``total`` is the budget slots taken, ``finished`` the final ones."""
-
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    pruned: int = 0
-    cancelled: int = 0
-    total: int = 0
-    finished: int = 0
+Counts = create_model(  # one field per TrialState: a new state cannot be left out of the API
+    "Counts",
+    __doc__="Trials of a search by state; ``total`` is the budget slots taken, ``finished`` the final ones.",
+    **{str(s): (int, 0) for s in TrialState},  # type: ignore[call-overload]
+    total=(int, 0),
+    finished=(int, 0),
+)
 
 
 class TrialSummary(BaseModel):
@@ -54,7 +45,7 @@ class TrialSummary(BaseModel):
 
     id: str
     number: int
-    state: TrialStateName
+    state: TrialState
     value: float | None
     config: dict[str, Any] | None
     metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
@@ -79,13 +70,13 @@ class SearchPublic(BaseModel):
     id: str
     name: str
     owner: str | None
-    status: SearchStatusName
+    status: SearchStatus
     algorithm: str
     max_trials: int
     seed: int
     objective_metric: str
     objective_mode: str
-    counts: Counts
+    counts: Counts  # type: ignore[valid-type]
     progress: float = Field(description="finished trials / max_trials, from 0 to 1")
     best_value: float | None
     best_trial_id: str | None
@@ -149,10 +140,18 @@ class TrialPublic(BaseModel):
     id: str
     search_id: str
     number: int
-    state: TrialStateName
-    value: float | None
-    loss: float | None
+    state: TrialState
+    value: float | None = Field(description="the objective metric, in its own units")
+    loss: float | None = Field(
+        description="what hyperopt minimises: value for a min objective, -value for a max one "
+        "(read value; this is not the model's training loss, which is metrics.loss)"
+    )
     config: dict[str, Any] | None
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the sampled parameters by document label: a named choice's option name, (none) for "
+        "a null option, a number for a distribution (service/sampled.py)",
+    )
     metrics: dict[str, float] = Field(description="the final metrics that are single numbers")
     error: str | None
     worker_id: str | None
@@ -187,41 +186,27 @@ class TrialPublic(BaseModel):
         }
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialPublic:
-        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics))
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialPublic:
+        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics), params=params or {})
 
 
-class TrialDetail(BaseModel):
+class TrialDetail(TrialPublic):
     """One trial in full: every metric (per-class scores and the confusion matrix included), the
     per-epoch ``history``, provenance ``info`` (seed, versions, host, dataset hash, timings) and the
     lease's expiry (never its token)."""
 
-    id: str
-    search_id: str
-    number: int
-    state: TrialStateName
-    value: float | None
-    loss: float | None
-    config: dict[str, Any] | None
-    metrics: dict[str, Any]
+    metrics: dict[str, Any] = Field(description="every final metric")
     history: list[dict[str, Any]]
-    error: str | None
-    worker_id: str | None
-    attempts: int
     seed: int
     info: dict[str, Any]
     lease_expires_at: float | None
-    created_at: float
-    updated_at: float
-    started_at: float | None
-    finished_at: float | None
-    duration: float | None
 
     @classmethod
-    def from_trial(cls, t: Trial) -> TrialDetail:
+    def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialDetail:
         info = {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO}
         return cls(
             **TrialPublic._fields(t),
+            params=params or {},
             metrics=t.metrics,
             history=t.history,
             seed=t.seed,
@@ -231,15 +216,15 @@ class TrialDetail(BaseModel):
 
 
 class WorkerPublic(BaseModel):
-    """A worker process; ``state`` is ``alive`` or ``lost`` (unseen for ``worker_timeout_seconds``, or
-    stopped)."""
+    """A worker process; ``state`` is ``alive``, ``stopped`` (it exited cleanly) or ``lost`` (unseen for
+    ``worker_timeout_seconds``: killed, crashed or cut off)."""
 
     id: str
     host: str
     pid: int
     gpus: list[str]
     status: str
-    state: Literal["alive", "lost"]
+    state: Literal["alive", "stopped", "lost"]
     current_trial_id: str | None
     started_at: float
     last_seen: float
@@ -253,7 +238,7 @@ class WorkerPublic(BaseModel):
             pid=w.pid,
             gpus=[str(g) for g in w.gpus],
             status=w.status,
-            state="alive" if w.is_alive(now, timeout) else "lost",
+            state="stopped" if w.status == "stopped" else "alive" if w.is_alive(now, timeout) else "lost",
             current_trial_id=w.current_trial_id if show_trial else None,
             started_at=w.started_at,
             last_seen=w.last_seen,

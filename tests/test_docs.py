@@ -34,3 +34,13 @@ def test_the_readme_shows_a_search() -> None:
 def test_documented_searches_validate(block: str) -> None:
     spec = load(block, "yaml")
     assert spec.parameter_labels, "a documented search searches something"
+
+
+@pytest.mark.parametrize("name", DOCS)
+def test_docs_hold_no_internal_notes_and_one_install_story(name: str) -> None:
+    """Newcomers followed these: no merge notes for the team, no `pip install hyperhive` (it is not on
+    PyPI), and GPU machines install the `gpu` extra (not a hand-picked TensorFlow build)."""
+    text = (REPO / name).read_text()
+    assert not re.search(r"to merge|for the lead", text, re.I), "an internal note"
+    assert not re.search(r"pip install (-U |--upgrade )?['\"]?hyperhive\b", text), "install from the checkout"
+    assert "and-cuda" not in text, "GPU machines: pip install -e '.[gpu]'"

@@ -132,6 +132,33 @@ def release_trial_memory() -> None:
     _malloc_trim()
 
 
+def devices_used() -> list[str]:
+    """The GPUs the Keras backend of this process trains on (``["cpu"]`` when none); empty before Keras
+    is imported (a function objective)."""
+    if _keras is None:
+        return []
+    backend = _keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = [d.name for d in tf.config.list_logical_devices("GPU")]
+        elif backend == "torch":
+            import torch
+
+            gpus = [f"cuda:{i} {torch.cuda.get_device_name(i)}" for i in range(torch.cuda.device_count())]
+        elif backend == "jax":
+            import jax
+
+            gpus = [str(d) for d in jax.devices() if d.platform != "cpu"]
+        else:
+            gpus = []
+    except Exception as exc:  # a backend that cannot say: record that, do not fail the trial
+        log.debug("cannot list the %s devices: %s", backend, exc)
+        return ["unknown"]
+    return gpus or ["cpu"]
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a trial's result depends on (Keras and its backend once imported)."""
     import numpy

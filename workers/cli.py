@@ -13,19 +13,20 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from hyperhive.errors import BadStoreURL, HyperhiveError, StoreUnavailable
+from hyperhive.cli_store import EXIT_STORE, EXIT_USAGE
+from hyperhive.errors import HyperhiveError
 
 if TYPE_CHECKING:
     from hyperhive.settings import Settings
     from hyperhive.store.base import Store
 
-EXIT_USAGE = 2
-EXIT_STORE = 3
 
 STORE_OPTION = typer.Option(
     None, "--store", help="store URL (env HYPERHIVE_STORE; default sqlite:///.hyperhive/hyperhive.db)"
@@ -53,35 +54,19 @@ def _setup_logging(level: str) -> None:
 
 
 def _settings(**overrides: object) -> Settings:
-    from pydantic import ValidationError
-
-    from hyperhive.settings import get_settings
+    from hyperhive.settings import BadSettings, get_settings
 
     try:
         return get_settings(**overrides)
-    except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise _fail(f"invalid settings: {problems}", EXIT_USAGE) from None
+    except BadSettings as exc:
+        raise _fail(str(exc), EXIT_USAGE) from None
 
 
 def _open_store(url: str) -> Store:
-    """The store a worker or ``retrain`` uses. A SQLite file must exist already: a worker never creates
-    an empty store (a mistyped path would otherwise wait forever on a new, empty database)."""
-    from hyperhive.store import open_store, redact_url, sqlite_path
+    """The store a worker or ``retrain`` uses; it must exist already (see :mod:`hyperhive.cli_store`)."""
+    from hyperhive.cli_store import open_cli_store
 
-    try:
-        path = sqlite_path(url.strip())
-        if path and path != ":memory:" and not Path(path).is_file():
-            raise _fail(
-                f"no store at {Path(path).resolve()} (from {url}): start `hyperhive up` or `hyperhive serve` "
-                "there first, or fix --store (sqlite:///relative/path.db or sqlite:////absolute/path.db)",
-                EXIT_USAGE,
-            )
-        return open_store(url)
-    except BadStoreURL as exc:
-        raise _fail(str(exc), EXIT_USAGE) from None
-    except StoreUnavailable as exc:
-        raise _fail(f"cannot reach the store {redact_url(url)}: {exc}", EXIT_STORE) from None
+    return open_cli_store(url, must_exist=True)
 
 
 def _die_with_parent() -> None:
@@ -89,6 +74,24 @@ def _die_with_parent() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
+    """SIGTERM this process (it hands its trial back and exits) when process ``parent`` ends, even by
+    SIGKILL: Linux's ``PR_SET_PDEATHSIG``, and a thread that polls the parent pid everywhere."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the line above
+        raise _fail(f"the parent process {parent} is gone; exiting")
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll)
+        logging.getLogger("hyperhive.worker").warning("parent process %d is gone; stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def worker(
@@ -129,11 +132,19 @@ def worker(
     ),
     log_level: str = LOG_LEVEL_OPTION,
     child: bool = typer.Option(False, "--child", hidden=True),
+    exit_with_parent: int | None = typer.Option(
+        None,
+        "--exit-with-parent",
+        min=1,
+        help="stop when process PID ends (how `hyperhive up` starts workers)",
+    ),
 ) -> None:
     """Run a worker: claim trials from the store, train them, report the metrics, until told to stop.
 
     SIGTERM or Ctrl-C hands the running trial back to the queue and exits 0; a second one exits at once.
     """
+    from hyperhive.settings import parse_objective_prefixes
+
     _setup_logging(log_level)
     if gpus and cpu:
         raise _fail("give --gpus or --cpu, not both", EXIT_USAGE)
@@ -146,8 +157,13 @@ def worker(
         raise _fail(
             f"--heartbeat-seconds ({beat:g}) must be shorter than --lease-seconds ({lease:g})", EXIT_USAGE
         )
-    prefixes = list(dict.fromkeys([*settings.allow_objective, *(allow_objective or [])]))
+    try:  # the defaults, HYPERHIVE_ALLOW_OBJECTIVE and the flags
+        prefixes = parse_objective_prefixes([*settings.allow_objective, *(allow_objective or [])])
+    except ValueError as exc:
+        raise _fail(f"--allow-objective: {exc}", EXIT_USAGE) from None
 
+    if exit_with_parent is not None:
+        _exit_with_parent(exit_with_parent)
     if gpus and not child:
         from workers.supervisor import parse_gpus, supervise
 
@@ -155,6 +171,11 @@ def worker(
             gpu_list = parse_gpus(gpus)
         except ValueError as exc:
             raise _fail(str(exc), EXIT_USAGE) from None
+        from hyperhive.devices import missing_gpu_warning
+
+        warning = missing_gpu_warning(gpu_list)
+        if warning:
+            logging.getLogger("hyperhive.worker").warning("%s", warning)
         # the store URL (it may hold a password) goes to the children in the environment, not in argv
         os.environ["HYPERHIVE_STORE"] = settings.store
         args = ["--lease-seconds", str(lease), "--heartbeat-seconds", str(beat)]
@@ -188,7 +209,8 @@ def worker(
         gpu = os.environ.get("HYPERHIVE_WORKER_GPU")
         gpu_ids = [gpu] if gpu else []
     configure_devices(cpu=cpu)
-    options = WorkerOptions(
+    options = WorkerOptions.from_settings(
+        settings,
         lease_seconds=lease,
         heartbeat_seconds=beat,
         max_trials=max_trials,
@@ -196,7 +218,6 @@ def worker(
         burst=burst,
         search_id=search,
         allow_objective=prefixes,
-        data_dir=settings.data_dir,
         gpus=gpu_ids,
         store_patience=store_patience,
         allow_code=allow_code,

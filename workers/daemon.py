@@ -41,8 +41,6 @@ import enum
 import logging
 import os
 import signal
-import sqlite3
-import sys
 import threading
 import time
 import uuid
@@ -54,6 +52,7 @@ from typing import Any, TypeVar
 
 from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
 from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
+from hyperhive.settings import Settings
 from hyperhive.store.base import Store
 from workers.execution import (
     HOST,
@@ -81,18 +80,24 @@ class ExitReason(enum.StrEnum):
     STORE_LOST = "store_lost"  # the store stayed unreachable longer than store_patience
 
 
+def _setting(name: str) -> Any:
+    """The default of a :class:`~hyperhive.settings.Settings` field: the one place it is written."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
 @dataclass
 class WorkerOptions:
-    """How a worker behaves; the CLI fills it from flags and :class:`~hyperhive.settings.Settings`."""
+    """How a worker behaves. Defaults are :class:`~hyperhive.settings.Settings`' (the CLI builds it
+    with :meth:`from_settings`, flags applied)."""
 
-    lease_seconds: float = 60.0
-    heartbeat_seconds: float = 10.0
+    lease_seconds: float = field(default_factory=lambda: float(_setting("lease_seconds")))
+    heartbeat_seconds: float = field(default_factory=lambda: float(_setting("heartbeat_seconds")))
     max_trials: int | None = None
     idle_exit: float | None = None
     burst: bool = False
     search_id: str | None = None
-    allow_objective: list[str] = field(default_factory=lambda: ["search_spaces.objectives"])
-    data_dir: Path = Path(".hyperhive") / "data"
+    allow_objective: list[str] = field(default_factory=lambda: list(_setting("allow_objective")))
+    data_dir: Path = field(default_factory=lambda: Settings.model_construct().data_dir)
     gpus: list[str] = field(default_factory=list)
     store_patience: float | None = None
     allow_code: bool = False
@@ -100,6 +105,18 @@ class WorkerOptions:
     code_limits: CodeLimits = field(default_factory=lambda: CodeLimits())
     idle_max_sleep: float = 2.0
     retry_max_delay: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **options: Any) -> WorkerOptions:
+        """The options of ``settings`` (lease, heartbeat, objective prefixes, dataset cache), then
+        ``options`` (what the command line adds or overrides)."""
+        base: dict[str, Any] = {
+            "lease_seconds": settings.lease_seconds,
+            "heartbeat_seconds": settings.heartbeat_seconds,
+            "allow_objective": list(settings.allow_objective),
+            "data_dir": settings.data_dir,
+        }
+        return cls(**{**base, **options})
 
 
 class _StoreLost(Exception):
@@ -111,11 +128,9 @@ class _Stopping(Exception):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Whether an error means the store is unreachable for now (retry later) rather than a bug."""
-    if isinstance(exc, StoreUnavailable | ConnectionError | TimeoutError | sqlite3.OperationalError):
-        return True
-    errors = sys.modules.get("pymongo.errors")
-    return errors is not None and isinstance(exc, errors.ConnectionFailure)
+    """Whether an error means the store is unreachable for now (retry later) rather than a bug: the
+    store contract lets only :class:`~hyperhive.errors.StoreUnavailable` say so, whatever the backend."""
+    return isinstance(exc, StoreUnavailable)
 
 
 class _WorkerLog(logging.LoggerAdapter[logging.Logger]):
@@ -129,12 +144,30 @@ def new_worker_id() -> str:
 
 
 class Heartbeat:
-    """Renews one trial's lease from a background thread and turns the store's answers into stops."""
+    """Renews one trial's lease from a background thread and turns the store's answers into stops.
 
-    def __init__(self, worker: Worker, trial: Trial, control: TrialControl) -> None:
-        self.worker = worker
+    It holds what it needs and nothing of the worker's (as Optuna's ``HeartbeatThread`` and Celery's
+    ``Heart``): the store, the trial and its stop control, the lease and the interval, a logger, and
+    ``on_beat``, called after each timed beat (the worker refreshes its own record there)."""
+
+    def __init__(
+        self,
+        store: Store,
+        trial: Trial,
+        control: TrialControl,
+        *,
+        lease_seconds: float,
+        interval: float,
+        log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
+        on_beat: Callable[[], None] | None = None,
+    ) -> None:
+        self.store = store
         self.trial = trial
         self.control = control
+        self.lease_seconds = lease_seconds
+        self.interval = interval
+        self.log = log
+        self.on_beat = on_beat
         self._done = threading.Event()
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.id}", daemon=True)
@@ -151,9 +184,10 @@ class Heartbeat:
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
-        while not self._done.wait(self.worker.options.heartbeat_seconds):
+        while not self._done.wait(self.interval):
             self.beat(None)
-            self.worker._touch("busy", self.trial.id)
+            if self.on_beat is not None:
+                self.on_beat()
 
     def beat(self, history: list[dict[str, Any]] | None) -> None:
         """One heartbeat, saving the epochs of ``history`` (or of the latest one seen) that the store
@@ -165,13 +199,13 @@ class Heartbeat:
             start = min(self._acked, len(self._latest))
             new = self._latest[start:]
             try:
-                lease = self.worker.options.lease_seconds
+                lease = self.lease_seconds
                 if new:
-                    reply = self.worker.store.heartbeat(
+                    reply = self.store.heartbeat(
                         self.trial.id, self.trial.lease_token, lease, new_epochs=new, from_epoch=start
                     )
                 else:
-                    reply = self.worker.store.heartbeat(self.trial.id, self.trial.lease_token, lease)
+                    reply = self.store.heartbeat(self.trial.id, self.trial.lease_token, lease)
                 self._acked = start + len(new)
             except NotFound:
                 self.control.stop(StopReason.LEASE_LOST)
@@ -179,9 +213,7 @@ class Heartbeat:
             except Exception as exc:  # logged, never raised: the lease simply runs down
                 if not self._warned:
                     level = logging.WARNING if is_transient(exc) else logging.ERROR
-                    self.worker.log.log(
-                        level, "heartbeat for trial %s failed (%s); will retry", self.trial.id, exc
-                    )
+                    self.log.log(level, "heartbeat for trial %s failed (%s); will retry", self.trial.id, exc)
                     self._warned = True
                 return
             self._warned = False
@@ -420,7 +452,15 @@ class Worker:
             self.log.warning("search %s was deleted; dropping trial %s", trial.search_id, trial.id)
             return
         label = f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
-        heartbeat = Heartbeat(self, trial, control)
+        heartbeat = Heartbeat(
+            self.store,
+            trial,
+            control,
+            lease_seconds=self.options.lease_seconds,
+            interval=self.options.heartbeat_seconds,
+            log=self.log,
+            on_beat=lambda: self._touch("busy", trial.id),
+        )
         self._touch("busy", trial.id)
         heartbeat.start()
         t0 = time.perf_counter()

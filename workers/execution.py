@@ -38,13 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import HyperhiveError
 from hyperhive.models import Search, Trial, TrialResult, TrialState
-from workers.backend import library_versions
+from workers.backend import devices_used, library_versions
 from workers.hyperas_run import CodeLimits
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
 
 TRACEBACK_LINES = 20
+_WARNED_CPU: list[bool] = []  # the GPU-missing warning, once per process
 HOST = socket.gethostname()
 PROBE_CONFIGS = 8
 """How many sampled configurations a worker tries to build before calling a build error the document's."""
@@ -165,6 +166,14 @@ def execute_trial(
     except Exception as exc:
         result = TrialResult.failed(short_error(exc, with_traceback=True), history=history or None)
     info["versions"] = library_versions()
+    devices = devices_used()
+    if devices:
+        info["devices"] = devices  # what trained, next to the GPUs asked for ("gpus")
+        if info.get("gpus") and devices == ["cpu"] and not _WARNED_CPU:
+            _WARNED_CPU.append(True)
+            ctx.log.warning(
+                "GPU %s was asked for but the backend sees none: training on the CPU", info["gpus"]
+            )
     info.setdefault("timings", {})["total"] = round(time.perf_counter() - t0, 4)
     reason = control.reason
     if reason is not None and reason != StopReason.PRUNED:

@@ -12,7 +12,7 @@ not ``search_spaces.objectives_evil``). The prefixes are ``Settings.allow_object
 The reference names ONE plain function (see :func:`resolve`): the part after the colon is a single name,
 the object must be a Python function and its own ``__module__`` must be allowed too. Anyone who may
 submit a search may call any such public function of an allowed module with a mapping they choose, so
-allow only modules written to be objectives (docs/security-objectives.md).
+allow only modules written to be objectives (docs/security.md).
 
 The function receives the configuration's ``params`` mapping and returns a number (the objective
 metric's value) or a mapping of metrics (numbers, or JSON-serialisable values for extras). The module is
@@ -25,6 +25,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import math
+import os
 import re
 import types
 from collections.abc import Iterable, Mapping
@@ -32,6 +33,7 @@ from numbers import Real
 from typing import Any
 
 from hyperhive.errors import HyperhiveError
+from hyperhive.settings import LAUNCHER_ENV
 
 
 class ObjectiveError(HyperhiveError):
@@ -47,8 +49,6 @@ REFERENCE_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*
 part starts with ``_`` (no private names, no ``pkg.__main__`` whose import would run a program).
 The same rule as ``search_spaces`` applies at submit; the worker checks again (stored documents are
 not trusted)."""
-
-ALLOW_HINT = "start the worker with --allow-objective PREFIX (or set HYPERHIVE_ALLOW_OBJECTIVE) to allow it"
 
 
 def split_reference(reference: str) -> tuple[str, str]:
@@ -74,6 +74,14 @@ def is_allowed(module: str, prefixes: Iterable[str]) -> bool:
     return False
 
 
+def allow_hint(module: str) -> str:
+    """How to allow ``module``, with the flag of the command that started this worker."""
+    launcher = os.environ.get(LAUNCHER_ENV)
+    if launcher in ("up", "run"):
+        return f"to allow it, start `hyperhive {launcher}` again with --allow-objective {module}"
+    return f"to allow it, start the worker with --allow-objective {module} (or HYPERHIVE_ALLOW_OBJECTIVE)"
+
+
 def resolve(reference: str, allowed: Iterable[str]) -> types.FunctionType:
     """The plain Python function a reference names.
 
@@ -89,7 +97,7 @@ def resolve(reference: str, allowed: Iterable[str]) -> types.FunctionType:
     if not is_allowed(module_name, allowed):
         raise ObjectiveRefused(
             f"objective function {reference!r} refused: module {module_name!r} is not allowed on this "
-            f"worker; {ALLOW_HINT}"
+            f"worker; {allow_hint(module_name)}"
         )
     try:
         module = importlib.import_module(module_name)
@@ -112,7 +120,7 @@ def resolve(reference: str, allowed: Iterable[str]) -> types.FunctionType:
     if not isinstance(defined_in, str) or not is_allowed(defined_in, allowed):
         raise ObjectiveRefused(
             f"objective function {reference!r} refused: it is defined in module {defined_in!r}, which is "
-            f"not allowed on this worker (imported names are not objectives); {ALLOW_HINT}"
+            f"not allowed on this worker (imported names are not objectives); {allow_hint('PREFIX')}"
         )
     return target
 

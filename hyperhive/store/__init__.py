@@ -8,6 +8,7 @@ Store URLs:
 from __future__ import annotations
 
 from hyperhive.errors import BadStoreURL
+from hyperhive.policy import Policy
 from hyperhive.store.base import Store
 from hyperhive.store.sqlite import SQLiteStore
 from hyperhive.store.urls import redact_url
@@ -26,15 +27,17 @@ def sqlite_path(url: str) -> str | None:
     return None
 
 
-def open_store(url: str) -> Store:
-    """Open the store a URL names (see the module docstring); :class:`BadStoreURL` for anything else."""
+def open_store(url: str, *, policy: Policy | None = None) -> Store:
+    """Open the store a URL names (see the module docstring); :class:`BadStoreURL` for anything else.
+    ``policy`` (see :mod:`hyperhive.policy`): what the store's claims and heartbeats apply;
+    by default hyperopt's engine and the median pruner, loaded on first use."""
     url = url.strip()
     if not url:
         raise BadStoreURL("empty store URL")
     if url.startswith(("mongodb://", "mongodb+srv://")):
         from hyperhive.store.mongo import MongoStore
 
-        return MongoStore(url)
+        return MongoStore(url, policy=policy)
     path = sqlite_path(url)
     if path is None:
         scheme = url.split("://", 1)[0]
@@ -43,4 +46,4 @@ def open_store(url: str) -> Store:
         )
     if not path:
         raise BadStoreURL(f"SQLite store URL {url!r} names no file")
-    return SQLiteStore(path)
+    return SQLiteStore(path, policy=policy)

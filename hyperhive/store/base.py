@@ -1,9 +1,15 @@
 """The store interface: the only thing in Hyperhive that touches a database.
 
-Contract (every backend; ``tests/store_contract.py`` checks it against each one)
-==============================================================================
+Contract (every backend; ``tests/store/test_store_contract.py`` checks it against each one)
+=========================================================================================
 
 Records and states are defined in :mod:`hyperhive.models` (``SearchStatus``, ``TrialState``).
+
+A backend implements atomic operations only (the abstract methods below: take a queued trial or a new
+slot, save a suggestion, touch a lease, finish a trial, requeue expired leases, read the trials
+changed since a cursor, ...). :class:`Store` builds ``claim``, ``heartbeat`` and ``report`` on them;
+what a finished trial does to its search is :mod:`hyperhive.store.rules`; which configuration a trial
+gets and when it is pruned is the store's policy (:mod:`hyperhive.policy`), which only reads the store.
 
 Searches
     ``create_search`` stores a validated document as ``pending`` with its seed resolved (drawn and recorded
@@ -34,16 +40,19 @@ Claims (atomic)
     runnable search (``pending``/``running`` with slots left) chosen fairly: fewest running trials, then
     least recently claimed. Taking a slot and inserting its trial is one atomic step: two concurrent
     claims never take the same slot, and no slot is taken without its trial existing. The configuration
-    is then suggested by the :class:`~hyperhive.engine.Engine` from the search's history (running trials
-    count as pending) and saved on the trial; if the claimer dies in between, the trial's lease expires
-    and the next claimer of the requeued trial makes the suggestion. A trial cancelled or deleted
+    is then suggested by the store's policy (:mod:`hyperhive.policy`; by default hyperopt's
+    :class:`~hyperhive.engine.Engine`) from the search's history (running trials count as pending) and
+    saved on the trial. Until then the trial is ``running`` without a config under the claimer's lease,
+    so no other claimer can take it; if the claimer dies in between, the trial's lease expires and the
+    next claimer of the requeued trial makes the suggestion. A trial cancelled or deleted
     while its suggestion is being made is given up and the claim tried again: ``claim`` never raises
     :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
 
 Leases
     ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch history, and
     answers ``stop`` when the search was cancelled or failed (the trial is then already ``cancelled``),
-    when the trial should be pruned (median rule on the search's ``training.pruning``), or when the token
+    when the trial should be pruned (the policy's pruner: by default the median rule on the search's
+    ``training.pruning``, :mod:`hyperhive.pruning`), or when the token
     is not current (``lease_lost``). ``release`` hands a running trial back to the queue without
     spending a retry (a worker told to stop). ``requeue_expired`` returns every ``running`` trial whose
     lease expired to ``queued`` (token cleared, ``attempts`` kept) while it has retries left
@@ -102,7 +111,6 @@ import abc
 import hashlib
 import math
 import secrets
-import statistics
 import threading
 import time
 import uuid
@@ -112,6 +120,8 @@ from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
 from hyperhive.models import (
+    DEFAULT_LEASE_SECONDS,
+    REPORTABLE_TRIAL_STATES,
     RUNNABLE_SEARCH_STATUSES,
     DatasetInfo,
     HeartbeatAction,
@@ -120,21 +130,23 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
-    TrialCounts,
     TrialResult,
     TrialState,
     WorkerInfo,
+    finite_or_none,
     objective_loss,
 )
 from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
+from hyperhive.policy import Policy, default_policy
+from hyperhive.store.rules import no_success_error, worker_lost_error
 
 if TYPE_CHECKING:
-    from hyperhive.engine import Engine
     from hyperhive.quotas import Usage
     from search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
-DEFAULT_LEASE_SECONDS = 60.0
+TOKEN_TOUCH_SECONDS = 60.0
+"""A token's ``last_used_at`` is written at most this often (the API authenticates every request)."""
 CLAIM_ATTEMPTS = 20
 """How many trials one ``claim`` may lose to a concurrent cancel or delete before it answers ``None``."""
 EXPORT_FORMAT = "hyperhive-export/1"
@@ -189,14 +201,6 @@ def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExc
     )
 
 
-def finite_or_none(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
 def json_safe(v: Any) -> Any:
     """``v`` with non-finite floats replaced by ``None`` and numpy scalars/arrays made plain, so that
     metrics and histories (a NaN loss from a diverged model, say) can be stored as JSON."""
@@ -244,27 +248,6 @@ class Outcome:
     """A ``failed`` outcome caused by the search document itself: the search fails at once."""
 
 
-def no_success_error(counts: TrialCounts, last_error: str | None) -> str:
-    """The error of a search whose budget ended without a ``done`` trial."""
-    parts = [
-        f"{n} {name}"
-        for name, n in (("failed", counts.failed), ("pruned", counts.pruned), ("cancelled", counts.cancelled))
-        if n
-    ]
-    text = f"no trial succeeded ({', '.join(parts) or 'none finished'})"
-    return f"{text}; last error: {last_error}" if last_error else text
-
-
-def search_error_message(number: int, error: str | None) -> str:
-    """The error of a search failed at once by a trial that failed because of the document."""
-    return f"trial {number} failed because of the search document: {error}"
-
-
-def worker_lost_error(attempts: int, max_retries: int, worker_id: str | None) -> str:
-    """The error of a trial whose lease expired with no retry left."""
-    return f"worker lost: lease expired on attempt {attempts} of {max_retries + 1} (worker {worker_id})"
-
-
 def worker_lost(trial: Trial, max_retries: int) -> Outcome:
     """The outcome of a running trial whose lease expired with no retry left."""
     return Outcome(
@@ -279,11 +262,10 @@ class Store(abc.ABC):
 
     url: str
 
-    def __init__(self) -> None:
+    def __init__(self, policy: Policy | None = None) -> None:
         self.clock: Callable[[], float] = time.time
-        self._engine: Engine | None = None
-        self._engine_lock = threading.Lock()
-        self._done_histories: dict[str, tuple[Any, dict[str, list[dict[str, Any]]]]] = {}
+        self._policy = policy
+        self._policy_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
     @abc.abstractmethod
@@ -301,20 +283,23 @@ class Store(abc.ABC):
         self.close()
 
     @property
-    def engine(self) -> Engine:
-        """The suggestion engine of this process (one per store object, caching each search's history)."""
-        with self._engine_lock:
-            if self._engine is None:
-                from hyperhive.engine import Engine
+    def policy(self) -> Policy:
+        """What this store applies on claims and heartbeats (see :mod:`hyperhive.policy`): the one it
+        was given, else :func:`~hyperhive.policy.default_policy`, built on first use."""
+        with self._policy_lock:
+            if self._policy is None:
+                self._policy = default_policy()
+            return self._policy
 
-                self._engine = Engine()
-            return self._engine
+    @property
+    def engine(self) -> Any:
+        """The policy's suggester (hyperopt's :class:`~hyperhive.engine.Engine` by default)."""
+        return self.policy.suggester
 
     def _forget(self, search_id: str) -> None:
         """Drop this process's caches of a deleted search (backends call it from ``delete_search``)."""
-        self._done_histories.pop(search_id, None)
-        if self._engine is not None:
-            self._engine.forget(search_id)
+        if self._policy is not None:
+            self._policy.forget(search_id)
 
     # ------------------------------------------------------------------ searches
     def create_search(self, spec: SearchSpec, owner: str | None = None) -> Search:
@@ -417,7 +402,7 @@ class Store(abc.ABC):
         assert trial.lease_token is not None
         search = self.get_search(trial.search_id)
         try:
-            vals, config = self.engine.suggest(self, search, trial)
+            vals, config = self.policy.suggester.suggest(self, search, trial)
         except Exception as exc:  # a broken space must fail its trial, not the worker
             return self.report(
                 trial.id,
@@ -490,7 +475,7 @@ class Store(abc.ABC):
             return HeartbeatReply(HeartbeatAction.STOP, "lease_lost")
         if history or epochs:
             search = self.get_search(trial.search_id)
-            if self._should_prune(search, trial):
+            if self.policy.pruner.should_prune(self, search, trial):
                 return HeartbeatReply(HeartbeatAction.STOP, "pruned", trial.lease_expires_at)
         return HeartbeatReply(HeartbeatAction.CONTINUE, None, trial.lease_expires_at)
 
@@ -512,7 +497,7 @@ class Store(abc.ABC):
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
-        if result.state not in (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED):
+        if result.state not in REPORTABLE_TRIAL_STATES:
             raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
         trial = self.get_trial(trial_id)
         if trial.state.is_final:
@@ -550,10 +535,9 @@ class Store(abc.ABC):
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         """Atomically: if the trial is running under ``lease_token`` set it final with these fields,
         update the search's counts, consecutive failures, best trial and status (completed/failed, the
-        failed case cancelling the other non-final trials; ``outcome.fails_search`` fails it at once;
-        a budget spent with no ``done`` trial fails it with :func:`no_success_error`). If the trial is
-        already final with ``info.reported_token == outcome.info['reported_token']`` return it unchanged.
-        Else :class:`LeaseLost`."""
+        failed case cancelling the other non-final trials), as :mod:`hyperhive.store.rules` says. If
+        the trial is already final with ``info.reported_token == outcome.info['reported_token']``
+        return it unchanged. Else :class:`LeaseLost`."""
 
     @abc.abstractmethod
     def release(self, trial_id: str, lease_token: str) -> Trial:
@@ -615,45 +599,6 @@ class Store(abc.ABC):
             return None
         return self.get_trial(search.best_trial_id)
 
-    # ------------------------------------------------------------------ pruning
-    def _should_prune(self, search: Search, trial: Trial) -> bool:
-        """Median rule: prune when the trial's latest epoch value is worse than the median of the done
-        trials' values at the same epoch (needs ``min_trials`` of them, and ``warmup_epochs`` passed)."""
-        pruning = (search.document.get("training") or {}).get("pruning") or {}
-        if not isinstance(pruning, dict) or pruning.get("type", "none") != "median" or not trial.history:
-            return False
-        latest = trial.history[-1]
-        epoch = int(latest.get("epoch", len(trial.history)))
-        if epoch <= int(pruning.get("warmup_epochs", 1)):
-            return False
-        metric = search.objective_metric
-        mine = finite_or_none(latest.get(metric))
-        if mine is None:
-            return False
-        values = []
-        for history in self._done_trial_histories(search.id).values():
-            for row in history:
-                if int(row.get("epoch", -1)) == epoch:
-                    v = finite_or_none(row.get(metric))
-                    if v is not None:
-                        values.append(v)
-                    break
-        if len(values) < int(pruning.get("min_trials", 5)):
-            return False
-        median = statistics.median(values)
-        return mine < median if search.objective_mode == "max" else mine > median
-
-    def _done_trial_histories(self, search_id: str) -> dict[str, list[dict[str, Any]]]:
-        """Histories of the search's done trials, cached and refreshed through the change feed: a done
-        trial never changes again."""
-        cursor, cache = self._done_histories.get(search_id, (None, {}))
-        changed, cursor = self.trials_changed_since(search_id, cursor)
-        for t in changed:
-            if t.state == TrialState.DONE:
-                cache[t.id] = t.history
-        self._done_histories[search_id] = (cursor, cache)
-        return cache
-
     # ------------------------------------------------------------------ workers
     @abc.abstractmethod
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -676,11 +621,20 @@ class Store(abc.ABC):
         return info, secret
 
     def authenticate(self, secret: str) -> TokenInfo | None:
-        """The live token whose secret this is, or ``None``."""
+        """The live token whose secret this is, or ``None``. Records when it was used: ``last_used_at``
+        is written at most every :data:`TOKEN_TOUCH_SECONDS`, so authenticating stays a read."""
         info = self._token_by_hash(hash_token(secret))
         if info is None or info.revoked:
             return None
+        now = self.clock()
+        if info.last_used_at is None or now - info.last_used_at >= TOKEN_TOUCH_SECONDS:
+            self._touch_token(info.id, now)
+            info.last_used_at = now
         return info
+
+    @abc.abstractmethod
+    def _touch_token(self, token_id: str, now: float) -> None:
+        """Set the token's ``last_used_at`` to ``now``."""
 
     @abc.abstractmethod
     def _insert_token(self, info: TokenInfo, token_hash: str) -> None: ...

@@ -38,7 +38,7 @@ from typing import IO, Any
 
 import typer
 
-from hyperhive.errors import BadStoreURL, Conflict, HyperhiveError, NotFound
+from hyperhive.errors import Conflict, HyperhiveError, NotFound
 from hyperhive.models import DatasetInfo
 from hyperhive.store.base import EXPORT_FORMAT, Store
 from hyperhive.store.vetting import OwnerPolicy
@@ -290,20 +290,16 @@ def _shown(url: str) -> str:
 @contextlib.contextmanager
 def _opened(store: str | None) -> Iterator[Store]:
     """The store the flag or ``HYPERHIVE_STORE`` names; errors become one line and an exit code."""
+    from hyperhive.cli_store import open_cli_store
     from hyperhive.settings import get_settings
-    from hyperhive.store import open_store
 
-    url = get_settings(store=store).store
-    try:
-        s = open_store(url)
-    except BadStoreURL as exc:
-        raise _fail(str(exc), 2) from None
-    except HyperhiveError as exc:
-        raise _fail(str(exc)) from None
+    s = open_cli_store(get_settings(store=store).store)
     try:
         yield s
     except HyperhiveError as exc:
         raise _fail(str(exc)) from None
+    except BrokenPipeError:  # `store export -o - | head` closed stdout: typer ends quietly
+        raise
     except (OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     finally:

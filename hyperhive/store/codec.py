@@ -7,7 +7,7 @@ from typing import Any
 
 from hyperhive.models import DatasetInfo, Search, SearchStatus, Trial, TrialCounts, TrialState
 
-_COUNT_FIELDS = ("queued", "running", "done", "failed", "pruned", "cancelled")
+_COUNT_FIELDS = tuple(str(s) for s in TrialState)
 
 
 def search_from_dict(d: dict[str, Any]) -> Search:

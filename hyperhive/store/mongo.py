@@ -124,9 +124,10 @@ from hyperhive.models import (
     TrialCounts,
     TrialState,
     WorkerInfo,
-    is_better,
 )
+from hyperhive.policy import Policy
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
+from hyperhive.store import rules
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
@@ -135,14 +136,12 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
-    no_success_error,
     runs_code,
-    search_error_message,
     trial_limit,
     trial_seed,
-    worker_lost_error,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.rules import Counters, Finished
 from hyperhive.store.urls import redact_url, scrub
 
 T = TypeVar("T")
@@ -162,7 +161,7 @@ _RUNNABLE = [str(s) for s in RUNNABLE_SEARCH_STATUSES]
 _FINAL_SEARCH = [str(s) for s in SearchStatus if s.is_final]
 _REOPENABLE = [str(SearchStatus.COMPLETED), str(SearchStatus.FAILED)]
 _OPEN = [QUEUED, RUNNING]
-_COUNTS = ("queued", "running", "done", "failed", "pruned", "cancelled")
+_COUNTS = tuple(str(s) for s in TrialState)
 _FAIR = [("counts.running", ASCENDING), ("last_claim_at", ASCENDING), ("created_at", ASCENDING)]
 _NULLABLE_SORTS = ("value", "finished_at")
 _SEARCH_FIELDS = {"ops": 0, "pending_slots": 0}
@@ -196,6 +195,31 @@ _INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], bool]]] = {
     "dataset_chunks": [("seq", [("dataset_id", 1), ("seq", 1)], True)],
     "workers": [("last_seen", [("last_seen", -1)], False)],
 }
+
+
+def _counters(doc: Doc) -> Counters:
+    """The counters of a search document."""
+    counts = TrialCounts(**{k: int((doc.get("counts") or {}).get(k, 0)) for k in _COUNTS})
+    return Counters(
+        counts, int(doc.get("consecutive_failures") or 0), doc.get("best_trial_id"), doc.get("best_value")
+    )
+
+
+def _finished(op: Doc, trial_id: str) -> Finished | None:
+    """The trial turning final that an op records, or ``None`` for an op that finishes no trial (ops
+    written before ``state`` was recorded are read from their failure error and best value)."""
+    if "state" in op:
+        state = TrialState(op["state"])
+    elif op.get("fail_error") is not None:
+        state = TrialState.FAILED
+    elif op.get("best") is not None:
+        state = TrialState.DONE
+    else:
+        return None
+    if not state.is_final:
+        return None
+    return Finished(state, trial_id, op.get("best"), op.get("fail_error"), op.get("search_error"))
+
 
 _CLIENT_LOCKS: dict[int, threading.RLock] = {}
 _CLIENT_LOCKS_GUARD = threading.Lock()
@@ -304,8 +328,9 @@ class MongoStore(Store):
         retry_seconds: float = 30.0,
         repair_grace: float = 10.0,
         repair_interval: float = 5.0,
+        policy: Policy | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(policy)
         self._url = url.strip()
         self.url = redact_url(self._url)
         """The URL with its password masked: safe to log (the store keeps the real one to itself)."""
@@ -543,10 +568,13 @@ class MongoStore(Store):
         )
 
     def _settle(self, doc: Doc, trial_id: str, op: Doc) -> None:
-        """Idempotent follow-ups of an op: best trial, failure after K failures, completion."""
+        """Idempotent follow-ups of an op (the :mod:`~hyperhive.store.rules` applied to the search as the
+        op left it): best trial, failure at once, completion. Each is a conditional update whose filter
+        re-checks the rule's condition, so concurrent settles and replays agree."""
         sid, now, mode = doc["_id"], self.clock(), doc["objective_mode"]
-        best = op.get("best")
-        if best is not None and is_better(best, doc.get("best_value"), mode):
+        finished = _finished(op, trial_id)
+        if finished is not None and rules.becomes_best(finished, doc.get("best_value"), mode):
+            best = finished.value
             worse = {"$gt": best} if mode == "min" else {"$lt": best}
             self._call(
                 "update best trial",
@@ -554,34 +582,27 @@ class MongoStore(Store):
                 {"_id": sid, "$or": [{"best_value": None}, {"best_value": worse}]},
                 {"$set": {"best_value": best, "best_trial_id": trial_id}},
             )
-        if doc["status"] not in _RUNNABLE:
-            return
-        limit = doc["max_consecutive_failures"]
-        fatal = op.get("search_error")
-        if op.get("fail_error") is not None and (fatal or doc["consecutive_failures"] >= limit):
-            error = fatal or (
-                f"{doc['consecutive_failures']} consecutive trials failed; last error: {op['fail_error']}"
-            )
+        status, counters = SearchStatus(doc["status"]), _counters(doc)
+        limits = {
+            "max_trials": doc["max_trials"],
+            "max_consecutive_failures": doc["max_consecutive_failures"],
+        }
+        verdict = rules.verdict(status, counters, finished=finished, **limits)
+        if verdict is not None and verdict.cancel_open:
             flt: Doc = {"_id": sid, "status": {"$in": _RUNNABLE}}
-            if not fatal:
-                flt["consecutive_failures"] = {"$gte": limit}
-            res = self._call(
-                "fail search",
-                self._searches.update_one,
-                flt,
-                {
-                    "$set": {
-                        "status": str(SearchStatus.FAILED),
-                        "finished_at": now,
-                        "updated_at": now,
-                        "error": error,
-                    }
-                },
-            )
-            if res.modified_count:
+            if finished is None or finished.search_error is None:
+                flt["consecutive_failures"] = {"$gte": limits["max_consecutive_failures"]}
+            sets = {
+                "status": str(verdict.status),
+                "finished_at": now,
+                "updated_at": now,
+                "error": verdict.error,
+            }
+            if self._call("fail search", self._searches.update_one, flt, {"$set": sets}).modified_count:
                 self._cancel_open_trials(sid)
                 return
-        if doc["unfinished"] <= 0:
+            verdict = rules.verdict(status, counters, **limits)  # the budget alone
+        if verdict is not None:
             self._complete_if_done(sid, op.get("fail_error"))
 
     def _complete_if_done(self, search_id: str, last_error: str | None = None) -> None:
@@ -597,21 +618,19 @@ class MongoStore(Store):
         )
         if res.modified_count:
             return
-        doc = self._call("read search", self._searches.find_one, {**spent, "counts.done": 0}, {"counts": 1})
+        fields = {"status": 1, "counts": 1, "max_trials": 1, "max_consecutive_failures": 1}
+        doc = self._call("read search", self._searches.find_one, {**spent, "counts.done": 0}, fields)
         if doc is None:
             return
-        if last_error is None:
-            failed = self._find(
-                "read last failed trial",
-                self._trials,
-                {"search_id": search_id, "state": str(TrialState.FAILED)},
-                {"error": 1},
-                sort=[("finished_at", DESCENDING), ("number", DESCENDING)],
-                limit=1,
-            )
-            last_error = failed[0].get("error") if failed else None
-        counts = TrialCounts(**{k: int(doc["counts"].get(k, 0)) for k in _COUNTS})
-        error = no_success_error(counts, last_error or None)
+        verdict = rules.verdict(
+            SearchStatus(doc["status"]),
+            _counters(doc),
+            max_trials=doc["max_trials"],
+            max_consecutive_failures=doc["max_consecutive_failures"],
+            last_error=lambda: self._last_failed_error(search_id) if last_error is None else last_error,
+        )
+        if verdict is None or verdict.status != SearchStatus.FAILED:
+            return
         self._call(
             "fail search",
             self._searches.update_one,
@@ -621,10 +640,22 @@ class MongoStore(Store):
                     "status": str(SearchStatus.FAILED),
                     "finished_at": now,
                     "updated_at": now,
-                    "error": error,
+                    "error": verdict.error,
                 }
             },
         )
+
+    def _last_failed_error(self, search_id: str) -> str | None:
+        """The error of the search's most recently finished failed trial."""
+        failed = self._find(
+            "read last failed trial",
+            self._trials,
+            {"search_id": search_id, "state": str(TrialState.FAILED)},
+            {"error": 1},
+            sort=[("finished_at", DESCENDING), ("number", DESCENDING)],
+            limit=1,
+        )
+        return failed[0].get("error") if failed else None
 
     def _cancel_open_trials(self, search_id: str) -> int:
         """Cancel every queued or running trial of the search, one conditional move each."""
@@ -966,16 +997,20 @@ class MongoStore(Store):
         *,
         search_error: str | None = None,
     ) -> Doc:
-        """The op of a trial turning final; ``search_error``: the error that fails the search at once."""
-        inc = {"counts.running": -1, f"counts.{state}": 1, "unfinished": -1}
+        """The op of a trial turning final (its counter deltas from :mod:`~hyperhive.store.rules`);
+        ``search_error``: the error that fails the search at once."""
+        inc = {f"counts.{s}": n for s, n in rules.count_changes(state).items()}
+        inc["unfinished"] = -1
         set_: Doc = {}
-        if state == TrialState.FAILED:
-            inc["consecutive_failures"] = 1
-        elif state == TrialState.DONE:
+        change = rules.consecutive_change(state)
+        if change:
+            inc["consecutive_failures"] = change
+        elif change == 0:
             set_["consecutive_failures"] = 0
         best = value if state == TrialState.DONE else None
         fail_error = (error or "") if state == TrialState.FAILED else None
         op = self._op(now, inc, set_=set_, best=best, fail_error=fail_error)
+        op["state"] = str(state)
         if search_error is not None and state == TrialState.FAILED:
             op["search_error"] = search_error
         return op
@@ -1001,7 +1036,7 @@ class MongoStore(Store):
         if history is not None:
             sets["history"] = _history_doc(history)
         flt = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
-        fatal = search_error_message(current.number, error) if outcome.fails_search else None
+        fatal = rules.search_error_message(current.number, error) if outcome.fails_search else None
         op = self._finish_op(state, value, error, now, search_error=fatal)
         doc = self._move("report", flt, sets, op)
         if doc is None:  # lost a race, or our own write got through before the connection broke
@@ -1063,7 +1098,7 @@ class MongoStore(Store):
             op = self._op(now, {"counts.running": -1, "counts.queued": 1})
             sets = _cleared_lease(now, state=QUEUED, worker_id=None)
         else:
-            error = worker_lost_error(t["attempts"], search["max_retries"], t.get("worker_id"))
+            error = rules.worker_lost_error(t["attempts"], search["max_retries"], t.get("worker_id"))
             op = self._finish_op(TrialState.FAILED, None, error, now)
             sets = _cleared_lease(now, state=str(TrialState.FAILED), error=error, finished_at=now)
         return int(self._move("requeue expired lease", flt, sets, op) is not None)
@@ -1223,6 +1258,9 @@ class MongoStore(Store):
             self._token(d)
             for d in self._find("list tokens", self._tokens, {}, sort=[("created_at", ASCENDING)])
         ]
+
+    def _touch_token(self, token_id: str, now: float) -> None:
+        self._call("touch token", self._tokens.update_one, {"_id": token_id}, {"$set": {"last_used_at": now}})
 
     def revoke_token(self, token_id: str) -> None:
         res = self._call(

@@ -28,8 +28,8 @@ from hyperhive.models import (
     Trial,
     TrialState,
     WorkerInfo,
-    is_better,
 )
+from hyperhive.policy import Policy
 from hyperhive.private_files import create_private_file
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
@@ -40,14 +40,13 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
-    no_success_error,
     runs_code,
-    search_error_message,
     trial_limit,
     trial_seed,
     worker_lost,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.rules import Finished, search_error_message, settle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -204,11 +203,16 @@ def _is_locked(exc: sqlite3.OperationalError) -> bool:
 class SQLiteStore(Store):
     """The SQLite backend. ``path`` is the database file (created with its folder if missing)."""
 
-    def __init__(self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0) -> None:
-        super().__init__()
+    def __init__(
+        self, path: str | os.PathLike[str], *, busy_timeout: float = 30.0, policy: Policy | None = None
+    ) -> None:
+        super().__init__(policy)
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.busy_timeout = busy_timeout
+        self.lock_retries = 50
+        """How many times a statement that met a lock (after ``busy_timeout``) is tried before
+        :class:`StoreUnavailable`."""
         self._local = threading.local()
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
@@ -252,14 +256,26 @@ class SQLiteStore(Store):
                 self._all_conns.append(conn)
         return conn
 
-    def _retry(self, fn: Any, attempts: int = 50) -> Any:
+    def _unavailable(self, exc: sqlite3.OperationalError) -> Exception:
+        """What escapes when the database stays locked past the retries or cannot be read or written
+        (locked, I/O error, disk full, read-only, ...): :class:`StoreUnavailable`, as the contract says,
+        never the driver's error. A mistake in a statement (``SQLITE_ERROR``) is a bug: it stays itself."""
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_ERROR:
+            return exc
+        return StoreUnavailable(f"SQLite store {self.path}: {exc}")
+
+    def _retry(self, fn: Any) -> Any:
         delay = 0.005
+        attempts = self.lock_retries
         for i in range(attempts):
             try:
                 return fn()
             except sqlite3.OperationalError as exc:
                 if not _is_locked(exc) or i == attempts - 1:
-                    raise
+                    failure = self._unavailable(exc)
+                    if failure is exc:
+                        raise
+                    raise failure from exc
                 time.sleep(delay * (1 + random.random()))
                 delay = min(delay * 2, 0.5)
         raise AssertionError("unreachable")
@@ -271,9 +287,13 @@ class SQLiteStore(Store):
         self._retry(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
+        except BaseException as exc:
+            with suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+            failure = self._unavailable(exc) if isinstance(exc, sqlite3.OperationalError) else exc
+            if failure is exc:
+                raise
+            raise failure from exc
         else:
             self._retry(lambda: conn.execute("COMMIT"))
 
@@ -629,52 +649,32 @@ class SQLiteStore(Store):
         if history is not None:  # the whole history now lives in the column
             conn.execute("DELETE FROM trial_history WHERE trial_id = ?", (trial.id,))
         search = self._get_search_in(conn, trial.search_id)
-        col = _COUNT_COLUMNS[state]
-        consecutive = search.consecutive_failures
-        if state == TrialState.FAILED:
-            consecutive += 1
-        elif state == TrialState.DONE:
-            consecutive = 0
-        best_id, best_value = search.best_trial_id, search.best_value
-        if (
-            state == TrialState.DONE
-            and value is not None
-            and is_better(value, best_value, search.objective_mode)
-        ):
-            best_id, best_value = trial.id, value
-        conn.execute(
-            f"UPDATE searches SET n_running = n_running - 1, {col} = {col} + 1, consecutive_failures = ?,"
-            " best_trial_id = ?, best_value = ?, updated_at = ? WHERE id = ?",
-            (consecutive, best_id, best_value, now, search.id),
+        finished = Finished(
+            state,
+            trial.id,
+            value,
+            error,
+            search_error_message(trial.number, error) if outcome.fails_search else None,
         )
-        if search.status.is_final:
-            return
-        if state == TrialState.FAILED and (
-            outcome.fails_search or consecutive >= search.max_consecutive_failures
-        ):
-            self._cancel_open_trials(conn, search.id, now)
-            reason = (
-                search_error_message(trial.number, error)
-                if outcome.fails_search
-                else f"{consecutive} consecutive trials failed; last error: {error}"
-            )
-            conn.execute(
-                "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-                (now, reason, search.id),
-            )
-            return
-        search = self._get_search_in(conn, search.id)
-        if search.counts.finished < search.max_trials:
-            return
-        if search.counts.done:
-            conn.execute(
-                "UPDATE searches SET status = 'completed', finished_at = ? WHERE id = ?", (now, search.id)
-            )
-            return
-        last = error if state == TrialState.FAILED else self._last_error_in(conn, search.id)
+        settled = settle(search, finished, last_error=lambda: self._last_error_in(conn, search.id))
+        c = settled.counters
         conn.execute(
-            "UPDATE searches SET status = 'failed', finished_at = ?, error = ? WHERE id = ?",
-            (now, no_success_error(search.counts, last), search.id),
+            "UPDATE searches SET n_queued = ?, n_running = ?, n_done = ?, n_failed = ?, n_pruned = ?,"
+            " n_cancelled = ?, consecutive_failures = ?, best_trial_id = ?, best_value = ?, updated_at = ?"
+            " WHERE id = ?",
+            (
+                c.counts.queued, c.counts.running, c.counts.done, c.counts.failed, c.counts.pruned,
+                c.counts.cancelled, c.consecutive_failures, c.best_trial_id, c.best_value, now, search.id,
+            ),
+        )  # fmt: skip
+        verdict = settled.verdict
+        if verdict is None:
+            return
+        if verdict.cancel_open:
+            self._cancel_open_trials(conn, search.id, now)
+        conn.execute(
+            "UPDATE searches SET status = ?, finished_at = ?, error = COALESCE(?, error) WHERE id = ?",
+            (str(verdict.status), now, verdict.error, search.id),
         )
 
     @staticmethod
@@ -861,6 +861,10 @@ class SQLiteStore(Store):
 
     def list_tokens(self) -> list[TokenInfo]:
         return [self._token(r) for r in self._read("SELECT * FROM tokens ORDER BY created_at")]
+
+    def _touch_token(self, token_id: str, now: float) -> None:
+        with self._write() as conn:
+            conn.execute("UPDATE tokens SET last_used_at = ? WHERE id = ?", (now, token_id))
 
     def revoke_token(self, token_id: str) -> None:
         with self._write() as conn:

@@ -27,22 +27,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hyperhive.errors import LimitExceeded, NotFound
-from hyperhive.models import Search, SearchStatus, TokenInfo
+from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
 from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.store.base import Store, runs_code
 from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
 from service.quotas import within_quota
+from service.sampled import sampled_params
 from service.schemas import (
     ExtendRequest,
     Page,
     SearchDetail,
     SearchPublic,
-    SearchStatusName,
     TrialDetail,
     TrialPublic,
-    TrialStateName,
     ValidationErrorResponse,
 )
 
@@ -271,7 +270,7 @@ async def create_search(
 def list_searches(
     store: StoreDep,
     user: CurrentUser,
-    status: SearchStatusName | None = None,
+    status: SearchStatus | None = None,
     name: str | None = Query(None, max_length=500),
     owner: Annotated[
         str | None, Query(max_length=500, description="admins only; others see their own")
@@ -301,7 +300,7 @@ def list_trials(
     search_id: str,
     store: StoreDep,
     user: CurrentUser,
-    state: TrialStateName | None = None,
+    state: TrialState | None = None,
     sort: Literal["number", "value", "created_at", "finished_at"] = "number",
     order: Annotated[
         Literal["asc", "desc"] | None,
@@ -318,9 +317,11 @@ def list_trials(
         search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
     )
     total = store.count_trials(search_id, state=state)
+    doc = search.document or {}
     return Page[TrialPublic](
-        items=[TrialPublic.from_trial(t) for t in trials], total=total, limit=limit, offset=offset
-    )
+        items=[TrialPublic.from_trial(t, sampled_params(doc, t.vals, t.config)) for t in trials],
+        total=total, limit=limit, offset=offset,
+    )  # fmt: skip
 
 
 @router.get(
@@ -330,11 +331,11 @@ def list_trials(
 )
 def best_trial(search_id: str, store: StoreDep, user: CurrentUser) -> TrialDetail:
     """The search's best done trial in full; 404 while no trial is done."""
-    owned_search(store, user, search_id)
+    search = owned_search(store, user, search_id)
     best = store.best_trial(search_id)
     if best is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"search {search_id!r} has no done trial yet")
-    return TrialDetail.from_trial(best)
+    return TrialDetail.from_trial(best, sampled_params(search.document or {}, best.vals, best.config))
 
 
 @router.post("/{search_id}/cancel", response_model=SearchDetail, responses=NOT_FOUND)
@@ -407,5 +408,5 @@ def export_search(
     headers = {"Content-Disposition": f'attachment; filename="{export_filename(search, format)}"'}
     if format == "json":
         return JSONResponse(public_bundle(store.export_search(search_id)), headers=headers)
-    text = trials_csv(store.list_trials(search_id))
+    text = trials_csv(store.list_trials(search_id), search.document)
     return Response(text, media_type="text/csv; charset=utf-8", headers=headers)

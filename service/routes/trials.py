@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.deps import CurrentUser, StoreDep, owned_trial
+from service.sampled import sampled_params
 from service.schemas import TrialDetail
 
 router = APIRouter(prefix="/api/trials", tags=["trials"])
@@ -14,4 +15,6 @@ router = APIRouter(prefix="/api/trials", tags=["trials"])
 def get_trial(trial_id: str, store: StoreDep, user: CurrentUser) -> TrialDetail:
     """A trial: config, every metric (the confusion matrix and per-class scores included), the per-epoch
     history, error, worker, attempts, provenance and timings. Never its lease token."""
-    return TrialDetail.from_trial(owned_trial(store, user, trial_id))
+    trial = owned_trial(store, user, trial_id)
+    document = store.get_search(trial.search_id).document or {}
+    return TrialDetail.from_trial(trial, sampled_params(document, trial.vals, trial.config))

@@ -209,3 +209,12 @@ class LiveServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+def default_signals() -> None:
+    """``preexec_fn`` for a child that is sent SIGINT: a shell that starts pytest with ``&`` (no job
+    control) makes SIGINT ignored in it and its children, and Python keeps an inherited SIG_IGN. Start
+    the child with the default disposition so that it reacts as from a terminal, however pytest ran."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("cli")
     db = tmp / "hh.db"
     server = LiveServer(db, tmp)
-    r = hyperhive("token", "create", "admin", "--admin", "--store", f"sqlite:///{db}", cwd=tmp)
+    r = hyperhive("token", "create", "admin", "--admin", "--store", f"sqlite:///{db}", "--create", cwd=tmp)
     assert r.returncode == 0, r.stderr
     admin = r.stdout.strip().splitlines()[-1]
     r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp)
@@ -103,6 +104,19 @@ def test_token_create_prints_the_secret_alone_on_its_last_line(live: dict[str, A
     )
 
 
+def test_token_create_refuses_a_store_that_does_not_exist(live: dict[str, Any]) -> None:
+    """Regression: a mistyped --store (or the wrong folder) silently made a new empty store, and the
+    token then got 401 from the real server."""
+    typo = live["tmp"] / "hh-typo.db"
+    r = hyperhive("token", "create", "dave", "--store", f"sqlite:///{typo}", cwd=live["tmp"])
+    assert r.returncode == 2 and "no store at" in r.stderr and "--create" in r.stderr
+    assert "Traceback" not in r.stderr and not typo.exists() and "hh_" not in r.stdout
+    r = hyperhive("token", "list", cwd=live["tmp"])  # the default .hyperhive/hyperhive.db: not there
+    assert r.returncode == 2 and "no store at" in r.stderr and not (live["tmp"] / ".hyperhive").exists()
+    r = hyperhive("token", "create", "dave", "--store", f"sqlite:///{typo}", "--create", cwd=live["tmp"])
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("hh_") and typo.is_file()
+
+
 def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
     r = cli(live, "submit", str(write_search(live, 5)), "--json")
     assert r.returncode == 0, r.stderr
@@ -121,12 +135,13 @@ def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
     assert sid in listing.stdout and "quad" in listing.stdout
     r = cli(live, "trials", sid, "--sort", "value")
     assert r.returncode == 0 and r.stdout.count("done") == 5 and "trials (5 of 5)" in r.stdout
+    assert "params.x" in r.stdout and "params.y" in r.stdout  # the sampled parameters as columns
     page = json.loads(cli(live, "trials", sid, "--json", "--sort", "value").stdout)
     assert page["items"][0]["id"] == best.id
     r = cli(live, "best", sid, "--json")
     assert json.loads(r.stdout)["value"] == pytest.approx(best.value)
     r = cli(live, "best", sid)
-    assert "config.params.x" in r.stdout and "metrics.loss" in r.stdout
+    assert "config.params.x" in r.stdout and "metrics.loss" in r.stdout and "param params.x" in r.stdout
     out = live["tmp"] / "out.csv"
     r = cli(live, "export", sid, "--out", str(out))
     assert r.returncode == 0
@@ -142,14 +157,50 @@ def test_submit_status_trials_best_export(live: dict[str, Any]) -> None:
     assert r.returncode == 1 and "HTTP 409" in r.stderr and "cancelled" in r.stderr
 
 
+def test_submit_prints_the_bare_id_on_stdout_for_scripts(live: dict[str, Any]) -> None:
+    """`ID=$(hyperhive submit f.yaml)`: the id alone on stdout, the messages on stderr."""
+    r = cli(live, "submit", str(write_search(live, 2, "scripted")))
+    assert r.returncode == 0, r.stderr
+    sid = r.stdout.strip()
+    assert r.stdout == f"{sid}\n" and "submitted search" in r.stderr and f"hyperhive follow {sid}" in r.stderr
+    assert Client(live["server"].url, live["alice"]).get_search(sid)["name"] == "scripted"
+
+
+def test_workers_lists_live_ones_by_default_and_tells_stopped_from_lost(live: dict[str, Any]) -> None:
+    """Regression: `hyperhive workers` listed every worker that ever ran, forever, as `lost | stopped`."""
+    from hyperhive.models import WorkerInfo
+
+    store = SQLiteStore(live["db"])
+    now = store.clock()
+    for wid, seen, status in (
+        ("w-live", now, "busy"),
+        ("w-gone", now - 3600, "idle"),
+        ("w-done", now, "stopped"),
+    ):
+        store.register_worker(
+            WorkerInfo(id=wid, host="h", pid=1, started_at=seen, last_seen=seen, status=status)
+        )
+    store.close()
+    r = cli(live, "workers", "--json")
+    states = {w["id"]: w["state"] for w in json.loads(r.stdout)}
+    assert states == {"w-live": "alive"}
+    r = cli(live, "workers", "--all", "--json")
+    states = {w["id"]: w["state"] for w in json.loads(r.stdout)}
+    assert {"w-live": "alive", "w-gone": "lost", "w-done": "stopped"}.items() <= states.items()
+    r = cli(live, "workers")
+    assert "w-live" in r.stdout and "w-gone" not in r.stdout and "w-done" not in r.stdout
+    assert "stopped or lost worker(s) not shown: hyperhive workers --all" in r.stderr
+
+
 def test_submit_follow_runs_to_the_end(live: dict[str, Any]) -> None:
     path = write_search(live, 8, "followed")
     with WorkerThread(live["db"], pause=0.05):
         r = cli(live, "submit", str(path), "--follow", "--interval", "0.1")
     assert r.returncode == 0, r.stderr
-    assert "submitted search" in r.stdout and "completed" in r.stdout and "8/8" in r.stdout
+    assert "submitted search" in r.stderr and "completed" in r.stdout and "8/8" in r.stdout
     assert "best" in r.stdout
-    sid = r.stdout.split("submitted search ")[1].split()[0]
+    assert "(followed) 8/8: 8 done; best loss" in r.stdout  # a plain line: stdout is a pipe
+    sid = r.stderr.split("submitted search ")[1].split()[0]
     s = Client(live["server"].url, live["alice"]).get_search(sid)
     assert s["status"] == "completed" and s["counts"]["done"] == 8
 
@@ -180,7 +231,7 @@ def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tm
     """Kill -9 the API mid-search; the worker goes on against the store; a `follow` rides through the
     outage; a new server on the same file and port serves the finished search with every trial."""
     db = tmp_path / "restart.db"
-    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
     token = r.stdout.strip().splitlines()[-1]
     server = LiveServer(db, tmp_path)
     server.start()
@@ -194,12 +245,13 @@ def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tm
     )  # fmt: skip
     store = SQLiteStore(db)
     try:
+        # the follower is connected first (its polls are the only GETs of the search): on a busy machine
+        # its start-up can take longer than the whole search, which would then end before the kill
+        deadline = time.monotonic() + 120
+        while f"GET /api/searches/{sid} 200" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         with WorkerThread(db, pause=0.03) as worker:
-            # the follower is connected (its polls are the only GETs of the search) and trials are done
-            while (
-                f"GET /api/searches/{sid} 200" not in server.log.read_text()
-                or store.get_search(sid).counts.done < 5
-            ):
+            while store.get_search(sid).counts.done < 5:
                 worker.stop.wait(0.05)
             server.kill()
             during = worker.reported

@@ -27,6 +27,9 @@ class FakeClient:
     def get_search(self, search_id: str) -> dict[str, Any]:
         return self.search
 
+    def workers(self) -> list[dict[str, Any]]:
+        return [{"state": "alive"}]
+
     def trials(self, search_id: str, **query: Any) -> dict[str, Any]:
         self.trial_queries.append(query)
         items = [{"state": "failed", "error": self.last_error}] if self.last_error else []
@@ -128,3 +131,65 @@ def test_ctrl_c_while_following_says_the_search_goes_on(capsys: pytest.CaptureFi
     assert exc.value.exit_code == 130
     err = " ".join(capsys.readouterr().err.split())
     assert "stopped following; search s1 goes on (hyperhive follow s1 | hyperhive cancel s1)" in err
+
+
+class ScriptedClient:
+    """Answers ``get_search`` from a list of states (the last one repeats) and ``workers`` as given."""
+
+    def __init__(self, states: list[dict[str, Any]], alive: int = 1) -> None:
+        self.states, self.alive, self.polls = states, alive, 0
+
+    def get_search(self, search_id: str) -> dict[str, Any]:
+        s = self.states[min(self.polls, len(self.states) - 1)]
+        self.polls += 1
+        return s
+
+    def workers(self) -> list[dict[str, Any]]:
+        return [{"state": "alive"}] * self.alive + [{"state": "lost"}, {"state": "stopped"}]
+
+
+def search_state(status: str, done: int, failed: int, running: int, max_trials: int = 30) -> dict[str, Any]:
+    s = final_search(status, done=done, failed=failed)
+    s["counts"]["running"], s["max_trials"], s["name"] = running, max_trials, "quad"
+    s["best_value"] = 0.5 if done else None
+    return s
+
+
+def test_progress_says_each_count_once() -> None:
+    """Regression: `5/30 running 1 running` and `3/3 completed 0 running, 3 failed best: -`."""
+    from service.follow import progress_line
+
+    line = progress_line(search_state("running", done=4, failed=1, running=1))
+    assert line == "search s1 (quad) 5/30: 4 done, 1 failed, 1 running, 24 queued; best loss 0.5"
+    for word in ("done", "running", "failed", "queued"):
+        assert line.count(word) == 1
+    line = progress_line(search_state("completed", done=0, failed=3, running=0, max_trials=3))
+    assert line == "search s1 (quad) 3/3: 0 done, 3 failed; no result; completed"
+
+
+def test_follow_into_a_pipe_prints_progress_lines_and_says_when_no_worker_is_alive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Regression: `follow` printed nothing until the end when its output was a pipe or a file."""
+    import io
+
+    from rich.console import Console
+
+    from service import follow as follow_module
+    from service.follow import NO_WORKER, follow
+
+    monkeypatch.setattr(follow_module, "WORKER_CHECK_SECONDS", 0.0)
+
+    states = [search_state("running", 0, 0, 0)] * 3 + [search_state("running", 2, 0, 1)]
+    states += [search_state("completed", 30, 0, 0)]
+    out = io.StringIO()
+    client = ScriptedClient(states, alive=0)
+    final = follow(client, "s1", console=Console(file=out), interval=0.01, line_seconds=0.0)  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert final["status"] == "completed" and len(lines) == 5
+    assert lines[0] == f"search s1 (quad) 0/30: 0 done, 30 queued; no result yet; {NO_WORKER}"
+    assert lines[3] == "search s1 (quad) 2/30: 2 done, 1 running, 27 queued; best loss 0.5"
+    assert lines[-1].startswith("search s1 (quad) 30/30: 30 done; best loss 0.5; completed")
+    out = io.StringIO()
+    follow(ScriptedClient(states, alive=1), "s1", console=Console(file=out), interval=0.01, line_seconds=0.0)  # type: ignore[arg-type]
+    assert NO_WORKER not in out.getvalue()

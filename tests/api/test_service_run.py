@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from servicekit import EXAMPLES, LiveServer, cli_env, free_port, function_yaml, hyperhive
+from servicekit import EXAMPLES, LiveServer, cli_env, default_signals, free_port, function_yaml, hyperhive
 
 from hyperhive.client import Client
 from hyperhive.store import SQLiteStore
@@ -101,6 +101,7 @@ def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> Non
     proc = subprocess.Popen(
         [sys.executable, "-m", "hyperhive.cli", *args],
         cwd=tmp_path, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )  # fmt: skip
     db = tmp_path / ".hyperhive" / "hyperhive.db"
     try:
@@ -129,7 +130,7 @@ def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> Non
 
 def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     db = tmp_path / "hh.db"
-    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", cwd=tmp_path)
+    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
     token = r.stdout.strip().splitlines()[-1]
     server = LiveServer(db, tmp_path)
     server.start()
@@ -186,3 +187,67 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     assert page["status"] == "completed" and page["counts"]["done"] == n
     assert sorted(t["number"] for t in trials) == list(range(n))
     assert all(t["state"] == "done" for t in trials)
+
+
+def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> None:
+    """`run` takes --allow-objective for its workers; without it the refusal says which flag to add."""
+    (tmp_path / "myobj.py").write_text("def score(params):\n    return (params['x'] - 1.0) ** 2\n")
+    doc = yaml.safe_load(function_yaml(3, "mine"))
+    doc["objective"] = {"function": "myobj:score"}
+    del doc["params"]["y"]
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "start `hyperhive run` again with --allow-objective myobj" in r.stdout + r.stderr
+    r = hyperhive(
+        "run",
+        "mine.yaml",
+        "--allow-objective",
+        "myobj",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed: 3/3 trials" in r.stdout
+    env = cli_env(HYPERHIVE_ALLOW_OBJECTIVE="other,myobj")
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_run_works_on_its_own_search_only(tmp_path: Path) -> None:
+    """Regression: `run FILE` also ran every other unfinished search in the store (twice as long)."""
+    import search_spaces
+
+    (tmp_path / ".hyperhive").mkdir()
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    other = store.create_search(search_spaces.load(function_yaml(50, "other"), "yaml"), owner="local")
+    store.close()
+    (tmp_path / "mine.yaml").write_text(function_yaml(4, "mine"))
+    r = hyperhive("run", "mine.yaml", "--workers", "2", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "completed: 4/4 trials" in r.stdout
+    assert f"1 other unfinished search(es) in this store stay queued (e.g. {other.id})" in r.stderr
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    untouched = store.get_search(other.id)
+    store.close()
+    assert untouched.counts.finished == 0 and untouched.counts.running == 0
+
+
+def test_run_on_a_gpu_the_machine_lacks_warns_and_records_the_device(tmp_path: Path) -> None:
+    """Regression: `--gpus 0` on a machine without that GPU trained on the CPU silently. GPU 7 is missing
+    on CI and on a one-GPU device: a warning up front, and each trial records the device it used."""
+    doc = yaml.safe_load((EXAMPLES / "lecture-cnn.yaml").read_text())
+    doc["max_trials"], doc["training"]["epochs"] = 1, 1
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "tiny.yaml", "--gpus", "7", "--port", str(free_port()), cwd=tmp_path, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "warning: --gpus 7: this machine has no NVIDIA GPU 7" in r.stderr
+    store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
+    [search] = store.list_searches()
+    [trial] = store.list_trials(search.id)
+    store.close()
+    assert trial.info["gpus"] == "7" and trial.info["devices"] == ["cpu"]
+    log = (tmp_path / ".hyperhive" / "logs" / "worker-0.log").read_text()
+    assert "GPU 7 was asked for but the backend sees none: training on the CPU" in log

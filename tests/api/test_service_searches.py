@@ -4,6 +4,7 @@ cancel, extend, delete and export."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 from typing import Any
@@ -258,6 +259,11 @@ def test_export_csv_and_json(client: Any, users: Users, store: Store) -> None:
         assert float(row["value"]) == pytest.approx(done[row["id"]].value)
         assert int(row["config.model.layers[0].filters"]) in (16, 32, 64)
     assert rows[3]["value"] == ""
+    # times in ISO 8601 UTC; hyperopt's negated `loss` of this accuracy search is not a column
+    assert "loss" not in rows[0] and rows[3]["finished_at"] == ""
+    started = dt.datetime.fromisoformat(rows[0]["started_at"])
+    assert started.utcoffset() == dt.timedelta(0) and rows[0]["started_at"].endswith("+00:00")
+    assert started.timestamp() == pytest.approx(done[rows[0]["id"]].started_at, abs=1e-3)
     r = client.get(f"/api/searches/{sid}/export?format=json", headers=users.alice)
     bundle = r.json()
     assert bundle["format"] == "hyperhive-export/1" and len(bundle["trials"]) == 4
@@ -309,6 +315,57 @@ def test_trial_reported_failed_shows_error(client: Any, users: Users, store: Sto
     store.report(t.id, t.lease_token, TrialResult.failed("ValueError: boom"))
     tr = client.get(f"/api/trials/{t.id}", headers=users.alice).json()
     assert tr["state"] == "failed" and tr["error"] == "ValueError: boom"
+
+
+NAMED_AND_NULL = """\
+name: options
+algorithm: random
+max_trials: 12
+seed: 5
+dataset: {name: digits}
+model:
+  layers:
+    - choice:
+        small: [{type: Dense, units: 8}]
+        wide: [{type: Dense, units: {choice: [64, 128]}}]
+    - {choice: [null, {type: Dropout, rate: {uniform: [0.1, 0.5]}}]}
+training: {epochs: 1, optimizer: {type: Adam, learning_rate: {loguniform: [1.0e-4, 1.0e-2]}}}
+"""
+
+
+def test_trials_name_the_options_chosen(client: Any, users: Users, store: Store) -> None:
+    """Regression: the documented labels say `model.layers[0].wide[0].units`, the output said
+    `model.layers[0][0].units`, and a `null` option was a blank cell. Trials carry `params` by document
+    label: a named option's name, `(none)` for a null option, numbers for distributions."""
+    sid = submit(client, users.alice, NAMED_AND_NULL).json()["id"]
+    run_trials(store, 12, search_id=sid)
+    items = client.get(f"/api/searches/{sid}/trials", headers=users.alice).json()["items"]
+    assert len(items) == 12
+    seen_layers, seen_dropout = set(), set()
+    for tr in items:
+        p = tr["params"]
+        seen_layers.add(p["model.layers[0]"])
+        assert 1e-4 <= p["training.optimizer.learning_rate"] <= 1e-2
+        if p["model.layers[0]"] == "wide":
+            assert p["model.layers[0].wide[0].units"] == tr["config"]["model"]["layers"][0][0]["units"]
+        else:
+            assert "model.layers[0].wide[0].units" not in p  # an option not chosen has no value
+        if p["model.layers[1]"] == "(none)":
+            assert tr["config"]["model"]["layers"][1] is None and "model.layers[1][1].rate" not in p
+            seen_dropout.add("none")
+        else:
+            assert p["model.layers[1]"] == "option 1"
+            assert p["model.layers[1][1].rate"] == tr["config"]["model"]["layers"][1]["rate"]
+            seen_dropout.add("dropout")
+    assert seen_layers == {"small", "wide"} and seen_dropout == {"none", "dropout"}
+    best = client.get(f"/api/searches/{sid}/best", headers=users.alice).json()
+    assert best["params"] == client.get(f"/api/trials/{best['id']}", headers=users.alice).json()["params"]
+    assert best["params"]["model.layers[0]"] in ("small", "wide")
+    rows = list(
+        csv.DictReader(io.StringIO(client.get(f"/api/searches/{sid}/export", headers=users.alice).text))
+    )
+    assert {r["param.model.layers[1]"] for r in rows} == {"(none)", "option 1"}
+    assert {r["param.model.layers[0]"] for r in rows} == {"small", "wide"}
 
 
 def test_a_search_whose_budget_ended_without_a_done_trial_is_failed(

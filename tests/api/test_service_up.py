@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servicekit import cli_env, free_port, function_yaml, hyperhive, wait_ready
+from servicekit import cli_env, default_signals, free_port, function_yaml, hyperhive, wait_ready
 
 from hyperhive.client import Client
 from hyperhive.settings import Settings
@@ -26,6 +26,7 @@ def start_up(cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "hyperhive.cli", "up", *args],
         cwd=cwd, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_signals,
     )  # fmt: skip
 
 
@@ -179,7 +180,50 @@ def test_a_second_up_in_the_same_folder_is_refused(tmp_path: Path) -> None:
         wait_up_file(tmp_path / ".hyperhive", proc)
         r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=30)
         assert r.returncode == 1 and "already runs" in r.stderr and "Traceback" not in r.stderr
+        assert "hyperhive stopped" not in r.stderr  # it never started
     finally:
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_sigkill_of_up_makes_its_workers_exit(tmp_path: Path) -> None:
+    """Regression: SIGKILL of `up` left its workers running and claiming trials forever. They watch
+    their parent (--exit-with-parent): they hand their trials back and exit."""
+    import os
+
+    from hyperhive.store import SQLiteStore
+
+    (tmp_path / "long.yaml").write_text(function_yaml(100_000, "long"))
+    proc = start_up(tmp_path, "--workers", "2", "--port", str(free_port()), "--submit", "long.yaml")
+    db = tmp_path / ".hyperhive" / "hyperhive.db"
+    pids: list[int] = []
+    try:
+        wait_up_file(tmp_path / ".hyperhive", proc)
+        deadline = time.monotonic() + 60
+        while len(pids) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            store = SQLiteStore(db)
+            pids = [w.pid for w in store.list_workers() if w.current_trial_id]
+            store.close()
+        assert len(pids) == 2
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+    deadline = time.monotonic() + 30
+    while any(alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(p) for p in pids)
+    store = SQLiteStore(db)
+    [search] = store.list_searches()
+    assert store.count_trials(search.id, state="running") == 0  # handed back, not left to expire
+    assert {w.status for w in store.list_workers()} == {"stopped"}
+    store.close()

@@ -81,7 +81,10 @@ def test_cli_token_create_code_and_submit_dry_run(tmp_path: Path) -> None:
     cmd = [sys.executable, "-m", "hyperhive.cli"]
     db = f"sqlite:///{tmp_path / 'hh.db'}"
     out = subprocess.run(
-        [*cmd, "token", "create", "eve", "--code", "--store", db], env=env, capture_output=True, text=True
+        [*cmd, "token", "create", "eve", "--code", "--create", "--store", db],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert out.returncode == 0, out.stderr
     assert "code token" in out.stdout

@@ -147,3 +147,23 @@ def test_dockerfiles_run_as_a_user_and_their_cmd_is_real(name: str) -> None:
     assert_real_command(cmd)
     ignore = (ROOT / "docker" / f"Dockerfile.{name}.dockerignore").read_text().split()
     assert {".git", ".venv", ".env"} <= set(ignore), "no history, virtualenv or secrets in the image"
+
+
+@pytest.mark.parametrize("path", [COMPOSE, WORKERS])
+def test_workers_mount_the_data_folder_and_the_keras_dataset_cache(path: Path) -> None:
+    """`path:`/`folder:` datasets are files on the worker machine and keras.datasets download into
+    ~/.keras: without volumes neither reaches a container or survives a restart."""
+    compose = load(path)
+    assert "keras-cache" in compose["volumes"]
+    home = "/var/lib/hyperhive"  # the workers' HOME (Dockerfiles: useradd --home-dir)
+    for name in ("worker", "worker-cpu"):
+        volumes = compose["services"][name]["volumes"]
+        assert f"keras-cache:{home}/.keras" in volumes
+        [data] = [v for v in volumes if ":/data:" in v]
+        assert (
+            data.endswith(":/data:ro")
+            and interpolate(data, {"HYPERHIVE_DATA_DIR": "/srv/d"}) == "/srv/d:/data:ro"
+        )
+    for name in ("cpu", "gpu"):
+        text = (ROOT / "docker" / f"Dockerfile.worker-{name}").read_text()
+        assert f"--home-dir {home}" in text

@@ -229,7 +229,7 @@ def test_cli_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "error: bad MongoDB store URL" in res.output
     url = "mongodb://127.0.0.1:1/hive?serverSelectionTimeoutMS=200"
     res = runner.invoke(app, ["store", "export", "--store", url, "--all", "-o", str(tmp_path / "f")])
-    assert res.exit_code == 1 and "cannot reach MongoDB at 127.0.0.1:1" in res.output
+    assert res.exit_code == 3 and "cannot reach MongoDB at 127.0.0.1:1" in res.output
     assert "Traceback" not in res.output
     db = f"sqlite:///{tmp_path / 'empty.db'}"
     res = runner.invoke(app, ["store", "export", "--store", db, "nope", "-o", str(tmp_path / "f")])

@@ -17,7 +17,7 @@ import pytest
 
 from hyperhive.store import SQLiteStore, Store
 from search_spaces import validate
-from workers.daemon import Heartbeat, Worker, WorkerOptions
+from workers.daemon import Heartbeat
 from workers.execution import TrialControl
 
 DOC = {
@@ -135,8 +135,7 @@ def test_worker_sends_each_epoch_once_and_resends_after_a_failed_heartbeat(
         def __getattr__(self, name: str) -> Any:
             return getattr(store, name)
 
-    worker = Worker(Spy(), WorkerOptions(data_dir=tmp_path / "data"))  # type: ignore[arg-type]
-    beat = Heartbeat(worker, trial, TrialControl())
+    beat = Heartbeat(Spy(), trial, TrialControl(), lease_seconds=60, interval=10)  # type: ignore[arg-type]
     history: list[dict[str, Any]] = []
     for i in range(6):
         history.append(epoch(i))

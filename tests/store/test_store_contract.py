@@ -567,6 +567,22 @@ def test_tokens_are_hashed_and_revocable(store: Store) -> None:
         store.revoke_token("missing")
 
 
+def test_a_token_records_when_it_was_last_used_at_most_once_a_minute(store: Store, clock: FakeClock) -> None:
+    _info, secret = store.create_token("alice")
+    assert store.list_tokens()[0].last_used_at is None
+    store.authenticate(secret)
+    assert store.list_tokens()[0].last_used_at == clock()
+    first = clock()
+    clock.advance(30)
+    store.authenticate(secret)
+    assert store.list_tokens()[0].last_used_at == first  # throttled: no write on every request
+    clock.advance(31)
+    assert store.authenticate(secret) is not None
+    assert store.list_tokens()[0].last_used_at == clock()
+    store.authenticate("hh_wrong")
+    assert [t.last_used_at for t in store.list_tokens()] == [clock()]
+
+
 def test_datasets_round_trip_in_chunks(store: Store, clock: FakeClock) -> None:
     chunks = [b"a" * 1000, b"b" * 10, bytes(range(256))]
     info = DatasetInfo(

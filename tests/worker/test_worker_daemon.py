@@ -79,7 +79,7 @@ def test_function_outside_allowed_prefixes_is_refused(store: SQLiteStore, tmp_pa
     run_worker(store, tmp_path, allow_objective=["search_spaces.objectives", "hh_obj"])
     (t,) = store.list_trials(search.id)
     assert t.state == TrialState.FAILED
-    assert "refused" in t.error and "'os'" in t.error and "--allow-objective PREFIX" in t.error
+    assert "refused" in t.error and "'os'" in t.error and "--allow-objective os" in t.error
     assert "hh_obj" not in t.error  # the allow-list itself is not shown to the submitter
     assert "Traceback" not in t.error
     other = create_search(store, function_doc(max_trials=1))

@@ -1,0 +1,78 @@
+"""A trial's sampled parameters by their document labels, as people read them.
+
+``{"model.layers[0]": "resnet", "model.layers[0].resnet[1].filters": 32, "model.layers[4]": "(none)",
+"training.optimizer.adam.learning_rate": 0.0031}``: a named choice shows the option's name, a choice
+whose option is ``null`` shows ``(none)``, a numbered choice of plain values shows the value (of larger
+options, ``option N``), a distribution its number. Labels of options not chosen are left out. The labels
+are those the search-space language documents (``search_spaces.parameters``), so they match the
+documents and the hyperopt trials, unlike the paths of the evaluated configuration
+(``model.layers[0][1].type``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+NONE = "(none)"
+_STEP = re.compile(r"\.?([^.\[\]]+)|\[(\d+)\]")
+_MISSING = object()
+
+
+def lookup(config: Any, label: str, choices: frozenset[str] = frozenset()) -> Any:
+    """The value at a parameter's label in an evaluated configuration, or ``_MISSING``. A label runs
+    through the options of the choices above it (``model.layers[0].resnet[1].filters``: option ``resnet``
+    of the choice ``model.layers[0]``); the configuration holds the chosen option in the choice's place,
+    so the step after a choice's label (in ``choices``) is skipped."""
+    node = config
+    prefix = ""
+    skip = False
+    for m in _STEP.finditer(label):
+        name, index = m.groups()
+        prefix += m.group(0)
+        if skip:
+            skip = False
+        elif index:
+            if not isinstance(node, list) or int(index) >= len(node):
+                return _MISSING
+            node = node[int(index)]
+        elif isinstance(node, Mapping) and name in node:
+            node = node[name]
+        else:
+            return _MISSING
+        skip = prefix in choices
+    return node
+
+
+def sampled_params(
+    document: Mapping[str, Any], vals: Mapping[str, list[Any]] | None, config: Any
+) -> dict[str, Any]:
+    """The trial's active parameters by label (see the module docstring); empty before it is sampled."""
+    from search_spaces import parameters
+
+    if not vals:
+        return {}
+    out: dict[str, Any] = {}
+    params = parameters(document)
+    choices = frozenset(p.label for p in params if p.options)
+    for p in params:
+        chosen = vals.get(p.label) or []
+        if not chosen:
+            continue
+        value = chosen[0]
+        if not p.options:
+            out[p.label] = int(value) if p.integer else value
+            continue
+        i = int(value)
+        if p.options != tuple(str(k) for k in range(len(p.options))):
+            out[p.label] = p.options[i]
+            continue
+        option = lookup(config, p.label, choices - {p.label})
+        if option is None:
+            out[p.label] = NONE
+        elif option is _MISSING or isinstance(option, Mapping | list):
+            out[p.label] = f"option {i}"
+        else:
+            out[p.label] = option
+    return out
