@@ -148,11 +148,12 @@ def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) ->
         print_json([t.to_dict() for t in tokens])
         return
     table = Table(title=f"tokens ({len(tokens)})", title_justify="left")
-    for col in ("id", "name", "admin", "created", "last used", "revoked"):
+    for col in ("id", "name", "admin", "code", "created", "last used", "revoked"):
         table.add_column(col)
     for t in tokens:
         table.add_row(
-            t.id, t.name, "yes" if t.admin else "", when(t.created_at), when(t.last_used_at) or "never",
+            t.id, t.name, "yes" if t.admin else "", "yes" if t.code else "", when(t.created_at),
+            when(t.last_used_at) or "never",
             "[red]revoked[/]" if t.revoked else "",
         )  # fmt: skip
     console.print(table)

@@ -106,6 +106,22 @@ def test_claim_skips_code_searches_without_allow_code_on_both_backends(tmp_path:
             assert s.claim("plain", 30) is None, backend
             again = s.claim("coder", 30, allow_code=True)
             assert again is not None and again.id == trial.id, backend
+            s.release(again.id, again.lease_token or "")
+            objective = {"function": "search_spaces.objectives:quadratic"}
+            plain = ss.validate(
+                {
+                    "name": "plain",
+                    "max_trials": 1,
+                    "objective": objective,
+                    "params": {"x": {"uniform": [0, 1]}},
+                }
+            )
+            pid = s.create_search(plain, owner="alice").id
+            assert s.claim("plain", 30, search_id=sid) is None, backend
+            other = s.claim("plain", 30)
+            assert other is not None and other.search_id == pid, backend
+            mine = s.claim("coder", 30, search_id=sid, allow_code=True)
+            assert mine is not None and mine.id == trial.id, backend
         finally:
             s.close()
 
