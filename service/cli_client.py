@@ -159,7 +159,7 @@ def submit(
             "--max-trials, --algorithm, --name, --seed, --mode and --dry-run are for .py scripts"
         )
     if is_script(file) and dry_run:
-        document = script_document(file, fields)
+        document = script_document(file, fields, default_max_trials=1)  # the space needs no budget
         print_json(document["params"]) if as_json else console.print(space_table(document))
         return
     with make_client(url, token) as client:

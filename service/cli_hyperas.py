@@ -19,7 +19,9 @@ def is_script(path: Path) -> bool:
     return path.suffix.lower() in SCRIPT_SUFFIXES
 
 
-def script_document(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
+def script_document(
+    path: Path, fields: dict[str, Any], default_max_trials: int | None = None
+) -> dict[str, Any]:
     """The validated search document of the script at ``path`` with ``fields`` (None values left out);
     raises SpecError (shown as one line per problem by the CLI)."""
     from search_spaces import validate
@@ -35,7 +37,7 @@ def script_document(path: Path, fields: dict[str, Any]) -> dict[str, Any]:
             doc[key] = value
     doc.setdefault("name", path.stem)
     if "max_trials" not in doc:
-        doc["max_trials"] = script_max_evals(doc["script"])
+        doc["max_trials"] = script_max_evals(doc["script"]) or default_max_trials
         if doc["max_trials"] is None:
             raise ValueError("give --max-trials (the script's optim.minimize(max_evals=...) was not found)")
     return validate(doc).to_document()

@@ -12,6 +12,7 @@ such trials (the store's claim skips them for the others), and each trial runs i
 - limits: ``time_limit`` seconds of wall-clock time (then the child's process group is killed), an
   address-space limit ``memory_mb`` (``RLIMIT_AS``; 0 turns it off, e.g. for CUDA, which maps far more
   address space than it uses) and a file-size limit ``file_mb``;
+- the child's environment leaves out the store URL, tokens and other secrets (:data:`SECRET_ENV`);
 - ``data()`` runs once per worker process and script: when it returns only numpy arrays they are cached
   (``.npz``, keyed by the script's SHA-256) in a folder of this worker process, and later trials load them
   instead of calling ``data()``; otherwise ``data()`` runs in every trial.
@@ -25,6 +26,7 @@ import atexit
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -38,6 +40,9 @@ from typing import Any
 from hyperhive.models import Search, Trial, TrialResult
 
 CHILD_MODULE = "workers.hyperas_child"
+SECRET_ENV = re.compile(r"^HYPERHIVE_|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY", re.IGNORECASE)
+"""Environment variables a script's process does not get (the store URL may hold a password). Hygiene,
+not a wall: the script runs as the worker's user, who can read the worker's own environment."""
 POLL_SECONDS = 0.1
 OUTPUT_TAIL = 20
 """Lines of the child's output kept in a failed trial's error."""
@@ -66,6 +71,11 @@ def data_cache_dir() -> Path:
         _cache_dir = Path(tempfile.mkdtemp(prefix=f"hyperhive-hyperas-data-{os.getpid()}-"))
         atexit.register(shutil.rmtree, _cache_dir, True)
     return _cache_dir
+
+
+def child_env() -> dict[str, str]:
+    """The worker's environment without :data:`SECRET_ENV` variables."""
+    return {k: v for k, v in os.environ.items() if not SECRET_ENV.search(k)}
 
 
 def _kill(proc: subprocess.Popen[bytes]) -> None:
@@ -126,6 +136,7 @@ def run_script_trial(
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env=child_env(),
             )
             try:
                 while proc.poll() is None:

@@ -137,15 +137,18 @@ def test_worker_without_allow_code_leaves_the_search_queued(store: Store, tmp_pa
 
 @pytest.mark.slow  # starts worker trial processes
 def test_trials_run_in_a_temporary_cwd_with_data_called_once(
-    store: Store, tmp_path: Path, calls: Path
+    store: Store, tmp_path: Path, calls: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("HYPERHIVE_STORE", "mongodb://user:secret@db/hh")
     body = """\
     with open("written.txt", "w") as f:
         f.write("x")
     loss = {{uniform(0, 1)}}
     if {{choice(['three', 'four'])}} == 'four':
         loss += 10
-    return {'loss': loss, 'status': STATUS_OK, 'cwd': os.getcwd(), 'n': int(x_train.shape[0]), 'arr': x_test}
+    store = os.environ.get('HYPERHIVE_STORE')
+    return {'loss': loss, 'status': STATUS_OK, 'cwd': os.getcwd(), 'n': int(x_train.shape[0]), 'arr': x_test,
+            'store': store}
     """
     before = sorted(os.listdir(os.getcwd()))
     sid = submit(store, body, max_trials=3)
@@ -161,6 +164,9 @@ def test_trials_run_in_a_temporary_cwd_with_data_called_once(
         branch = t.config["params"]["loss_1"]  # the conditional: named after the previous template (Hyperas)
         assert (t.metrics["loss"] >= 10) == (branch == "four")
         assert t.metrics["n"] == 6 and t.metrics["skipped_keys"] == ["arr"]
+        assert (
+            t.metrics["store"] is None
+        )  # the store URL (and its password) is not in the script's environment
     assert store.get_search(sid).status == SearchStatus.COMPLETED
 
 
