@@ -104,6 +104,18 @@ class Client:
         ctype = {"yaml": YAML_CONTENT_TYPE, "json": "application/json"}.get(fmt, YAML_CONTENT_TYPE)
         return self._json("POST", "/api/searches", content=content, headers={"Content-Type": ctype})
 
+    def submit_script(self, script: str | bytes, **fields: Any) -> dict[str, Any]:
+        """Submit a Hyperas script (``text/x-python``); ``fields``: name, max_trials, algorithm, seed, mode,
+        ... (the document's other fields; None values are left out). Needs a token that may submit code."""
+        content = script.encode("utf-8") if isinstance(script, str) else script
+        return self._json(
+            "POST",
+            "/api/searches",
+            content=content,
+            params=_clean(fields),
+            headers={"Content-Type": "text/x-python"},
+        )
+
     def submit_file(self, path: str | Path) -> dict[str, Any]:
         """Submit a ``.yaml``/``.yml``/``.json`` file (other suffixes: JSON if the text is a JSON object,
         else YAML)."""

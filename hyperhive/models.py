@@ -263,6 +263,13 @@ class TokenInfo:
     created_at: float
     last_used_at: float | None = None
     revoked: bool = False
+    code: bool = False
+    """May submit code that workers run (a Hyperas script); admins always may: :attr:`may_submit_code`."""
+
+    @property
+    def may_submit_code(self) -> bool:
+        """Whether this token may submit a search that runs its own code on ``--allow-code`` workers."""
+        return self.admin or self.code
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -16,14 +16,16 @@ params                     free parameters; required with ``objective.function``
 training                   only with ``model`` (see :mod:`.training_section`)
 max_consecutive_failures   default 5, >= 1: the search fails after so many failed trials in a row
 max_retries                default 2, 0..100: requeues of a trial whose worker died
+script                     a Hyperas script (see :mod:`.hyperas`); ``params`` is derived from it
 =========================  ================================================================
 
 A search is either a Keras search (``model`` + ``dataset``, optional ``training`` and
 ``params``) or a function search (``objective.function: "package.module:function"`` +
 ``params``; the callable gets the sampled ``params`` and returns a loss or a dict with
-``loss``). Objective defaults: metric ``val_accuracy`` for a model, ``loss`` for a function;
-mode ``max`` when the metric name contains accuracy, precision, recall, f1 or auc, else
-``min``.
+``loss``), or a Hyperas search (``script``: the source of a Hyperas script; ``params`` is derived
+from its templates; the metric is the ``loss`` that ``create_model`` returns). Objective defaults:
+metric ``val_accuracy`` for a model, ``loss`` for a function or script; mode ``max`` when the
+metric name contains accuracy, precision, recall, f1 or auc, else ``min``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ from .checks import EnumRule, Nullable, NumberRule, Rule, StrRule, check, check_
 from .compiler import compile_space, config_from_vals, parameter_labels, parse_sections, sample
 from .dataset_section import check_dataset
 from .document import MAX_TRIALS_LIMIT, normalize_document, parse_text
-from .errors import DOCUMENT_LOC, ErrorList
+from .errors import DOCUMENT_LOC, ErrorList, SpecError
+from .hyperas import script_params
 from .keras_args import check_objective_metric
 from .limit_checks import check_limits
 from .limits import ALGORITHM_MAXIMA
@@ -62,6 +65,7 @@ TOP_LEVEL_KEYS = frozenset(
         "params",
         "max_consecutive_failures",
         "max_retries",
+        "script",
     }
 )
 OBJECTIVE_KEYS = frozenset({"metric", "mode", "function"})
@@ -156,6 +160,7 @@ class SearchSpec:
     max_consecutive_failures: int = 5
     max_retries: int = 2
     description: str | None = None
+    script: str | None = None
     document: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_document(self) -> dict[str, Any]:
@@ -269,7 +274,10 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
         return doc.get(key) is not None
 
     function = objective.get("function")
-    if present("model"):
+    script = doc.get("script")
+    if script is not None:
+        _check_script(doc, script, function, errors)
+    elif present("model"):
         if function is not None:
             errors.add("objective.function", "cannot be combined with model; a search has one or the other")
         if not present("dataset"):
@@ -307,7 +315,7 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
     check_limits(nodes, errors)
     errors.raise_if_any()
 
-    metric = objective.get("metric") or ("val_accuracy" if present("model") else "loss")
+    metric = objective.get("metric") or ("val_accuracy" if present("model") and script is None else "loss")
     mode = objective.get("mode") or ("max" if _MAXIMISED.search(metric) else "min")
     return SearchSpec(
         name=doc["name"],
@@ -325,11 +333,34 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
         params=doc.get("params"),
         max_consecutive_failures=doc.get("max_consecutive_failures", 5),
         max_retries=doc.get("max_retries", 2),
+        script=doc.get("script"),
         document=doc,
     )
 
 
 DEFAULT_DATASET: dict[str, Any] = {"name": "digits"}
+
+
+def _check_script(doc: dict[str, Any], script: Any, function: Any, errors: ErrorList) -> None:
+    """A Hyperas search: ``script`` parses, nothing else defines the trial, and ``params`` is derived."""
+    if not isinstance(script, str):
+        errors.add("script", f"must be the text of a Hyperas script, got {describe(script)}")
+        return
+    for key in ("model", "training", "dataset"):
+        if doc.get(key) is not None:
+            errors.add(key, "not used with script (a Hyperas script defines its own model and data)")
+    if function is not None:
+        errors.add("objective.function", "cannot be combined with script")
+    try:
+        derived = script_params(script)
+    except SpecError as exc:
+        for e in exc.errors:
+            errors.add(e.loc, e.msg)
+        return
+    given = doc.get("params")
+    if given is not None and given != derived:
+        errors.add("params", "must be left out with script: the space is derived from the script's templates")
+    doc["params"] = derived
 
 
 def load(source: str | bytes | Mapping[str, Any], fmt: str | None = None) -> SearchSpec:

@@ -127,18 +127,43 @@ def follow_until_interrupted(client: Any, search_id: str, interval: float, as_js
 
 def submit(
     file: Path = typer.Argument(
-        ..., exists=True, dir_okay=False, readable=True, help="a .yaml or .json search"
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        help="a .yaml or .json search, or a Hyperas script (.py)",
     ),
     follow_: bool = typer.Option(False, "--follow", "-f", help="show live progress until the search ends"),
     interval: float = typer.Option(1.0, "--interval", min=0.05, help="seconds between polls with --follow"),
+    max_trials: int | None = typer.Option(None, "--max-trials", help="a .py script: trials to run"),
+    algorithm: str | None = typer.Option(None, "--algorithm", help="a .py script: tpe | random | anneal"),
+    name: str | None = typer.Option(
+        None, "--name", help="a .py script: the search's name (default: file stem)"
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="a .py script: random seed"),
+    mode: str | None = typer.Option(None, "--mode", help="a .py script: min (default) or max the loss"),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="a .py script: print the space found, submit nothing"
+    ),
     as_json: bool = JSON_OPTION,
     url: str | None = URL_OPTION,
     token: str | None = TOKEN_OPTION,
 ) -> None:
-    """Submit a search document; print its id alone on stdout, messages on stderr (ID=$(hyperhive submit
-    f.yaml) works). With --follow: follow it until it ends."""
+    """Submit a search document or a Hyperas script (.py); print its id alone on stdout, messages on stderr
+    (ID=$(hyperhive submit f.yaml) works). With --follow: follow it until it ends."""
+    from service.cli_hyperas import is_script, script_document, space_table, submit_path
+
+    fields = {"max_trials": max_trials, "algorithm": algorithm, "name": name, "seed": seed, "mode": mode}
+    if not is_script(file) and (dry_run or any(v is not None for v in fields.values())):
+        raise ValueError(
+            "--max-trials, --algorithm, --name, --seed, --mode and --dry-run are for .py scripts"
+        )
+    if is_script(file) and dry_run:
+        document = script_document(file, fields, default_max_trials=1)  # the space needs no budget
+        print_json(document["params"]) if as_json else console.print(space_table(document))
+        return
     with make_client(url, token) as client:
-        search = client.submit_file(file)
+        search = submit_path(client, file, fields)
         if not follow_:
             if as_json:
                 print_json(search)

@@ -24,6 +24,7 @@ from rich.panel import Panel
 from hyperhive.private_files import create_private_file
 from hyperhive.store import redact_url
 from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
+from service.cli_hyperas import is_script, script_document, submit_path
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
@@ -50,7 +51,10 @@ def check_search_file(path: Path) -> None:
 
     fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
     try:
-        search_spaces.load(path.read_bytes(), fmt)
+        if is_script(path):
+            script_document(path, {})
+        else:
+            search_spaces.load(path.read_bytes(), fmt)
     except search_spaces.SpecError as exc:
         raise ValueError(f"{path}: {'; '.join(str(e) for e in exc.errors)}") from None
 
@@ -109,6 +113,11 @@ def _open_store(store: str | None, create: bool = False) -> contextlib.AbstractC
 def token_create(
     name: str = typer.Argument(..., help="who the token is for: searches are owned by this name"),
     admin: bool = typer.Option(False, "--admin", help="may see and change every user's searches"),
+    code: bool = typer.Option(
+        False,
+        "--code",
+        help="may submit code that --allow-code workers run (Hyperas scripts): remote code execution",
+    ),
     store: str | None = STORE_OPTION,
     create: bool = typer.Option(False, "--create", help="make the SQLite store if it does not exist yet"),
 ) -> None:
@@ -119,8 +128,9 @@ def token_create(
             "starting with a letter or digit"
         )
     with _open_store(store, create=create) as s:
-        info, secret = s.create_token(name, admin=admin)  # type: ignore[attr-defined]
-    typer.echo(f"created {'admin ' if admin else ''}token {info.id} for {name!r}; it is shown only now:")
+        info, secret = s.create_token(name, admin=admin, code=code)  # type: ignore[attr-defined]
+    kind = ("admin " if admin else "") + ("code " if code else "")
+    typer.echo(f"created {kind}token {info.id} for {name!r}; it is shown only now:")
     typer.echo(secret)
 
 
@@ -138,11 +148,12 @@ def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) ->
         print_json([t.to_dict() for t in tokens])
         return
     table = Table(title=f"tokens ({len(tokens)})", title_justify="left")
-    for col in ("id", "name", "admin", "created", "last used", "revoked"):
+    for col in ("id", "name", "admin", "code", "created", "last used", "revoked"):
         table.add_column(col)
     for t in tokens:
         table.add_row(
-            t.id, t.name, "yes" if t.admin else "", when(t.created_at), when(t.last_used_at) or "never",
+            t.id, t.name, "yes" if t.admin else "", "yes" if t.code else "", when(t.created_at),
+            when(t.last_used_at) or "never",
             "[red]revoked[/]" if t.revoked else "",
         )  # fmt: skip
     console.print(table)
@@ -201,6 +212,8 @@ def run_embedded(
         raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
     if submit_file is not None:
         check_search_file(submit_file)
+        if is_script(submit_file):  # a Hyperas script: this user's own code, run by this machine's workers
+            worker_args = [*worker_args, "--allow-code"]
     allowed = parse_objective_prefixes(allow_objective) if allow_objective else []
     if gpus:
         from hyperhive.devices import missing_gpu_warning
@@ -248,7 +261,7 @@ def run_embedded(
         client = Client(emb.url, emb.token)
         search_id = None
         if submit_file is not None:
-            s = client.submit_file(submit_file)
+            s = submit_path(client, submit_file)
             search_id = s["id"]
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
             console.print(f"watch it at {emb.url}/searches/{search_id}", soft_wrap=True, highlight=False)

@@ -13,7 +13,8 @@ both would reach every route. So, for every request:
   subdomains, ``*`` anything). Otherwise 400 ``host not allowed``. The health probes ``/healthz`` and
   ``/readyz`` answer any Host (load balancers probe by address).
 - A request with a **body** (POST, PUT, PATCH, DELETE) must say a content type the route reads:
-  :data:`BODY_TYPES` (JSON, YAML), or for a dataset upload :data:`UPLOAD_TYPES`; anything else,
+  :data:`BODY_TYPES` (JSON, YAML), or for a dataset upload :data:`UPLOAD_TYPES`, or for a search
+  also ``text/x-python`` (a Hyperas script; sent cross-site only after a preflight); anything else,
   and a body without a content type, is 415. A bodiless request may name no content type.
 - A state-changing request that carries an **Origin** (browsers send it; the CLI and the Python
   client do not) must come from this server's own origin or one of ``Settings.cors_origins``;
@@ -44,6 +45,9 @@ BODY_TYPES = ("application/json", "application/yaml", "application/x-yaml", "tex
 UPLOAD_TYPES = ("multipart/form-data", *RAW_TYPES)
 """Content types of a dataset upload (``POST /api/datasets``)."""
 UPLOAD_PATHS = ("/api/datasets",)
+SCRIPT_TYPES = ("text/x-python",)
+"""Content type of a Hyperas script submitted as a search (``POST /api/searches``, besides BODY_TYPES)."""
+SCRIPT_PATHS = ("/api/searches",)
 FORM_TYPES = ("application/x-www-form-urlencoded",)
 """Content type of the dashboard's sign-in form (``POST /login``; its Origin is checked like any other)."""
 FORM_PATHS = ("/login",)
@@ -140,6 +144,8 @@ class HttpPolicy:
             accepted = UPLOAD_TYPES
         elif method == "POST" and path.rstrip("/") in FORM_PATHS:
             accepted = FORM_TYPES
+        elif method == "POST" and path.rstrip("/") in SCRIPT_PATHS:
+            accepted = (*BODY_TYPES, *SCRIPT_TYPES)
         if media_type == "" and not _has_body(headers):
             return None
         if media_type not in accepted:

@@ -120,13 +120,17 @@ class SearchDetail(SearchPublic):
 
     document: dict[str, Any]
     best: TrialSummary | None
+    notice: str | None = Field(
+        None, description="why the search may not progress, e.g. a script and no --allow-code worker alive"
+    )
 
     @classmethod
-    def from_search_and_best(cls, s: Search, best: Trial | None) -> SearchDetail:
+    def from_search_and_best(cls, s: Search, best: Trial | None, notice: str | None = None) -> SearchDetail:
         return cls(
             **cls._fields(s),
             document=s.document,
             best=TrialSummary.from_trial(best) if best is not None else None,
+            notice=notice,
         )
 
 

@@ -113,6 +113,17 @@ def worker(
     ),
     search: str | None = typer.Option(None, "--search", help="claim trials of this search only"),
     burst: bool = typer.Option(False, "--burst", help="exit as soon as there is no work"),
+    allow_code: bool = typer.Option(
+        False,
+        "--allow-code",
+        help="also run Hyperas scripts: their submitters' code, run on this machine (remote code execution)",
+    ),
+    code_time_limit: float = typer.Option(
+        3600.0, "--code-time-limit", min=1.0, help="seconds per script trial"
+    ),
+    code_memory_mb: int = typer.Option(
+        8192, "--code-memory-mb", min=0, help="address-space limit of a script trial (MB; 0: none, e.g. CUDA)"
+    ),
     store_patience: float | None = typer.Option(
         None,
         "--store-patience",
@@ -177,10 +188,19 @@ def worker(
                 args += [flag, str(value)]
         if burst:
             args.append("--burst")
+        if allow_code:
+            args += [
+                "--allow-code",
+                "--code-time-limit",
+                str(code_time_limit),
+                "--code-memory-mb",
+                str(code_memory_mb),
+            ]
         raise typer.Exit(supervise(gpu_list, args))
 
     from workers.backend import configure_devices
     from workers.daemon import ExitReason, Worker, WorkerOptions
+    from workers.hyperas_run import CodeLimits
 
     gpu_ids: list[str] = []
     if child:
@@ -200,6 +220,8 @@ def worker(
         allow_objective=prefixes,
         gpus=gpu_ids,
         store_patience=store_patience,
+        allow_code=allow_code,
+        code_limits=CodeLimits(time_limit=code_time_limit, memory_mb=code_memory_mb),
     )
     the_store = _open_store(settings.store)
     try:

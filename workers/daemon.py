@@ -62,6 +62,7 @@ from workers.execution import (
     TrialInterrupted,
     execute_trial,
 )
+from workers.hyperas_run import CodeLimits
 
 T = TypeVar("T")
 
@@ -99,6 +100,9 @@ class WorkerOptions:
     data_dir: Path = field(default_factory=lambda: Settings.model_construct().data_dir)
     gpus: list[str] = field(default_factory=list)
     store_patience: float | None = None
+    allow_code: bool = False
+    """Claim trials that run submitted code (Hyperas scripts): remote code execution, see docs/hyperas.md."""
+    code_limits: CodeLimits = field(default_factory=lambda: CodeLimits())
     idle_max_sleep: float = 2.0
     retry_max_delay: float = 30.0
 
@@ -245,6 +249,8 @@ class Worker:
             worker_id=self.id,
             allow_objective=list(self.options.allow_objective),
             data_dir=self.options.data_dir,
+            allow_code=self.options.allow_code,
+            code_limits=self.options.code_limits,
             log=self.log,
         )
 
@@ -335,6 +341,7 @@ class Worker:
             info={
                 "search_id": self.options.search_id,
                 "allow_objective": list(self.options.allow_objective),
+                "allow_code": self.options.allow_code,
                 "keras_backend": os.environ.get("KERAS_BACKEND", "tensorflow"),
             },
         )
@@ -389,7 +396,10 @@ class Worker:
                 return ExitReason.MAX_TRIALS
             t0 = time.perf_counter()
             trial = self._with_store(
-                lambda: self.store.claim(self.id, opts.lease_seconds, search_id=opts.search_id), "claim"
+                lambda: self.store.claim(
+                    self.id, opts.lease_seconds, search_id=opts.search_id, allow_code=opts.allow_code
+                ),
+                "claim",
             )
             claim_s = time.perf_counter() - t0
             if trial is None:

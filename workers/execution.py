@@ -1,5 +1,6 @@
-"""One claimed trial turned into a result: a function objective, or a Keras model trained on the search's
-dataset. The daemon owns the store; this module only computes.
+"""One claimed trial turned into a result: a function objective, a Keras model trained on the search's
+dataset, or a Hyperas script run in a child process (:mod:`workers.hyperas_run`).
+The daemon owns the store; this module only computes.
 
 :func:`execute_trial` returns the :class:`~hyperhive.models.TrialResult` to report (``done``, ``failed``
 or ``pruned``), or ``None`` when the trial must not be reported because it was stopped for another reason
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 from hyperhive.errors import HyperhiveError
 from hyperhive.models import Search, Trial, TrialResult, TrialState
 from workers.backend import devices_used, library_versions
+from workers.hyperas_run import CodeLimits
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -105,6 +107,8 @@ class ExecutionContext:
     worker_id: str
     allow_objective: list[str]
     data_dir: Path
+    allow_code: bool = False
+    code_limits: CodeLimits = field(default_factory=lambda: CodeLimits())
     log: logging.Logger | logging.LoggerAdapter[Any] = field(
         default_factory=lambda: logging.getLogger("hyperhive.worker")
     )
@@ -145,8 +149,10 @@ def execute_trial(
     objective = document.get("objective") or {}
     function = objective.get("function") if isinstance(objective, Mapping) else None
     try:
-        if function:
-            result: TrialResult | None = _run_function(trial, search, function, ctx, control, info)
+        if document.get("script") is not None:
+            result: TrialResult | None = _run_script(trial, search, ctx, control, info)
+        elif function:
+            result = _run_function(trial, search, function, ctx, control, info)
         else:
             result = _run_keras(trial, search, ctx, control, on_epoch, info, history)
     except TrialInterrupted:
@@ -181,6 +187,21 @@ def execute_trial(
     assert result is not None
     result.info = {**info, **result.info}
     return result
+
+
+def _run_script(
+    trial: Trial, search: Search, ctx: ExecutionContext, control: TrialControl, info: dict[str, Any]
+) -> TrialResult | None:
+    """A Hyperas script's trial, in a child process (see :mod:`workers.hyperas_run`)."""
+    from search_spaces import SpecError
+    from workers.hyperas_run import run_script_trial
+
+    if not ctx.allow_code:  # the claim skips code searches for such workers; a trial got here anyway
+        return TrialResult.failed("this worker does not run submitted code (start it with --allow-code)")
+    try:
+        return run_script_trial(trial, search, ctx.code_limits, control.is_set, info)
+    except SpecError as exc:
+        raise _DocumentFailure(exc) from None
 
 
 def _run_function(

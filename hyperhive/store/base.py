@@ -157,6 +157,11 @@ def new_id() -> str:
     return uuid.uuid4().hex[:16]
 
 
+def runs_code(document: dict[str, Any]) -> bool:
+    """Whether a search's trials run code its submitter wrote (a Hyperas ``script``)."""
+    return document.get("script") is not None
+
+
 def new_lease_token() -> str:
     return secrets.token_hex(16)
 
@@ -359,9 +364,16 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------------ claims and leases
     def claim(
-        self, worker_id: str, lease_seconds: float = DEFAULT_LEASE_SECONDS, *, search_id: str | None = None
+        self,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        search_id: str | None = None,
+        allow_code: bool = False,
     ) -> Trial | None:
         """Claim the next trial (see the contract); ``search_id`` restricts the claim to one search.
+        Trials of searches that run submitted code (a Hyperas ``script``, see :func:`runs_code`) are
+        claimed only with ``allow_code`` (workers started with ``--allow-code``); others leave them queued.
 
         Returns a ``running`` trial with its config, ``None`` when there is no work, or, when the
         suggestion itself raised (a broken space), that trial already reported ``failed``. A trial that
@@ -371,9 +383,9 @@ class Store(abc.ABC):
         self.requeue_expired()
         for _ in range(CLAIM_ATTEMPTS):
             now = self.clock()
-            trial = self._claim_queued(worker_id, lease_seconds, now, search_id)
+            trial = self._claim_queued(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
             if trial is None:
-                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id)
+                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
             if trial is None:
                 return None
             if trial.config is not None:
@@ -401,13 +413,25 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _claim_queued(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         """Atomically turn the oldest ``queued`` trial of a runnable search into ``running`` for us."""
 
     @abc.abstractmethod
     def _claim_new_slot(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         """Atomically take one slot of the fairest runnable search and insert its ``running`` trial
         (``config`` None, ``number`` = slot, ``seed`` from :func:`trial_seed`); marks the search running."""
@@ -588,10 +612,11 @@ class Store(abc.ABC):
     def list_workers(self) -> list[WorkerInfo]: ...
 
     # ------------------------------------------------------------------ tokens
-    def create_token(self, name: str, admin: bool = False) -> tuple[TokenInfo, str]:
-        """Create an API token; returns its record and the secret (shown once, stored hashed)."""
+    def create_token(self, name: str, admin: bool = False, code: bool = False) -> tuple[TokenInfo, str]:
+        """Create an API token; returns its record and the secret (shown once, stored hashed).
+        ``code``: the token may submit code (Hyperas scripts), see ``TokenInfo.code``."""
         secret = "hh_" + secrets.token_urlsafe(32)
-        info = TokenInfo(id=new_id(), name=name, admin=admin, created_at=self.clock())
+        info = TokenInfo(id=new_id(), name=name, admin=admin, created_at=self.clock(), code=code)
         self._insert_token(info, hash_token(secret))
         return info, secret
 

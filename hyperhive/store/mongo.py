@@ -136,6 +136,7 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
+    runs_code,
     trial_limit,
     trial_seed,
 )
@@ -467,6 +468,7 @@ class MongoStore(Store):
             last_claim_at=0.0,
             pending_slots=[],
             ops=[],
+            code=runs_code(s.document),
         )
         return d
 
@@ -772,11 +774,26 @@ class MongoStore(Store):
 
     # ------------------------------------------------------------------ claims
     def _claim_queued(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         flt: Doc = {"state": QUEUED}
         if search_id:
             flt["search_id"] = search_id
+        if not allow_code:
+            code_ids = self._call(
+                "find code searches",
+                self._searches.distinct,
+                "_id",
+                {"code": True, "status": {"$in": _RUNNABLE}},
+            )
+            if code_ids:
+                flt["search_id"] = {"$nin": code_ids, **({"$eq": search_id} if search_id else {})}
         for _ in range(CAS_ATTEMPTS):
             if self._call("find queued trial", self._trials.find_one, flt, {"_id": 1}) is None:
                 return None  # a cheap read first: most claims find no queued trial
@@ -814,11 +831,19 @@ class MongoStore(Store):
         return None
 
     def _claim_new_slot(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         flt: Doc = {"status": {"$in": _RUNNABLE}, "slots_left": {"$gt": 0}}
         if search_id:
             flt["_id"] = search_id
+        if not allow_code:
+            flt["code"] = {"$ne": True}
         for attempt in range(CAS_ATTEMPTS):
             fields = {"seed": 1, "slots_taken": 1, "started_at": 1}
             cand = self._call("find runnable search", self._searches.find_one, flt, fields, sort=_FAIR)
@@ -1221,6 +1246,7 @@ class MongoStore(Store):
             created_at=d["created_at"],
             last_used_at=d.get("last_used_at"),
             revoked=bool(d.get("revoked")),
+            code=bool(d.get("code")),
         )
 
     def _token_by_hash(self, token_hash: str) -> TokenInfo | None:

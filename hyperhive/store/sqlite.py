@@ -40,6 +40,7 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
+    runs_code,
     trial_limit,
     trial_seed,
     worker_lost,
@@ -75,7 +76,8 @@ CREATE TABLE IF NOT EXISTS searches (
     best_trial_id TEXT,
     best_value REAL,
     error TEXT,
-    last_claim_at REAL NOT NULL DEFAULT 0
+    last_claim_at REAL NOT NULL DEFAULT 0,
+    code INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS searches_status ON searches(status, n_running, last_claim_at);
 CREATE INDEX IF NOT EXISTS searches_created ON searches(created_at);
@@ -145,7 +147,8 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at REAL NOT NULL,
     last_used_at REAL,
     revoked INTEGER NOT NULL DEFAULT 0,
-    hash TEXT NOT NULL UNIQUE
+    hash TEXT NOT NULL UNIQUE,
+    code INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS datasets (
     id TEXT PRIMARY KEY,
@@ -218,6 +221,20 @@ class SQLiteStore(Store):
         except OSError as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc.strerror or exc}") from exc
         self._retry(lambda: self._conn().executescript(SCHEMA))
+        for table in ("tokens", "searches"):
+            self._retry(lambda table=table: self._add_code_column(table))
+
+    def _add_code_column(self, table: str) -> None:
+        """Stores made before tokens and searches had ``code``: add the column (0 for every old row: no
+        old search holds a script, no old token may submit one)."""
+        conn = self._conn()
+        columns = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if "code" not in columns:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN code INTEGER NOT NULL DEFAULT 0")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
     # ------------------------------------------------------------------ connections
     def _conn(self) -> sqlite3.Connection:
@@ -369,14 +386,14 @@ class SQLiteStore(Store):
             "INSERT INTO searches (id, name, owner, status, document, algorithm, max_trials, seed,"
             " objective_metric, objective_mode, max_consecutive_failures, max_retries, created_at,"
             " updated_at, started_at, finished_at, n_queued, n_running, n_done, n_failed, n_pruned,"
-            " n_cancelled, consecutive_failures, best_trial_id, best_value, error)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " n_cancelled, consecutive_failures, best_trial_id, best_value, error, code)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             (
                 s.id, s.name, s.owner, str(s.status), _dumps(s.document), s.algorithm, s.max_trials,
                 s.seed, s.objective_metric, s.objective_mode, s.max_consecutive_failures, s.max_retries,
                 s.created_at, s.updated_at, s.started_at, s.finished_at, c.queued, c.running, c.done,
                 c.failed, c.pruned, c.cancelled, s.consecutive_failures, s.best_trial_id, s.best_value,
-                s.error,
+                s.error, int(runs_code(s.document)),
             ),
         )  # fmt: skip
 
@@ -481,9 +498,17 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ claims
     def _claim_queued(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         only = " AND t.search_id = ?" if search_id else ""
+        if not allow_code:
+            only += " AND s.code = 0"
         args = [search_id] if search_id else []
         sql = (
             "SELECT t.id FROM trials t JOIN searches s ON s.id = t.search_id"
@@ -511,9 +536,17 @@ class SQLiteStore(Store):
             return trial
 
     def _claim_new_slot(
-        self, worker_id: str, lease_seconds: float, now: float, search_id: str | None
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
     ) -> Trial | None:
         only = " AND id = ?" if search_id else ""
+        if not allow_code:
+            only += " AND code = 0"
         args = [search_id] if search_id else []
         sql = (
             f"SELECT id, seed, {_TOTAL} AS total FROM searches WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
@@ -811,9 +844,9 @@ class SQLiteStore(Store):
     def _insert_token(self, info: TokenInfo, token_hash: str) -> None:
         with self._write() as conn:
             conn.execute(
-                "INSERT INTO tokens (id, name, admin, created_at, last_used_at, revoked, hash)"
-                " VALUES (?,?,?,?,?,?,?)",
-                (info.id, info.name, int(info.admin), info.created_at, None, 0, token_hash),
+                "INSERT INTO tokens (id, name, admin, created_at, last_used_at, revoked, hash, code)"
+                " VALUES (?,?,?,?,?,?,?,?)",
+                (info.id, info.name, int(info.admin), info.created_at, None, 0, token_hash, int(info.code)),
             )
 
     @staticmethod
@@ -825,6 +858,7 @@ class SQLiteStore(Store):
             created_at=r["created_at"],
             last_used_at=r["last_used_at"],
             revoked=bool(r["revoked"]),
+            code=bool(r["code"]),
         )
 
     def _token_by_hash(self, token_hash: str) -> TokenInfo | None:

@@ -3,6 +3,11 @@
 A search is submitted as its raw document: JSON (``application/json``) or YAML (``application/yaml``,
 ``application/x-yaml``, ``text/yaml``, ``text/x-yaml``); any other content type, ``text/plain`` and none
 included, is 415 (a browser sends those cross-site without asking: see :mod:`service.http_policy`).
+A Hyperas script is sent as ``text/x-python`` with the document's other fields as query parameters
+(``?name=mnist&max_trials=30&algorithm=tpe&seed=1&mode=min``); it becomes ``{script: <text>, ...}``.
+A search with a ``script`` runs the submitter's code on the workers (``--allow-code`` ones only): only
+a token allowed to submit code (admins, tokens created with ``--code``) may submit it, never the
+anonymous user of a ``--no-auth`` server (403).
 It is validated by ``search_spaces``; every problem comes back at once as 422 ``{"detail": [{"loc":
 ["body", "model", "layers", 3, "rate"], "path": "model.layers[3].rate", "msg": ...}]}``.
 
@@ -24,7 +29,7 @@ from fastapi.responses import JSONResponse
 from hyperhive.errors import LimitExceeded, NotFound
 from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
 from hyperhive.npz import DatasetError, Limits, check_decoded
-from hyperhive.store.base import Store
+from hyperhive.store.base import Store, runs_code
 from search_spaces import MAX_TRIALS_LIMIT
 from service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from service.export import export_filename, public_bundle, trials_csv
@@ -44,6 +49,9 @@ router = APIRouter(prefix="/api/searches", tags=["searches"])
 
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml")
 JSON_TYPES = ("application/json",)
+SCRIPT_TYPES = ("text/x-python",)
+SCRIPT_QUERY_INT = ("max_trials", "seed", "max_consecutive_failures", "max_retries")
+SCRIPT_QUERY_STR = ("name", "description", "algorithm")
 ADMIN_SOURCES = ("path", "folder")
 NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "no such search (or not yours)"}}
 
@@ -54,6 +62,7 @@ _SUBMIT_BODY = {
         "content": {
             "application/json": {"schema": {"type": "object", "additionalProperties": True}},
             "application/yaml": {"schema": {"type": "string"}},
+            "text/x-python": {"schema": {"type": "string"}},
         },
     }
 }
@@ -69,14 +78,72 @@ async def read_document(request: Request) -> dict[str, Any]:
         fmt: str | None = "json"
     elif content_type in YAML_TYPES:
         fmt = "yaml"
+    elif content_type in SCRIPT_TYPES:
+        return _script_document(b"".join([chunk async for chunk in request.stream()]), request)
     else:
-        accepted = ", ".join((*JSON_TYPES, *YAML_TYPES))
+        accepted = ", ".join((*JSON_TYPES, *YAML_TYPES, *SCRIPT_TYPES))
         raise HTTPException(
             status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
             detail=f"unsupported content type {content_type!r}; send one of {accepted}",
         )
     chunks = [chunk async for chunk in request.stream()]
     return parse_text(b"".join(chunks), fmt)
+
+
+def _script_document(body: bytes, request: Request) -> dict[str, Any]:
+    """The search document of a Hyperas script sent as ``text/x-python`` with its fields in the query."""
+    from search_spaces import FieldError, SpecError
+
+    errors: list[FieldError] = []
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([FieldError("script", f"not UTF-8 text (byte {exc.start})")]) from None
+    doc: dict[str, Any] = {"script": text}
+    for key, value in request.query_params.multi_items():
+        if key in SCRIPT_QUERY_STR:
+            doc[key] = value
+        elif key in SCRIPT_QUERY_INT:
+            try:
+                doc[key] = int(value)
+            except ValueError:
+                errors.append(FieldError(key, f"must be an integer, got {value[:40]!r}"))
+        elif key in ("mode", "metric"):
+            doc.setdefault("objective", {})[key] = value
+        else:
+            known = ", ".join((*SCRIPT_QUERY_STR, *SCRIPT_QUERY_INT, "mode", "metric"))
+            errors.append(FieldError(key, f"unknown query field; expected one of {known}"))
+    if errors:
+        raise SpecError(errors)
+    doc.setdefault("name", "hyperas")
+    if "max_trials" not in doc:
+        from search_spaces.hyperas import script_max_evals
+
+        evals = script_max_evals(text)
+        if evals is not None:
+            doc["max_trials"] = evals  # the script's optim.minimize(max_evals=...), as Hyperas would run it
+    return doc
+
+
+def _refuse_code(settings: Any, user: TokenInfo) -> None:
+    """403 unless this user may submit code (see the module docstring)."""
+    if settings.no_auth and user == LOCAL_USER:
+        msg = (
+            "refused without authentication (--no-auth): a script runs its code on the workers, and any "
+            "program or web page on this machine can reach this server; run with tokens (`hyperhive up` "
+            "uses an admin token)"
+        )
+    elif not user.may_submit_code:
+        msg = (
+            "a script runs its own code on the workers (remote code execution), so submitting one needs an "
+            "admin token or one created with `hyperhive token create NAME --code`"
+        )
+    else:
+        return
+    raise HTTPException(
+        status.HTTP_403_FORBIDDEN,
+        detail=[{"loc": ["body", "script"], "path": "script", "msg": msg, "type": "forbidden"}],
+    )
 
 
 def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits | None = None) -> None:
@@ -133,14 +200,31 @@ def _refuse_anonymous_sources(dataset: Any) -> None:
         )
 
 
-def _detail(store: Store, search: Search) -> SearchDetail:
+NO_CODE_WORKER = (
+    "no worker started with --allow-code is alive: only such workers run a script's trials (its code runs "
+    "on their machine); the search waits until one starts"
+)
+
+
+def _code_notice(store: Store, search: Search, timeout: float) -> str | None:
+    """:data:`NO_CODE_WORKER` for a runnable script search while no live worker runs code."""
+    if not runs_code(search.document) or search.status not in (SearchStatus.PENDING, SearchStatus.RUNNING):
+        return None
+    now = store.clock()
+    if any(w.info.get("allow_code") and w.is_alive(now, timeout) for w in store.list_workers()):
+        return None
+    return NO_CODE_WORKER
+
+
+def _detail(store: Store, search: Search, settings: Any = None) -> SearchDetail:
     best = None
     if search.best_trial_id is not None:
         try:
             best = store.get_trial(search.best_trial_id)
         except NotFound:
             best = None
-    return SearchDetail.from_search_and_best(search, best)
+    notice = _code_notice(store, search, settings.worker_timeout_seconds) if settings is not None else None
+    return SearchDetail.from_search_and_best(search, best, notice)
 
 
 @router.post(
@@ -149,7 +233,10 @@ def _detail(store: Store, search: Search) -> SearchDetail:
     response_model=SearchDetail,
     openapi_extra=_SUBMIT_BODY,
     responses={
-        403: {"description": "over the user's quota; path/folder datasets from the --no-auth user"},
+        403: {
+            "description": "over the user's quota; path/folder datasets from the --no-auth user; a script "
+            "from a token that may not submit code"
+        },
         415: {"description": "unsupported content type"},
         422: {"model": ValidationErrorResponse, "description": "every problem in the document"},
     },
@@ -164,6 +251,8 @@ async def create_search(
     document = await read_document(request)
 
     def create() -> SearchDetail:
+        if "script" in document:
+            _refuse_code(settings, user)
         spec = validate(document)
         dataset = getattr(spec, "dataset", None) or document.get("dataset")
         if settings.no_auth and user == LOCAL_USER:
@@ -172,7 +261,7 @@ async def create_search(
         size = len(json.dumps(spec.to_document(), separators=(",", ":")))
         with within_quota(store, settings, user, searches=1, trials=spec.max_trials, stored_bytes=size):
             search = store.create_search(spec, owner=user.name)
-        return _detail(store, search)
+        return _detail(store, search, settings)
 
     return await run_in_threadpool(create)
 
@@ -200,9 +289,10 @@ def list_searches(
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
-def get_search(search_id: str, store: StoreDep, user: CurrentUser) -> SearchDetail:
-    """A search: status, trial counts by state, progress, and its best trial (value, config, metrics)."""
-    return _detail(store, owned_search(store, user, search_id))
+def get_search(search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> SearchDetail:
+    """A search: status, trial counts by state, progress, its best trial (value, config, metrics), and a
+    ``notice`` when it cannot progress (a script with no ``--allow-code`` worker alive)."""
+    return _detail(store, owned_search(store, user, search_id), settings)
 
 
 @router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)
