@@ -12,7 +12,7 @@ The API server may restart while a search runs (the workers do not need it): whi
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.console import Console
@@ -129,25 +129,43 @@ def follow(
 
     with Progress(*columns, console=console, refresh_per_second=4) as progress:
         task = progress.add_task(escape(search["name"]), **fields(search))
-        unreachable_since: float | None = None
-        while search["status"] not in FINAL_STATUSES:
-            time.sleep(interval)
-            if on_poll is not None:
-                on_poll()
-            try:
-                search = client.get_search(search_id)
-            except ClientError as exc:
-                if exc.status not in (0, 502, 503, 504):
-                    raise
-                now = time.monotonic()
-                unreachable_since = unreachable_since or now
-                if now - unreachable_since > reconnect_seconds:
-                    raise
+        polls = _polls(client, search, interval, reconnect_seconds, on_poll)
+        for search, reachable in polls:
+            if reachable:
+                progress.update(task, **fields(search))
+            else:
                 progress.update(task, status="server unreachable, retrying")
-                continue
-            unreachable_since = None
-            progress.update(task, **fields(search))
     return search
+
+
+def _polls(
+    client: Client,
+    search: dict[str, Any],
+    interval: float,
+    reconnect_seconds: float,
+    on_poll: Callable[[], None] | None,
+) -> Iterator[tuple[dict[str, Any], bool]]:
+    """``(search, reachable)`` every ``interval`` until the search is final; while the server cannot be
+    reached (connection refused, 502-504) the last search with ``False``, for ``reconnect_seconds`` at most
+    (then the error is raised)."""
+    unreachable_since: float | None = None
+    while search["status"] not in FINAL_STATUSES:
+        time.sleep(interval)
+        if on_poll is not None:
+            on_poll()
+        try:
+            search = client.get_search(search["id"])
+        except ClientError as exc:
+            if exc.status not in (0, 502, 503, 504):
+                raise
+            now = time.monotonic()
+            unreachable_since = unreachable_since or now
+            if now - unreachable_since > reconnect_seconds:
+                raise
+            yield search, False
+            continue
+        unreachable_since = None
+        yield search, True
 
 
 def _follow_lines(
@@ -163,24 +181,12 @@ def _follow_lines(
     search = client.get_search(search_id)
     last_line, last_at = progress_line(search, workers.count(search)), time.monotonic()
     console.print(last_line, markup=False, highlight=False, soft_wrap=True)
-    unreachable_since: float | None = None
-    while search["status"] not in FINAL_STATUSES:
-        time.sleep(interval)
-        if on_poll is not None:
-            on_poll()
-        try:
-            search = client.get_search(search_id)
-        except ClientError as exc:
-            if exc.status not in (0, 502, 503, 504):
-                raise
-            now = time.monotonic()
-            unreachable_since = unreachable_since or now
-            if now - unreachable_since > reconnect_seconds:
-                raise
-            line = f"search {search_id}: server unreachable, retrying"
-        else:
-            unreachable_since = None
+    polls = _polls(client, search, interval, reconnect_seconds, on_poll)
+    for search, reachable in polls:
+        if reachable:
             line = progress_line(search, workers.count(search))
+        else:
+            line = f"search {search_id}: server unreachable, retrying"
         now = time.monotonic()
         final = search["status"] in FINAL_STATUSES
         if (final and line != last_line) or (not final and now - last_at >= line_seconds):
