@@ -71,8 +71,10 @@ def build_store(path: Path, n: int) -> tuple[SQLiteStore, str, str]:
             t.update(state="running", value=None, loss=None, finished_at=None)
         trials.append(t)
     bundle["trials"] = trials
+    best = max((t for t in trials if t["state"] == "done"), key=lambda t: t["value"])
+    bundle["search"].update(best_trial_id=best["id"], best_value=best["value"])
     bundle["search"]["status"] = "running"
-    store.import_search(bundle)
+    store.import_search(bundle, owner="bench")  # the last 10 arrive queued (imports requeue running trials)
     _, token = store.create_token("bench")
     return store, new_id, token
 
@@ -97,6 +99,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10_000)
     ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--no-browser", action="store_true", help="HTTP timings only")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         t0 = time.perf_counter()
@@ -129,10 +132,16 @@ def main() -> None:
                 "table page 200 by value, desc",
                 timed(c, f"{api}/table?page=200&size=25&sort=value&desc=true", args.repeat),
             )
+            curve_ids = ",".join(r["id"] for r in data["rows"][-200:])
+            row("curves of 200 trials (cold)", timed(c, f"{api}/curves?ids={curve_ids}", 1))
+            row("curves of 200 trials (cached)", timed(c, f"{api}/curves?ids={curve_ids}", args.repeat))
+            row("parameter-plot sample", timed(c, f"{api}/sample", args.repeat))
+            row("best configuration", timed(c, f"{api}/best", args.repeat))
             row("importance (cold: fits the forests)", timed(c, f"{api}/importance", 1))
             row("importance (cached)", timed(c, f"{api}/importance", args.repeat))
             row("search page HTML", timed(c, f"/searches/{sid}", args.repeat))
-        browser_times(url, sid, token)
+        if not args.no_browser:
+            browser_times(url, sid, token)
         server.should_exit = True
         thread.join(10)
         store.close()
