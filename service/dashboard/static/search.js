@@ -7,7 +7,7 @@
   const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null,
     curves: new Map(), sample: null, sampleAt: 0, bestShown: initial.best_shown };
   const POLL_MS = 2000;
-  const SAMPLE_ABOVE = 500; // rows with a value: above this the parameter plots draw the server's sample
+  const SAMPLE_ABOVE = initial.plot_cap; // rows with a value: above this the parameter plots draw the server's sample
   const SAMPLE_EVERY_MS = 10000; // ... fetched again at most this often while trials finish
   const CURVES_MAX_FINISHED = 300;
   const CURVES_PER_REQUEST = 200;
@@ -124,12 +124,51 @@
         tickvals, ticktext, range: [hasInactive ? gap : lo, hi] });
     });
     const values = rows.map((r) => r.v);
-    dims.push({ label: st.search.objective_metric, values });
-    Plotly.react(div, [{
-      type: "parcoords", dimensions: dims,
-      line: { color: values, colorscale: "Viridis", reversescale: st.search.objective_mode === "min", showscale: true,
-        colorbar: { title: { text: st.search.objective_metric } } },
-    }], { margin: { t: 60, l: 80, r: 80, b: 30 } }, HH.PLOT_CONFIG);
+    let vlo = Math.min(...values), vhi = Math.max(...values);
+    if (vhi === vlo) { vlo -= 0.5; vhi += 0.5; }
+    const [vt, vtt] = ticks(vlo, vhi, false, false);
+    dims.push({ label: st.search.objective_metric, values, tickvals: vt, ticktext: vtt, range: [vlo, vhi] });
+    // Drawn in SVG (lines across one axis per dimension), not as a WebGL "parcoords" trace: WebGL
+    // rendered in software (headless, VMs, remote desktops) takes seconds and blocks the page.
+    const norm = (d, v) => (v - d.range[0]) / (d.range[1] - d.range[0]);
+    const BINS = 8, sign = st.search.objective_mode === "min" ? -1 : 1;
+    const colour = (t) => { // Viridis, t in [0, 1]
+      const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+      const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1), i = Math.min(Math.floor(x), stops.length - 2), f = x - i;
+      const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
+      return "rgb(" + c.join(",") + ")";
+    };
+    const traces = [];
+    for (let b = 0; b < BINS; b++) { // worst bin first, so the best lines are drawn on top
+      const x = [], y = [], text = [];
+      rows.forEach((r, j) => {
+        const t = (values[j] - vlo) / (vhi - vlo), good = sign > 0 ? t : 1 - t;
+        if (Math.min(Math.floor(good * BINS), BINS - 1) !== b) return;
+        dims.forEach((d, k) => { x.push(k); y.push(norm(d, d.values[j])); text.push("trial #" + r.n + ": " + HH.fmt(r.v)); });
+        x.push(null); y.push(null); text.push("");
+      });
+      if (!x.length) continue;
+      traces.push({ type: "scatter", mode: "lines", x, y, text, showlegend: false, hovertemplate: "%{text}<extra></extra>",
+        line: { width: 1, color: colour(sign > 0 ? (b + 0.5) / BINS : 1 - (b + 0.5) / BINS) }, opacity: 0.55 });
+    }
+    traces.push({ type: "scatter", mode: "markers", x: [0], y: [-1], hoverinfo: "skip", showlegend: false,
+      marker: { color: [vlo, vhi], cmin: vlo, cmax: vhi, colorscale: "Viridis", showscale: true, size: 0.1,
+        colorbar: { title: { text: st.search.objective_metric }, thickness: 14 } } });
+    const annotations = [], shapes = [];
+    dims.forEach((d, k) => {
+      shapes.push({ type: "line", x0: k, x1: k, y0: 0, y1: 1, line: { color: "#444", width: 1 } });
+      // many axes: the label's last two path parts, staggered on two rows; the full path on hover
+      const short = dims.length > 6 ? d.label.split(".").slice(-2).join(".") : d.label;
+      annotations.push({ x: k, y: dims.length > 6 && k % 2 ? 1.1 : 1.03, text: short, hovertext: d.label,
+        showarrow: false, yanchor: "bottom", font: { size: 11 } });
+      d.tickvals.forEach((tv, i) => annotations.push({ x: k, y: norm(d, tv), text: d.ticktext[i], showarrow: false,
+        xanchor: "right", xshift: -4, font: { size: 10, color: "#333" }, bgcolor: "rgba(255,255,255,0.7)" }));
+    });
+    Plotly.react(div, traces, {
+      margin: { t: 30, l: 70, r: 20, b: 20 }, annotations, shapes, hovermode: "closest",
+      xaxis: { visible: false, range: [-0.5, dims.length - 0.6], fixedrange: true },
+      yaxis: { visible: false, range: [-0.04, 1.17], fixedrange: true },
+    }, HH.PLOT_CONFIG);
   }
 
   // ---------------------------------------------------------------- importance and slices
