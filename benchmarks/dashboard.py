@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import shutil
 import statistics
 import tempfile
@@ -164,7 +165,9 @@ def comparison(n: int, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
 
     def page(d: dict[str, Any], i: int) -> str:
         visits = d.get("page") or []
-        return "-" if len(visits) <= i else f"{visits[i]:.0f}"
+        if len(visits) <= i:
+            return "-"
+        return f">{VISIT_TIMEOUT_MS}" if math.isinf(visits[i]) else f"{visits[i]:.0f}"
 
     print(f"\nSide by side, {n} trials (ms; data: client-side on loopback; page: navigation to first plot)")
     print(f"{'':44s} {'Hyperhive':>12s} {'optuna-dashboard':>17s}")
@@ -184,6 +187,7 @@ def comparison(n: int, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
         print(f"{name:44s} {a:>12s} {b:>17s}")
 
 
+VISIT_TIMEOUT_MS = 120_000
 ALL_PLOTS = ("#curves", "#parcoords", "#slices", "#importance")
 FIRST_PLOT_PROBE = """
 new MutationObserver((_, obs) => {
@@ -200,6 +204,7 @@ def page_times(
     """Three visits of ``url`` in headless chromium (the first with an empty cache): the time from
     navigation to the first plot holding data (a plotly plot with a trace of 2+ points, seen by a
     MutationObserver in the page) and, seen from outside, to every ``rest`` plot; the first-plot times."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     path = shutil.which("chromium")
@@ -219,8 +224,13 @@ def page_times(
         for label in ("first visit", "second visit (scripts cached)", "third visit"):
             t0 = time.perf_counter()
             page.goto(url, wait_until="commit")
-            page.wait_for_selector(first, timeout=180_000)
-            page.wait_for_function("window.__firstPlot !== undefined", timeout=180_000)
+            try:
+                page.wait_for_selector(first, timeout=VISIT_TIMEOUT_MS)
+                page.wait_for_function("window.__firstPlot !== undefined", timeout=VISIT_TIMEOUT_MS)
+            except PlaywrightTimeout:
+                print(f"  {label:42s} no plot with data within {VISIT_TIMEOUT_MS / 1000:.0f} s")
+                out.append(math.inf)
+                continue
             out.append(page.evaluate("window.__firstPlot"))
             for sel in rest:
                 page.wait_for_selector(f"{sel} .main-svg", timeout=180_000)
