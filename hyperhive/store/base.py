@@ -138,6 +138,7 @@ from hyperhive.models import (
 )
 from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 from hyperhive.policy import Policy, default_policy
+from hyperhive.store.rows import TrialRow
 from hyperhive.store.rules import no_success_error, worker_lost_error
 
 if TYPE_CHECKING:
@@ -591,6 +592,16 @@ class Store(abc.ABC):
         versions = self.trial_versions(search_id)
         changed = [tid for tid, (v, _) in versions.items() if known.get(tid) != v]
         return self.get_trials(changed), {tid: v for tid, (v, _) in versions.items()}
+
+    def trial_rows(self, search_id: str, cursor: Any = None) -> tuple[list[TrialRow], Any]:
+        """Compact rows (:class:`~hyperhive.store.rows.TrialRow`) of the search's trials written since
+        ``cursor`` (``None``: all of them), and the cursor to pass next time: the same change semantics
+        as :meth:`trials_changed_since` (cursors of the two are not interchangeable), but a row holds
+        only number, state, value, ``vals``, the number of history epochs, start/finish times, worker
+        and version, so reading 10,000 trials does not decode their configurations, metrics and
+        histories. This default reads full trials; backends override it with a narrow read."""
+        trials, cursor = self.trials_changed_since(search_id, cursor)
+        return [TrialRow.of(t) for t in trials], cursor
 
     def best_trial(self, search_id: str) -> Trial | None:
         """The done trial with the best value for the search's objective mode, or ``None``."""

@@ -141,6 +141,7 @@ from hyperhive.store.base import (
     trial_seed,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.rows import TrialRow
 from hyperhive.store.rules import Counters, Finished
 from hyperhive.store.urls import redact_url, scrub
 
@@ -167,6 +168,7 @@ _NULLABLE_SORTS = ("value", "finished_at")
 _SEARCH_FIELDS = {"ops": 0, "pending_slots": 0}
 _TRIAL_FIELDS = {"pending": 0}
 _JSON_TRIAL_FIELDS = ("config", "vals", "metrics", "history", "info")
+_ROW_FIELDS = ("number", "state", "value", "vals", "started_at", "finished_at", "worker_id", "version")
 _AFTER = ReturnDocument.AFTER
 # server error codes that mean "try again" (host unreachable or not found, network timeout, shutting
 # down, not primary, primary stepped down, interrupted by a step-down, ...)
@@ -1207,6 +1209,49 @@ class MongoStore(Store):
             "read trial versions", self._trials, {"search_id": search_id}, {"version": 1, "state": 1}
         )
         return {d["_id"]: (int(d["version"]), TrialState(d["state"])) for d in docs}
+
+    def trial_rows(self, search_id: str, cursor: Any = None) -> tuple[list[TrialRow], Any]:
+        """Versions first (a projection of two fields), then only the changed trials, projected to the
+        row's fields by an aggregation that counts the history server-side; the cursor is
+        ``{trial_id: version}`` as in the default :meth:`trials_changed_since`."""
+        known: dict[str, int] = cursor or {}
+        versions = self.trial_versions(search_id)
+        changed = [tid for tid, (v, _) in versions.items() if known.get(tid) != v]
+        project: Doc = {name: 1 for name in _ROW_FIELDS}
+        project["epochs"] = {"$cond": [{"$isArray": "$history"}, {"$size": "$history"}, -1]}
+        matches: list[Doc] = (
+            [{"search_id": search_id}]
+            if cursor is None
+            else [{"_id": {"$in": changed[i : i + 1000]}} for i in range(0, len(changed), 1000)]
+        )
+        out: list[TrialRow] = []
+        for match in matches:
+            docs = self._call(
+                "read trial rows",
+                lambda m=match: list(self._trials.aggregate([{"$match": m}, {"$project": project}])),
+            )
+            for d in docs:
+                epochs = d["epochs"]
+                if epochs < 0:  # a history stored whole by an older version (one string), or none
+                    one = self._find_trial(d["_id"]).get("history")
+                    epochs = len(_history_of(one))
+                out.append(
+                    TrialRow(
+                        d["_id"],
+                        d["number"],
+                        TrialState(d["state"]),
+                        d.get("value"),
+                        _loads(d.get("vals")),
+                        epochs,
+                        d.get("started_at"),
+                        d.get("finished_at"),
+                        d.get("worker_id"),
+                        int(d["version"]),
+                    )
+                )
+        next_cursor = {tid: v for tid, (v, _) in versions.items()}
+        next_cursor.update((r.id, r.version) for r in out if r.id in next_cursor)
+        return out, next_cursor
 
     # ------------------------------------------------------------------ workers
     def register_worker(self, worker: WorkerInfo) -> None:

@@ -46,6 +46,7 @@ from hyperhive.store.base import (
     worker_lost,
 )
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.rows import TrialRow
 from hyperhive.store.rules import Finished, search_error_message, settle
 
 SCHEMA = """
@@ -809,6 +810,26 @@ class SQLiteStore(Store):
             f"{_SELECT_TRIALS} WHERE search_id = ? AND seq > ? ORDER BY seq", (search_id, since)
         )
         return [self._trial(r) for r in rows], (rows[-1]["seq"] if rows else since)
+
+    def trial_rows(self, search_id: str, cursor: Any = None) -> tuple[list[TrialRow], Any]:
+        """One indexed range query of the change feed reading only the row's columns (the epochs are
+        counted by SQLite, not decoded); the cursor is the last ``seq`` seen."""
+        since = int(cursor) if cursor is not None else -1
+        rows = self._read(
+            "SELECT id, number, state, value, vals, started_at, finished_at, worker_id, version, seq,"
+            " json_array_length(history) + (SELECT COUNT(*) FROM trial_history"
+            " WHERE trial_history.trial_id = trials.id) AS epochs"
+            " FROM trials WHERE search_id = ? AND seq > ? ORDER BY seq",
+            (search_id, since),
+        )
+        states = {str(s): s for s in TrialState}
+        # every row's vals in one parse (a column holds JSON text or NULL): far fewer decoder calls
+        vals = json.loads("[" + ",".join(r[4] or "null" for r in rows) + "]")
+        out = [
+            TrialRow(r[0], r[1], states[r[2]], r[3], v, r[10], r[5], r[6], r[7], r[8])
+            for r, v in zip(rows, vals, strict=True)
+        ]
+        return out, (rows[-1][9] if rows else since)
 
     # ------------------------------------------------------------------ workers
     def register_worker(self, worker: WorkerInfo) -> None:

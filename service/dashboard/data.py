@@ -5,16 +5,18 @@ Readers only, except cancel and extend, which need the page's CSRF token (see :m
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
+import random
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from hyperhive.errors import NotFound
 from hyperhive.models import Search
 from service.dashboard.importance import ImportanceCache
-from service.dashboard.render import dataset_label, elapsed
+from service.dashboard.render import dataset_label, elapsed, number, to_json, to_yaml
 from service.dashboard.session import DataUser, check_csrf
 from service.dashboard.views import RowCache, param_meta
 from service.deps import SettingsDep, StoreDep, owned_search
@@ -37,8 +39,11 @@ def importance_cache(request: Request) -> ImportanceCache:
 
 Importances = Annotated[ImportanceCache, Depends(importance_cache)]
 TABLE_SORTS = ("number", "value", "state", "duration")
-CURVES_KEPT = 300
-"""Learning curves sent in a full load: the best finished trials' (the page draws no more)."""
+CURVES_PER_REQUEST = 200
+"""Learning curves one ``/curves`` request may ask for (the page asks for at most 300 in a few requests)."""
+PLOT_BEST = 300
+PLOT_RANDOM = 200
+"""Rows of the parallel coordinates and slices beyond which they show a sample (see :func:`plot_sample`)."""
 
 
 def fast_json(payload: dict[str, Any]) -> Response:
@@ -90,24 +95,62 @@ def search_rows(
         "params": param_meta(search) if full else None,
         "search": search_summary(search, store.clock()),
     }
-    body = rows.encoded(sent, curves_for_the_best(sent, search.objective_mode) if full else None)
     # the rows are JSON already (encoded once per change): splice them in
-    text = json.dumps(head, separators=(",", ":"), allow_nan=False)[:-1] + ',"rows":' + body + "}"
+    text = (
+        json.dumps(head, separators=(",", ":"), allow_nan=False)[:-1] + ',"rows":' + rows.encoded(sent) + "}"
+    )
     return Response(text, media_type="application/json")
 
 
-def curves_for_the_best(rows: list[dict[str, Any]], mode: str) -> set[str] | None:
-    """The ids whose learning curve (``c``) a full load carries: open trials and the best
-    :data:`CURVES_KEPT` finished ones, what the page draws (``None``: all). Later updates carry the
-    curve of every changed trial, and a finished trial never moves up the ranking, so the page misses
-    nothing."""
-    finished = [r for r in rows if r["s"] not in ("queued", "running")]
-    if len(finished) <= CURVES_KEPT:
-        return None
+@router.get("/searches/{search_id}/curves")
+def curves(
+    search_id: str,
+    store: StoreDep,
+    user: DataUser,
+    cache: Rows,
+    ids: Annotated[str, Query(max_length=CURVES_PER_REQUEST * 40)] = "",
+) -> Response:
+    """Learning curves (the objective per epoch, downsampled) of the listed trials of this search
+    (comma-separated, at most :data:`CURVES_PER_REQUEST`); ids of other searches are left out."""
+    search = owned_search(store, user, search_id)
+    wanted = list(dict.fromkeys(i for i in ids.split(",") if i))
+    if len(wanted) > CURVES_PER_REQUEST:
+        raise HTTPException(
+            422, detail=f"ids: at most {CURVES_PER_REQUEST} trials per request, got {len(wanted)}"
+        )
+    return fast_json({"curves": cache.rows(store, search).curves_of(store, wanted)})
+
+
+def plot_sample(rows: list[dict[str, Any]], mode: str, seed: str) -> tuple[list[dict[str, Any]], int]:
+    """The rows with a value that the parameter plots draw: all of them up to
+    :data:`PLOT_BEST` + :data:`PLOT_RANDOM`, else the best :data:`PLOT_BEST` and a random
+    :data:`PLOT_RANDOM` of the others (the same draw for the same trials); and how many had a value."""
+    scored = sorted((r for r in rows if r["v"] is not None), key=lambda r: r["n"])
+    if len(scored) <= PLOT_BEST + PLOT_RANDOM:
+        return scored, len(scored)
     sign = 1.0 if mode == "min" else -1.0
-    finished.sort(key=lambda r: math.inf if r["v"] is None else sign * r["v"])
-    keep = {r["id"] for r in finished[:CURVES_KEPT]}
-    return keep | {r["id"] for r in rows if r["s"] in ("queued", "running")}
+    ranked = sorted(scored, key=lambda r: (sign * r["v"], r["n"]))
+    rest = sorted(ranked[PLOT_BEST:], key=lambda r: r["n"])
+    rng = random.Random(f"{seed}:{len(scored)}")
+    picked = ranked[:PLOT_BEST] + rng.sample(rest, PLOT_RANDOM)
+    return sorted(picked, key=lambda r: r["n"]), len(scored)
+
+
+@router.get("/searches/{search_id}/sample")
+def sample(search_id: str, store: StoreDep, user: DataUser, cache: Rows) -> Response:
+    """The rows the parallel coordinates and slice plots draw (see :func:`plot_sample`), with how many
+    trials had a value: a plot of 10,000 lines or points would neither draw fast nor read well."""
+    search = owned_search(store, user, search_id)
+    rows = cache.rows(store, search).all_rows()
+    picked, scored = plot_sample(rows, search.objective_mode, search.id)
+    return fast_json(
+        {
+            "rows": picked,
+            "scored": scored,
+            "best": min(PLOT_BEST, len(picked)),
+            "sampled": len(picked) < scored,
+        }
+    )
 
 
 def _duration(row: dict[str, Any]) -> float:
@@ -159,6 +202,26 @@ def importance(
     rows = cache.rows(store, search).all_rows()
     done = sum(1 for r in rows if r["s"] == "done" and r["v"] is not None)
     return {"params": imp.get(search.id, done, rows, param_meta(search)), "trials": done}
+
+
+@router.get("/searches/{search_id}/best")
+def best_configuration(search_id: str, store: StoreDep, user: DataUser) -> dict[str, Any]:
+    """The best trial's configuration as the page shows it (YAML and JSON text), or nulls when
+    there is none yet: the page asks when the search's best trial changes."""
+    search = owned_search(store, user, search_id)
+    trial = None
+    if search.best_trial_id is not None:
+        with contextlib.suppress(NotFound):
+            trial = store.get_trial(search.best_trial_id)
+    if trial is None or trial.config is None:
+        return {"id": None, "number": None, "value": None, "yaml": None, "json": None}
+    return {
+        "id": trial.id,
+        "number": trial.number,
+        "value": number(trial.value),
+        "yaml": to_yaml(trial.config),
+        "json": to_json(trial.config),
+    }
 
 
 @router.post("/searches/{search_id}/cancel", dependencies=[Depends(check_csrf)])

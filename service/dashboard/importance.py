@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-MAX_ROWS = 2000
+MAX_ROWS = 1000
 MIN_TRIALS = 5
-TREES = 64
+TREES = 32
 CACHE_SIZE = 32
 
 

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hyperhive.errors import NotFound
 from hyperhive.models import SearchStatus, TokenInfo
+from service.dashboard import data
 from service.dashboard.data import search_summary
 from service.dashboard.render import elapsed, page
 from service.dashboard.session import (
@@ -176,6 +177,7 @@ def search_page(search_id: str, request: Request, store: StoreDep, user: PageUse
         best=best,
         may_change=may_change,
         summary=search_summary(search, store.clock()),
+        plot_cap=data.PLOT_BEST + data.PLOT_RANDOM,
     )
 
 

@@ -3,12 +3,14 @@ server over a real SQLite store. Screenshots of every page go to tests/dashboard
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from dashkit import (
     ARTIFACTS,
     XSS_ERROR,
@@ -194,7 +196,7 @@ def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: A
     legend = tab.page.locator("#history .legendtext").all_text_contents()
     assert {"done", "best so far", "failed"} <= set(legend)
     # the conditional block's filters are inactive in some trials: an "(inactive)" tick, not zeros
-    ticks = tab.page.locator("#parcoords .tick text").all_text_contents()
+    ticks = tab.page.locator("#parcoords .annotation-text").all_text_contents()
     assert "(inactive)" in ticks
     assert {"none", "extra_block"} <= set(ticks)
     # trial table: 9 trials, failed one with a blank value
@@ -275,6 +277,29 @@ def test_user_text_is_shown_as_text_never_run(world: World, tab_factory: Any) ->
 
 
 @pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
+def test_above_the_cap_the_parameter_plots_draw_a_sample_and_say_so(
+    world: World, tab_factory: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.dashboard import data
+
+    monkeypatch.setattr(data, "PLOT_BEST", 3)
+    monkeypatch.setattr(data, "PLOT_RANDOM", 2)
+    tab = tab_factory(world.alice)
+    tab.goto(f"/searches/{world.search_id}")
+    tab.page.wait_for_selector(f"#parcoords {PLOT}")
+    tab.page.wait_for_selector(f"#slices {PLOT}")
+    note = "the best 3 and a random 2 of the other 5 trials with a value (5 of 8)"
+    assert note in tab.page.inner_text("#parcoords-note")
+    assert note in tab.page.inner_text("#slices-note")
+    # one line per sampled trial: 5 trials across the axes (each a run of points ended by a gap)
+    lines = tab.page.evaluate(
+        "document.getElementById('parcoords').data.filter(t => t.mode === 'lines')"
+        ".reduce((n, t) => n + t.x.filter(x => x === null).length, 0)"
+    )
+    assert lines == 5
+    assert tab.errors == []
+
+
 def test_a_reported_trial_appears_without_reload_and_cancel_works(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)
     tab.goto(f"/searches/{world.live_id}")
@@ -297,6 +322,13 @@ def test_a_reported_trial_appears_without_reload_and_cancel_works(world: World, 
     tab.page.wait_for_function(
         "document.getElementById('table-count').textContent === '3 trials'", timeout=10_000
     )
+    # trial #2 beats #0 and #1 (dashkit's made-up accuracies): the best configuration follows
+    tab.page.wait_for_function("document.getElementById('best-number').textContent === '2'", timeout=10_000)
+    best = world.store.best_trial(world.live_id)
+    assert best is not None and best.number == 2 and best.config is not None
+    assert json.loads(tab.page.inner_text("#best-json")) == best.config
+    assert yaml.safe_load(tab.page.inner_text("#best-yaml")) == best.config
+    assert "new best" in tab.page.inner_text("#best-updated")
     assert tab.page.evaluate("window.__same_page") is True
     tab.shot("search-live")
     # cancel from the same page

@@ -3,11 +3,13 @@ and the changes-since feed. The real app under TestClient over a real SQLite sto
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from dashkit import XSS_ERROR, create_search, fake_result, run_fake_trials
 
 from hyperhive.models import SearchStatus, TrialResult
@@ -172,7 +174,8 @@ def test_changes_since_sends_only_what_changed(client: TestClient, store: SQLite
     assert trial is not None and trial.lease_token is not None
     store.heartbeat(trial.id, trial.lease_token, history=fake_result(trial.number).history[:1])
     moved = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()
-    assert [(r["id"], r["s"], len(r["c"])) for r in moved["rows"]] == [(trial.id, "running", 1)]
+    assert [(r["id"], r["s"], r["e"]) for r in moved["rows"]] == [(trial.id, "running", 1)]
+    assert all("c" not in r for r in first["rows"]), "curves are read on demand, not in every load"
     # a stale epoch (a restarted server) gets everything again
     again = client.get(url, params={"epoch": "old", "since": 99}).json()
     assert again["full"] and len(again["rows"]) == 3
@@ -289,28 +292,69 @@ def test_compare_takes_two_to_five_visible_trials(client: TestClient, store: SQL
     assert r.status_code == 404 and "theirs" not in r.text
 
 
-def test_a_full_load_sends_the_curves_of_open_and_best_trials_only(
-    client: TestClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+def test_curves_are_read_on_demand_and_again_when_the_trial_changes(
+    client: TestClient, store: SQLiteStore
 ) -> None:
-    from service.dashboard import data
-
-    monkeypatch.setattr(data, "CURVES_KEPT", 3)
     _, alice = store.create_token("alice")
     search = create_search(store, "alice", "s1", 9)
-    run_fake_trials(store, search, 7)
+    done_ids = run_fake_trials(store, search, 3)
+    other = create_search(store, "alice", "s2", 2)
+    (elsewhere,) = run_fake_trials(store, other, 1)
     running = store.claim("w", 60.0, search_id=search.id)
     assert running is not None and running.lease_token is not None
     store.heartbeat(running.id, running.lease_token, history=fake_result(1).history[:2])
     sign_in(client, alice)
-    first = client.get(f"/dashboard-api/searches/{search.id}/rows").json()
-    with_curves = {r["id"] for r in first["rows"] if r["c"]}
-    done = sorted((r for r in first["rows"] if r["s"] == "done"), key=lambda r: -r["v"])  # mode max
-    assert with_curves == {running.id} | {r["id"] for r in done[:3]}
-    # an update carries the curve of every changed trial
-    store.report(running.id, running.lease_token, fake_result(0))
-    url = f"/dashboard-api/searches/{search.id}/rows?epoch={first['epoch']}&since={first['revision']}"
-    (changed,) = client.get(url).json()["rows"]
-    assert changed["id"] == running.id and changed["s"] == "done" and len(changed["c"]) == 4
+    url = f"/dashboard-api/searches/{search.id}/curves"
+    got = client.get(url, params={"ids": ",".join([*done_ids, running.id, elsewhere, "nope"])}).json()[
+        "curves"
+    ]
+    assert set(got) == {*done_ids, running.id}, "ids of another search or of nothing are left out"
+    t0 = store.get_trial(done_ids[0])
+    assert got[done_ids[0]]["c"] == [[h["epoch"], h["val_accuracy"]] for h in t0.history]
+    assert len(got[running.id]["c"]) == 2
+    store.report(running.id, running.lease_token, fake_result(0, epochs=6))
+    again = client.get(url, params={"ids": running.id}).json()["curves"][running.id]
+    assert len(again["c"]) == 6 and again["ver"] == store.get_trial(running.id).version
+    r = client.get(url, params={"ids": ",".join(f"id{i}" for i in range(201))})
+    assert r.status_code == 422 and "at most 200" in r.json()["detail"]
+
+
+def test_the_parameter_plots_get_the_best_and_a_random_sample_above_the_cap(
+    client: TestClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from service.dashboard import data
+
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 12)
+    run_fake_trials(store, search, 12)
+    sign_in(client, alice)
+    url = f"/dashboard-api/searches/{search.id}/sample"
+    whole = client.get(url).json()
+    assert not whole["sampled"] and len(whole["rows"]) == whole["scored"] == 12
+    monkeypatch.setattr(data, "PLOT_BEST", 3)
+    monkeypatch.setattr(data, "PLOT_RANDOM", 4)
+    cut = client.get(url).json()
+    assert cut["sampled"] and cut["scored"] == 12 and cut["best"] == 3 and len(cut["rows"]) == 7
+    values = sorted((r["v"] for r in whole["rows"]), reverse=True)  # mode max
+    picked = sorted((r["v"] for r in cut["rows"]), reverse=True)
+    assert picked[:3] == values[:3], "the best trials are always drawn"
+    assert [r["n"] for r in cut["rows"]] == sorted(r["n"] for r in cut["rows"])
+    assert len({r["id"] for r in cut["rows"]}) == 7
+    assert client.get(url).json() == cut, "the same trials give the same sample"
+
+
+def test_the_best_configuration_follows_the_best_trial(client: TestClient, store: SQLiteStore) -> None:
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 12)
+    sign_in(client, alice)
+    url = f"/dashboard-api/searches/{search.id}/best"
+    assert client.get(url).json()["id"] is None
+    run_fake_trials(store, search, 4)
+    best = store.best_trial(search.id)
+    assert best is not None and best.config is not None
+    got = client.get(url).json()
+    assert (got["id"], got["number"]) == (best.id, best.number)
+    assert json.loads(got["json"]) == best.config and yaml.safe_load(got["yaml"]) == best.config
 
 
 def test_changes_since_on_mongodb(tmp_path: Path) -> None:

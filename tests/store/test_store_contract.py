@@ -498,6 +498,50 @@ def test_change_feed_returns_each_change_once(store: Store) -> None:
     assert store.trials_changed_since(s.id, cursor)[0] == []
 
 
+def test_trial_rows_are_the_trials_light_fields_and_follow_changes(store: Store) -> None:
+    """The compact read the dashboard uses: each row matches the full trial (epochs counted whether
+    the history was appended epoch by epoch or saved whole), and a cursor returns only what changed."""
+    s = create(store, max_trials=5)
+    other = create(store, max_trials=2)
+    a, b = store.claim("w", search_id=s.id), store.claim("w", search_id=s.id)
+    assert a and b and a.lease_token and b.lease_token
+    store.heartbeat(b.id, b.lease_token, 30, new_epochs=[ep(0), ep(1), ep(2)], from_epoch=0)
+    hist = [{"epoch": 1, "loss": 0.5}, {"epoch": 2, "loss": 0.2}]
+    store.report(a.id, a.lease_token, TrialResult.done({"loss": 0.2}, history=hist))
+    rows, cursor = store.trial_rows(s.id)
+    assert {r.id for r in rows} == {a.id, b.id}, "only this search's trials"
+    for r in rows:
+        t = store.get_trial(r.id)
+        assert (r.number, r.state, r.value, r.vals, r.epochs) == (
+            t.number,
+            t.state,
+            t.value,
+            t.vals,
+            len(t.history),
+        )
+        assert (r.started_at, r.finished_at, r.worker_id, r.version) == (
+            t.started_at,
+            t.finished_at,
+            t.worker_id,
+            t.version,
+        )
+    by_id = {r.id: r for r in rows}
+    assert (by_id[a.id].state, by_id[a.id].value, by_id[a.id].epochs) == (TrialState.DONE, 0.2, 2)
+    assert (by_id[b.id].state, by_id[b.id].value, by_id[b.id].epochs) == (TrialState.RUNNING, None, 3)
+    assert by_id[b.id].vals is not None and by_id[b.id].vals == b.vals
+    assert store.trial_rows(s.id, cursor)[0] == []
+    assert sorted(Store.trial_rows(store, s.id)[0]) == sorted(rows), "the default reads the same rows"
+    store.heartbeat(b.id, b.lease_token, 30, new_epochs=[ep(3)], from_epoch=3)
+    c = store.claim("w", search_id=s.id)
+    assert c is not None
+    changed, cursor = store.trial_rows(s.id, cursor)
+    assert {r.id: r.epochs for r in changed} == {b.id: 4, c.id: 0}
+    store.cancel_search(s.id)
+    changed, cursor = store.trial_rows(s.id, cursor)
+    assert {r.id: r.state for r in changed} == {b.id: TrialState.CANCELLED, c.id: TrialState.CANCELLED}
+    assert store.trial_rows(s.id, cursor)[0] == [] and store.trial_rows(other.id)[0] == []
+
+
 # ---------------------------------------------------------------- pruning
 
 

@@ -4,10 +4,13 @@
   const initial = JSON.parse(document.getElementById("page-data").textContent);
   const searchId = initial.search.id;
   const api = "/dashboard-api/searches/" + encodeURIComponent(searchId);
-  const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null };
+  const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null,
+    curves: new Map(), sample: null, sampleAt: 0, bestShown: initial.best_shown };
   const POLL_MS = 2000;
-  const PARCOORDS_MAX_LINES = 1000;
+  const SAMPLE_ABOVE = initial.plot_cap; // rows with a value: above this the parameter plots draw the server's sample
+  const SAMPLE_EVERY_MS = 10000; // ... fetched again at most this often while trials finish
   const CURVES_MAX_FINISHED = 300;
+  const CURVES_PER_REQUEST = 200;
   const GL_ABOVE = 1500; // points: WebGL scatter instead of SVG above this many
   const FINAL = ["completed", "cancelled", "failed"];
   let logScale = false;
@@ -70,17 +73,26 @@
     }
     return [vals, text];
   }
-  function drawParcoords() {
+  // The rows the parameter plots draw: all trials with a value, or above SAMPLE_ABOVE of them the
+  // server's sample (the best ones and a random draw of the others), said so under each plot.
+  async function plotRows() {
+    const scored = [...st.rows.values()].filter((r) => r.v !== null);
+    let rows = scored, text = "";
+    if (scored.length > SAMPLE_ABOVE) {
+      if (!st.sample || Date.now() - st.sampleAt >= SAMPLE_EVERY_MS) {
+        st.sample = await HH.getJSON(api + "/sample"); st.sampleAt = Date.now();
+      }
+      rows = st.sample.rows;
+      if (st.sample.sampled) {
+        text = "A sample drawn on the server: the best " + st.sample.best + " and a random " + (rows.length - st.sample.best) +
+          " of the other " + (st.sample.scored - st.sample.best) + " trials with a value (" + rows.length + " of " + st.sample.scored + ").";
+      }
+    } else st.sample = null;
+    for (const id of ["parcoords-note", "slices-note"]) document.getElementById(id).textContent = text;
+    return rows.slice().sort((a, b) => a.n - b.n);
+  }
+  function drawParcoords(rows) {
     const div = document.getElementById("parcoords");
-    let rows = [...st.rows.values()].filter((r) => r.v !== null);
-    const note = document.getElementById("parcoords-note");
-    if (rows.length > PARCOORDS_MAX_LINES) {
-      const sign = st.search.objective_mode === "min" ? 1 : -1;
-      rows.sort((a, b) => sign * (a.v - b.v));
-      note.textContent = "The best " + PARCOORDS_MAX_LINES + " of " + rows.length + " trials with a value.";
-      rows = rows.slice(0, PARCOORDS_MAX_LINES);
-    } else note.textContent = "";
-    rows.sort((a, b) => a.n - b.n);
     if (!rows.length || !st.params.length) {
       div.textContent = rows.length ? "This search has no parameters." : "No trial with a value yet.";
       div.classList.add("muted"); return;
@@ -112,12 +124,51 @@
         tickvals, ticktext, range: [hasInactive ? gap : lo, hi] });
     });
     const values = rows.map((r) => r.v);
-    dims.push({ label: st.search.objective_metric, values });
-    Plotly.react(div, [{
-      type: "parcoords", dimensions: dims,
-      line: { color: values, colorscale: "Viridis", reversescale: st.search.objective_mode === "min", showscale: true,
-        colorbar: { title: { text: st.search.objective_metric } } },
-    }], { margin: { t: 60, l: 80, r: 80, b: 30 } }, HH.PLOT_CONFIG);
+    let vlo = Math.min(...values), vhi = Math.max(...values);
+    if (vhi === vlo) { vlo -= 0.5; vhi += 0.5; }
+    const [vt, vtt] = ticks(vlo, vhi, false, false);
+    dims.push({ label: st.search.objective_metric, values, tickvals: vt, ticktext: vtt, range: [vlo, vhi] });
+    // Drawn in SVG (lines across one axis per dimension), not as a WebGL "parcoords" trace: WebGL
+    // rendered in software (headless, VMs, remote desktops) takes seconds and blocks the page.
+    const norm = (d, v) => (v - d.range[0]) / (d.range[1] - d.range[0]);
+    const BINS = 8, sign = st.search.objective_mode === "min" ? -1 : 1;
+    const colour = (t) => { // Viridis, t in [0, 1]
+      const stops = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+      const x = Math.min(Math.max(t, 0), 1) * (stops.length - 1), i = Math.min(Math.floor(x), stops.length - 2), f = x - i;
+      const c = stops[i].map((a, k) => Math.round(a + (stops[i + 1][k] - a) * f));
+      return "rgb(" + c.join(",") + ")";
+    };
+    const traces = [];
+    for (let b = 0; b < BINS; b++) { // worst bin first, so the best lines are drawn on top
+      const x = [], y = [], text = [];
+      rows.forEach((r, j) => {
+        const t = (values[j] - vlo) / (vhi - vlo), good = sign > 0 ? t : 1 - t;
+        if (Math.min(Math.floor(good * BINS), BINS - 1) !== b) return;
+        dims.forEach((d, k) => { x.push(k); y.push(norm(d, d.values[j])); text.push("trial #" + r.n + ": " + HH.fmt(r.v)); });
+        x.push(null); y.push(null); text.push("");
+      });
+      if (!x.length) continue;
+      traces.push({ type: "scatter", mode: "lines", x, y, text, showlegend: false, hovertemplate: "%{text}<extra></extra>",
+        line: { width: 1, color: colour(sign > 0 ? (b + 0.5) / BINS : 1 - (b + 0.5) / BINS) }, opacity: 0.55 });
+    }
+    traces.push({ type: "scatter", mode: "markers", x: [0], y: [-1], hoverinfo: "skip", showlegend: false,
+      marker: { color: [vlo, vhi], cmin: vlo, cmax: vhi, colorscale: "Viridis", showscale: true, size: 0.1,
+        colorbar: { title: { text: st.search.objective_metric }, thickness: 14 } } });
+    const annotations = [], shapes = [];
+    dims.forEach((d, k) => {
+      shapes.push({ type: "line", x0: k, x1: k, y0: 0, y1: 1, line: { color: "#444", width: 1 } });
+      // many axes: the label's last two path parts, staggered on two rows; the full path on hover
+      const short = dims.length > 6 ? d.label.split(".").slice(-2).join(".") : d.label;
+      annotations.push({ x: k, y: dims.length > 6 && k % 2 ? 1.1 : 1.03, text: short, hovertext: d.label,
+        showarrow: false, yanchor: "bottom", font: { size: 11 } });
+      d.tickvals.forEach((tv, i) => annotations.push({ x: k, y: norm(d, tv), text: d.ticktext[i], showarrow: false,
+        xanchor: "right", xshift: -4, font: { size: 10, color: "#333" }, bgcolor: "rgba(255,255,255,0.7)" }));
+    });
+    Plotly.react(div, traces, {
+      margin: { t: 30, l: 70, r: 20, b: 20 }, annotations, shapes, hovermode: "closest",
+      xaxis: { visible: false, range: [-0.5, dims.length - 0.6], fixedrange: true },
+      yaxis: { visible: false, range: [-0.04, 1.17], fixedrange: true },
+    }, HH.PLOT_CONFIG);
   }
 
   // ---------------------------------------------------------------- importance and slices
@@ -148,9 +199,8 @@
       yaxis: { automargin: true },
     }, HH.PLOT_CONFIG);
   }
-  function drawSlices() {
+  function drawSlices(rows) {
     const div = document.getElementById("slices");
-    const rows = [...st.rows.values()].filter((r) => r.v !== null);
     const shown = st.params.map((p, i) => [p, i]).filter(([, i]) => rows.some((r) => r.p[i] !== null));
     if (!rows.length || !shown.length) { div.textContent = "No trial with a value yet."; div.classList.add("muted"); return; }
     div.classList.remove("muted");
@@ -176,19 +226,30 @@
   }
 
   // ---------------------------------------------------------------- learning curves
-  function drawCurves() {
+  // Curves are read on demand: those of running trials and of the best finished ones, each fetched
+  // again only when its trial changed (its version).
+  async function drawCurves() {
     const div = document.getElementById("curves");
-    let rows = [...st.rows.values()].filter((r) => r.c.length);
-    const finished = rows.filter((r) => r.s !== "running");
+    const withEpochs = [...st.rows.values()].filter((r) => r.e > 0);
+    let rows = withEpochs;
+    const finished = withEpochs.filter((r) => r.s !== "running");
     const note = document.getElementById("curves-note");
     if (finished.length > CURVES_MAX_FINISHED) {
       // every running trial, and the best finished ones (a trial without a value counts as worst)
       const sign = st.search.objective_mode === "min" ? 1 : -1;
       const key = (r) => (r.v === null ? Infinity : sign * r.v);
       finished.sort((a, b) => key(a) - key(b));
-      rows = rows.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
+      rows = withEpochs.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
       note.textContent = "Running trials and the best " + CURVES_MAX_FINISHED + " of " + finished.length + " finished ones.";
     } else note.textContent = "";
+    const missing = rows.filter((r) => (st.curves.get(r.id) || {}).ver !== r.ver).map((r) => r.id);
+    for (let i = 0; i < missing.length; i += CURVES_PER_REQUEST) {
+      const q = new URLSearchParams({ ids: missing.slice(i, i + CURVES_PER_REQUEST).join(",") });
+      const data = await HH.getJSON(api + "/curves?" + q);
+      for (const [id, c] of Object.entries(data.curves)) st.curves.set(id, c);
+    }
+    rows = rows.filter((r) => st.curves.has(r.id) && st.curves.get(r.id).c.length)
+      .map((r) => Object.assign({}, r, { c: st.curves.get(r.id).c }));
     rows.sort((a, b) => a.n - b.n);
     if (!rows.length) { div.textContent = "No per-epoch history yet."; div.classList.add("muted"); return; }
     div.classList.remove("muted");
@@ -290,13 +351,31 @@
     const best = document.getElementById("best");
     best.textContent = s.best_value === null ? "none yet" : HH.fmt(s.best_value);
     if (s.best_trial_id) best.href = "/trials/" + s.best_trial_id;
-    if (s.best_trial_id && s.best_trial_id !== initial.search.best_trial_id) {
-      const note = document.getElementById("best-newer");
-      if (note) note.textContent = "A newer best trial exists: reload to see its configuration.";
-    }
+    if (s.best_trial_id && s.best_trial_id !== st.bestShown) refreshBest();
     const cancel = document.getElementById("cancel"), extend = document.getElementById("extend");
     if (cancel) cancel.disabled = FINAL.includes(s.status);
     if (extend) extend.disabled = s.status === "cancelled";
+  }
+  // The best configuration follows the search's best trial without a reload.
+  let bestLoading = false;
+  async function refreshBest() {
+    if (bestLoading) return;
+    bestLoading = true;
+    try {
+      const b = await HH.getJSON(api + "/best");
+      if (b.id === null) return;
+      document.getElementById("best-link").href = "/trials/" + b.id;
+      document.getElementById("best-number").textContent = b.number;
+      document.getElementById("best-value").textContent = b.value;
+      document.getElementById("best-yaml").textContent = b.yaml;
+      document.getElementById("best-json").textContent = b.json;
+      document.getElementById("best-none").hidden = true;
+      document.getElementById("best-body").hidden = false;
+      if (st.bestShown !== null) document.getElementById("best-updated").textContent = "Updated: a new best trial.";
+      st.bestShown = b.id;
+    } catch (e) {
+      console.warn("best configuration refresh failed:", e.message);
+    } finally { bestLoading = false; }
   }
   async function act(path, body, confirmText) {
     if (confirmText && !window.confirm(confirmText)) return;
@@ -338,9 +417,10 @@
         performance.mark("hh:rows");
         drawHistory(); performance.mark("hh:history"); await step();
         await drawTable(); performance.mark("hh:table"); await step();
-        drawCurves(); performance.mark("hh:curves"); await step();
-        drawParcoords(); performance.mark("hh:parcoords"); await step();
-        drawSlices(); performance.mark("hh:slices"); await step();
+        const sampled = await plotRows();
+        drawParcoords(sampled); performance.mark("hh:parcoords"); await step();
+        drawSlices(sampled); performance.mark("hh:slices"); await step();
+        await drawCurves(); performance.mark("hh:curves"); await step();
         await drawImportance(); performance.mark("hh:importance");
       }
       document.body.dataset.revision = String(st.revision);
