@@ -295,8 +295,12 @@ def _opened(store: str | None, must_exist: bool = True) -> Iterator[Store]:
     from hyperhive.cli_store import open_cli_store
     from hyperhive.settings import get_settings
 
+    try:
+        url = get_settings(store=store).store
+    except HyperhiveError as exc:  # a bad setting: one line, like every command
+        raise _fail(str(exc), 2) from None
     s = open_cli_store(
-        get_settings(store=store).store,
+        url,
         must_exist=must_exist,
         missing_hint="run this where the store is (the folder of `hyperhive up`) or fix --store "
         "/ HYPERHIVE_STORE",
