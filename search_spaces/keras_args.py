@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import keras_table
-from .checks import ARGUMENT_VALUE, BoolRule, NumberRule, Rule, StrRule, check
+from .checks import ARGUMENT_VALUE, BoolRule, Nullable, NumberRule, Rule, StrRule, check
 from .errors import ErrorList
 from .keras_names import COMPOSITE_BLOCK_ARGUMENTS, REQUIRED
 from .metric_names import EPOCH_LOG_METRICS, KERAS_OBJECTIVE_METRICS, TEST_METRICS, VALIDATION_METRICS
-from .nodes import Const, Dist, ListNode, MapNode, Node
+from .nodes import Const, ListNode, MapNode, Node
 from .paths import describe, key_path
 
 AUTO_FILLED_SCHEDULE_ARGUMENTS = frozenset({"decay_steps"})
@@ -181,20 +181,9 @@ def layer_argument_rule(layer_types: list[str], key: str, known: Rule | None = N
 
 
 @dataclass(frozen=True)
-class OrNull(Rule):
-    """null, or what ``inner`` accepts (lists and distributions included)."""
-
-    inner: Rule
-
-    @property
-    def expected(self) -> str:  # type: ignore[override]
-        return f"{self.inner.expected} or null"
-
-    def value_problem(self, value: object) -> str | None:
-        return None if value is None else self.inner.value_problem(value)
-
-    def dist_problem(self, node: Dist) -> str | None:
-        return self.inner.dist_problem(node)
+class OrNull(Nullable):
+    """:class:`Nullable` that also hands lists and mappings to ``inner`` (an argument whose value may be a
+    list, e.g. a tuple argument, or null)."""
 
     def container_problem(self, node: MapNode | ListNode, errors: ErrorList) -> str | None:
         return self.inner.container_problem(node, errors)
