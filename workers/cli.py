@@ -76,13 +76,11 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def _exit_with_parent(parent: int, poll: float = 1.0) -> None:
-    """SIGTERM this process (it hands its trial back and exits) when process ``parent`` ends, even by
-    SIGKILL: Linux's ``PR_SET_PDEATHSIG``, and a thread that polls the parent pid everywhere."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # it died before the line above
+def _exit_with_parent(parent: int, poll: float = 0.5) -> None:
+    """SIGTERM this process once (it hands its trial back and exits) when process ``parent`` ends, even by
+    SIGKILL: a thread polls the parent pid. Only one mechanism: ``PR_SET_PDEATHSIG`` as well would deliver a
+    second SIGTERM, which the worker reads as a cold shutdown that leaves its trial to expire."""
+    if os.getppid() != parent:
         raise _fail(f"the parent process {parent} is gone; exiting")
 
     def watch() -> None:
