@@ -24,12 +24,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from hyperhive.search_spaces import validate
 from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
 from hyperopt.base import Domain
 
 from hyperhive.models import TrialResult
 from hyperhive.store import SQLiteStore, Store
-from search_spaces import validate
 
 
 def doc(algorithm: Any, max_trials: int, name: str = "bench") -> dict[str, Any]:
@@ -38,7 +38,11 @@ def doc(algorithm: Any, max_trials: int, name: str = "bench") -> dict[str, Any]:
         "algorithm": algorithm,
         "max_trials": max_trials,
         "seed": 3,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {"x": {"uniform": [0, 1]}, "y": {"uniform": [0, 1]}, "z": {"choice": [1, 2, 3]}},
     }
 

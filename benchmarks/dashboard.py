@@ -30,11 +30,11 @@ import httpx
 import numpy as np
 import uvicorn
 import yaml
+from hyperhive.search_spaces import load
 
 from hyperhive.models import TrialResult
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
-from search_spaces import load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -110,7 +110,7 @@ def main() -> None:
         t0 = time.perf_counter()
         store, sid, token = build_store(Path(d) / "bench.db", args.trials)
         print(f"built a search of {args.trials} trials in {time.perf_counter() - t0:.1f}s")
-        from service.app import create_app
+        from hyperhive.service.app import create_app
 
         settings = Settings(store=f"sqlite:///{d}/bench.db", home=Path(d) / "home")  # type: ignore[call-arg]
         server = uvicorn.Server(uvicorn.Config(create_app(settings, store), port=0, log_level="warning"))
@@ -252,10 +252,9 @@ def optuna_study(store: SQLiteStore, sid: str) -> tuple[Any, int]:
     numeric parameters as float distributions over their observed range, choices categorical,
     inactive parameters absent, the 20-epoch curve as intermediate values. Its storage and study id."""
     import optuna
+    from hyperhive.service.dashboard.views import param_meta
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState as OptunaState
-
-    from service.dashboard.views import param_meta
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = store.get_search(sid)

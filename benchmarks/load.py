@@ -34,10 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult
 from hyperhive.store import SQLiteStore
-from search_spaces import validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +48,11 @@ def search_doc(max_trials: int, name: str) -> dict[str, Any]:
         "algorithm": "random",
         "max_trials": max_trials,
         "seed": 3,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {"x": {"uniform": [0, 1]}, "y": {"uniform": [0, 1]}, "z": {"choice": [1, 2, 3]}},
     }
 
@@ -236,7 +240,13 @@ def main() -> int:
         try:
             wait_ready(url, server)
             if not args.no_worker:
-                cmd = ["worker", "--store", store_url, "--allow-objective", "search_spaces.objectives"]
+                cmd = [
+                    "worker",
+                    "--store",
+                    store_url,
+                    "--allow-objective",
+                    "hyperhive.demo_objectives",
+                ]
                 worker = start([*cmd, "--log-level", "WARNING"], folder, "worker.log")
             # one warm-up pass so "before" is the server's settled size, not its import-time size
             with httpx.Client(base_url=url, timeout=30) as c:

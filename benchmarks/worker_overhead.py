@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hyperhive.search_spaces import validate
+from hyperhive.workers.daemon import Worker, WorkerOptions
+
 from hyperhive.store import SQLiteStore
-from search_spaces import validate
-from workers.daemon import Worker, WorkerOptions
 
 
 def lecture_cnn(max_trials: int, epochs: int) -> dict[str, Any]:

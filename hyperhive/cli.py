@@ -1,8 +1,8 @@
 """The ``hyperhive`` command. Each part registers its own commands; nothing heavy is imported here.
 
-- ``service.cli``: ``serve``, ``up``, ``submit``, ``status``, ``trials``, ``best``, ``cancel``,
+- ``hyperhive.service.cli``: ``serve``, ``up``, ``submit``, ``status``, ``trials``, ``best``, ``cancel``,
   ``export``, ``token``, ...
-- ``workers.cli``: ``worker``, ``retrain``.
+- ``hyperhive.workers.cli``: ``worker``, ``retrain``.
 - ``hyperhive.store.cli``: ``store export`` / ``store import`` between stores.
 
 A module that is not there yet is skipped, so the command works while parts are being built.
@@ -46,7 +46,7 @@ def _main(
     """Hyperparameter search for Keras image classifiers."""
 
 
-_PARTS = ("service.cli", "workers.cli", "hyperhive.store.cli")
+_PARTS = ("hyperhive.service.cli", "hyperhive.workers.cli", "hyperhive.store.cli")
 
 
 def _register() -> None:

@@ -50,12 +50,12 @@ def _objective_placeholder(_: Any) -> float:
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
     (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental).
-    The options are renamed as hyperopt names them by :func:`search_spaces.spec.hyperopt_options`.
+    The options are renamed as hyperopt names them by :func:`hyperhive.search_spaces.spec.hyperopt_options`.
 
     Refuses (ValueError naming the option and the limit) an option beyond
-    :data:`search_spaces.limits.ALGORITHM_MAXIMA`, whatever stored the document."""
-    from search_spaces.limits import ALGORITHM_MAXIMA
-    from search_spaces.spec import hyperopt_options
+    :data:`hyperhive.search_spaces.limits.ALGORITHM_MAXIMA`, whatever stored the document."""
+    from hyperhive.search_spaces.limits import ALGORITHM_MAXIMA
+    from hyperhive.search_spaces.spec import hyperopt_options
 
     for key, limit in ALGORITHM_MAXIMA.get(name, {}).items():
         value = options.get(key)
@@ -130,7 +130,7 @@ class Engine:
         with self._lock:
             cached = self._cache.get(key)
             if cached is None:
-                from search_spaces import validate
+                from hyperhive.search_spaces import validate
 
                 spec = validate(search.document)
                 space = spec.space
@@ -172,7 +172,7 @@ class Engine:
         """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
         ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
         document-shaped sampled configuration."""
-        from search_spaces import config_from_vals
+        from hyperhive.search_spaces import config_from_vals
 
         cache = self._search_cache(search)
         with cache.lock:

@@ -1,4 +1,4 @@
-"""Per-user quotas: how much one user (a token name, see :mod:`service.deps`) may hold at once.
+"""Per-user quotas: how much one user (a token name, see :mod:`hyperhive.service.deps`) may hold at once.
 
 Three limits, each ``None`` for unlimited:
 

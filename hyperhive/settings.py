@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 DEFAULT_HOME = Path(".hyperhive")
 DEFAULT_STORE = f"sqlite:///{DEFAULT_HOME / 'hyperhive.db'}"
-DEFAULT_OBJECTIVE_MODULES = ("search_spaces.objectives",)
+DEFAULT_OBJECTIVE_MODULES = ("hyperhive.demo_objectives",)
 LAUNCHER_ENV = "HYPERHIVE_WORKER_LAUNCHER"
 """Set by ``hyperhive up``/``run`` for their workers (``up`` or ``run``), so that a worker's messages
 name the command and flag its user can change (e.g. ``hyperhive up --allow-objective mypkg``)."""
@@ -107,7 +107,7 @@ class Settings(BaseSettings):
     allow_objective: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: list(DEFAULT_OBJECTIVE_MODULES),
         description="module prefixes whose functions workers may run as objectives, added to the "
-        "default search_spaces.objectives (comma-separated in the environment)",
+        "default hyperhive.demo_objectives (comma-separated in the environment)",
     )
     data_cache: Path | None = Field(None, description="where workers cache datasets (default home/data)")
 

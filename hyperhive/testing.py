@@ -74,7 +74,11 @@ def search_document(**overrides: Any) -> dict[str, Any]:
         "algorithm": "random",
         "max_trials": 4,
         "seed": 11,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {"x": {"uniform": [0, 1]}, "kind": {"choice": ["a", "b"]}},
     }
     doc.update(overrides)

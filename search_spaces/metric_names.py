@@ -1,6 +1,7 @@
 """The metric names a Keras trial reports: what ``objective.metric`` and ``early_stopping.monitor`` may name.
 
-The worker (:mod:`workers.metrics`, :mod:`workers.training`) produces exactly these names; its tests
+The worker (:mod:`hyperhive.workers.metrics`, :mod:`hyperhive.workers.training`) produces exactly these
+names; its tests
 check that it produces no other and none fewer. A function search (``objective.function``) reports
 whatever its function returns, so its metric names are not restricted.
 """

@@ -4,6 +4,6 @@
 The web app reads and writes only through the :class:`~hyperhive.store.base.Store` interface and never
 imports Keras or the workers: it is not in the trial path and can restart while a search runs.
 
-Importing this package is cheap (``service.cli`` is loaded by every ``hyperhive`` command); the app
-lives in :mod:`service.app` (``create_app``).
+Importing this package is cheap (``hyperhive.service.cli`` is loaded by every ``hyperhive`` command); the app
+lives in :mod:`hyperhive.service.app` (``create_app``).
 """

@@ -1,4 +1,5 @@
-"""The service's ``hyperhive`` commands (see :mod:`service.cli_server` and :mod:`service.cli_client`).
+"""The service's ``hyperhive`` commands (see :mod:`hyperhive.service.cli_server` and
+:mod:`hyperhive.service.cli_client`).
 
 Importing this module is cheap: FastAPI, uvicorn and the store are imported when a command runs.
 """
@@ -6,8 +7,7 @@ Importing this module is cheap: FastAPI, uvicorn and the store are imported when
 from __future__ import annotations
 
 import typer
-
-from service import cli_client, cli_quota, cli_server
+from hyperhive.service import cli_client, cli_quota, cli_server
 
 
 def register(app: typer.Typer) -> None:

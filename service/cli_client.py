@@ -1,7 +1,7 @@
 """Client commands: ``submit``, ``follow``, ``status``, ``trials``, ``best``, ``trial``, ``cancel``,
 ``extend``, ``delete``, ``export``, ``workers``, ``dataset upload|list``, ``whoami``.
 
-They talk to a server through :class:`hyperhive.client.Client` (see :mod:`service.cli_common` for
+They talk to a server through :class:`hyperhive.client.Client` (see :mod:`hyperhive.service.cli_common` for
 how the URL and token are found). Output is a rich table, or plain JSON with ``--json``. Errors are one
 line on stderr with exit status 1.
 """
@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.markup import escape
-
-from service.cli_common import (
+from hyperhive.service.cli_common import (
     JSON_OPTION,
     TOKEN_OPTION,
     URL_OPTION,
@@ -26,7 +24,7 @@ from service.cli_common import (
     make_client,
     print_json,
 )
-from service.cli_render import (
+from hyperhive.service.cli_render import (
     datasets_table,
     search_table,
     searches_table,
@@ -34,6 +32,7 @@ from service.cli_render import (
     trials_table,
     workers_table,
 )
+from rich.markup import escape
 
 
 class ExportFormat(StrEnum):
@@ -96,7 +95,7 @@ def follow_and_report(
 ) -> int:
     """Follow to the end, print the summary (the search's table, or one line without ``detail``; JSON
     with ``as_json``) and return the exit status for its final status."""
-    from service.follow import follow
+    from hyperhive.service.follow import follow
 
     out = err_console if as_json else console
     final = follow(client, search_id, console=out, interval=interval, on_poll=on_poll)
@@ -151,7 +150,7 @@ def submit(
 ) -> None:
     """Submit a search document or a Hyperas script (.py); print its id alone on stdout, messages on stderr
     (ID=$(hyperhive submit f.yaml) works). With --follow: follow it until it ends."""
-    from service.cli_hyperas import is_script, script_document, space_table, submit_path
+    from hyperhive.service.cli_hyperas import is_script, script_document, space_table, submit_path
 
     fields = {"max_trials": max_trials, "algorithm": algorithm, "name": name, "seed": seed, "mode": mode}
     if not is_script(file) and (dry_run or any(v is not None for v in fields.values())):

@@ -1,6 +1,7 @@
 """``hyperhive submit model.py``: a Hyperas script read as a search (see docs/hyperas.md).
 
-The script is parsed here too (``search_spaces.hyperas``, pure: nothing in it runs), so ``--dry-run``
+The script is parsed here too (``hyperhive.search_spaces.hyperas``, pure: nothing in it runs), so
+``--dry-run``
 shows the space it found without a server, and a broken script is reported before it is sent.
 """
 
@@ -24,8 +25,8 @@ def script_document(
 ) -> dict[str, Any]:
     """The validated search document of the script at ``path`` with ``fields`` (None values left out);
     raises SpecError (shown as one line per problem by the CLI)."""
-    from search_spaces import validate
-    from search_spaces.hyperas import script_max_evals
+    from hyperhive.search_spaces import validate
+    from hyperhive.search_spaces.hyperas import script_max_evals
 
     doc: dict[str, Any] = {"script": path.read_text(encoding="utf-8")}
     for key, value in fields.items():
@@ -45,7 +46,7 @@ def script_document(
 
 def space_table(document: dict[str, Any]) -> Table:
     """The parameters a script's templates define: name, line, distribution."""
-    from search_spaces.hyperas import parse_script
+    from hyperhive.search_spaces.hyperas import parse_script
 
     table = Table(title=f"Hyperas space of {document['name']!r}", title_justify="left")
     for column in ("parameter", "line", "distribution"):

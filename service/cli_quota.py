@@ -14,8 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-
-from service.cli_common import (
+from hyperhive.service.cli_common import (
     JSON_OPTION,
     TOKEN_OPTION,
     URL_OPTION,

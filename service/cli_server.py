@@ -1,7 +1,8 @@
 """Server-side commands: ``serve``, ``token create|list|revoke``, ``up`` and ``run``.
 
 ``token`` works on the store directly (no server needed). ``up`` is the embedded default (see
-:mod:`service.embedded`); ``run FILE`` is ``up`` + submit + follow + best + stop in one command, with the
+:mod:`hyperhive.service.embedded`); ``run FILE`` is ``up`` + submit + follow + best + stop in one command,
+with the
 bundled lecture example when no file is given.
 """
 
@@ -18,13 +19,20 @@ from pathlib import Path
 from types import FrameType
 
 import typer
+from hyperhive.service.cli_common import (
+    JSON_OPTION,
+    cli_errors,
+    console,
+    err_console,
+    print_json,
+    settings_for,
+)
+from hyperhive.service.cli_hyperas import is_script, script_document, submit_path
 from rich.markup import escape
 from rich.panel import Panel
 
 from hyperhive.private_files import create_private_file
 from hyperhive.store import redact_url
-from service.cli_common import JSON_OPTION, cli_errors, console, err_console, print_json, settings_for
-from service.cli_hyperas import is_script, script_document, submit_path
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"
 TOKEN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}\Z")
@@ -47,7 +55,7 @@ def check_search_file(path: Path) -> None:
     """Validate a search document here, with the checks the server runs on submit, so that ``run`` and
     ``up --submit`` stop at once on a broken file instead of after starting the store, API and workers.
     ValueError: the file and every problem (``path: reason``) on one line."""
-    import search_spaces
+    from hyperhive import search_spaces
 
     fmt = {".yaml": "yaml", ".yml": "yaml", ".json": "json"}.get(path.suffix.lower())
     try:
@@ -73,8 +81,7 @@ def serve(
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs)."""
     import uvicorn
-
-    from service.app import NO_AUTH_WARNING, create_app
+    from hyperhive.service.app import NO_AUTH_WARNING, create_app
 
     settings = settings_for(store=store, host=host, port=port, no_auth=True if no_auth else None)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
@@ -138,9 +145,8 @@ def token_create(
 @cli_errors
 def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """The tokens (never their secrets)."""
+    from hyperhive.service.cli_render import when
     from rich.table import Table
-
-    from service.cli_render import when
 
     with _open_store(store) as s:
         tokens = s.list_tokens()  # type: ignore[attr-defined]
@@ -177,7 +183,7 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _all_final(client: object, search_id: str | None) -> bool:
-    from service.follow import FINAL_STATUSES
+    from hyperhive.service.follow import FINAL_STATUSES
 
     if search_id is not None:
         return client.get_search(search_id)["status"] in FINAL_STATUSES  # type: ignore[attr-defined]
@@ -202,11 +208,12 @@ def run_embedded(
 ) -> int:
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
+    from hyperhive.service.cli_client import exit_status, follow_and_report, no_result_note
+    from hyperhive.service.cli_render import search_table, trial_table
+    from hyperhive.service.embedded import Embedded, EmbeddedError
+
     from hyperhive.client import Client, ClientError
     from hyperhive.settings import DEFAULT_OBJECTIVE_MODULES, parse_objective_prefixes
-    from service.cli_client import exit_status, follow_and_report, no_result_note
-    from service.cli_render import search_table, trial_table
-    from service.embedded import Embedded, EmbeddedError
 
     if exit_when_done and workers < 1 and not gpus:
         raise ValueError("no workers to run the search: give --workers 1 or more (or --gpus)")
@@ -266,7 +273,7 @@ def run_embedded(
             console.print(f"submitted search [bold]{search_id}[/] ({s['name']}, {s['max_trials']} trials)")
             console.print(f"watch it at {emb.url}/searches/{search_id}", soft_wrap=True, highlight=False)
             if own_search_only:
-                from service.follow import FINAL_STATUSES
+                from hyperhive.service.follow import FINAL_STATUSES
 
                 emb.start_workers(search_id)
                 others = [
@@ -339,7 +346,7 @@ ALLOW_OBJECTIVE_OPTION = typer.Option(
     [],
     "--allow-objective",
     help="module prefix whose functions the workers may run as objectives, besides "
-    "search_spaces.objectives (repeatable; env HYPERHIVE_ALLOW_OBJECTIVE, comma-separated)",
+    "hyperhive.demo_objectives (repeatable; env HYPERHIVE_ALLOW_OBJECTIVE, comma-separated)",
 )
 
 

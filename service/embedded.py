@@ -10,7 +10,7 @@ folder (``./.hyperhive/``), the API on 127.0.0.1 in this process, and local work
   ``<home>/logs/worker-N.log``; the server's log to ``<home>/logs/server.log``.
 - An admin token named ``local`` is kept in ``<home>/token`` (0600) and reused while it is valid;
   ``<home>/up.json`` records the URL while the server runs, so that client commands run from the same
-  folder find both (see :mod:`service.cli_common`).
+  folder find both (see :mod:`hyperhive.service.cli_common`).
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from hyperhive.service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
+
 from hyperhive.errors import HyperhiveError
 from hyperhive.private_files import open_private_append, private_dir
 from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
-from service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
 
 log = logging.getLogger("hyperhive.embedded")
 
@@ -129,8 +130,7 @@ class Embedded:
     def start(self) -> None:
         """Open the store, make sure of the admin token, start the API and the workers."""
         import uvicorn
-
-        from service.app import create_app
+        from hyperhive.service.app import create_app
 
         private_dir(self.home / "logs")  # and the home folder: 0700 when created here
         running = read_up_file(self.home)

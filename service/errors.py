@@ -65,7 +65,7 @@ def spec_error_items(exc: Any) -> list[dict[str, Any]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map Hyperhive's errors to statuses on ``app`` (the catch-all 500 is the middleware's)."""
-    from search_spaces import SpecError
+    from hyperhive.search_spaces import SpecError
 
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=404)

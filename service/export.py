@@ -2,7 +2,7 @@
 
 CSV columns: ``number, id, state, value, attempts, worker_id, started_at, finished_at, duration``,
 then ``param.<label>`` for every sampled parameter (a named choice's option name, ``(none)`` for a
-null option: see :mod:`service.sampled`), then ``config.<path>`` for every leaf of the sampled
+null option: see :mod:`hyperhive.service.sampled`), then ``config.<path>`` for every leaf of the sampled
 configurations (paths of the evaluated configuration: ``config.model.layers[1].filters``), then
 ``metrics.<name>`` for every final metric that is a single number (per-class lists and the confusion
 matrix are in the JSON export), then ``error``. Missing cells are empty. Lists of numbers or strings
@@ -21,9 +21,10 @@ import datetime as dt
 import io
 from typing import Any
 
+from hyperhive.service.flatten import flatten, scalar_metrics
+from hyperhive.service.schemas import PRIVATE_TRIAL_INFO
+
 from hyperhive.models import Search, Trial
-from service.flatten import flatten, scalar_metrics
-from service.schemas import PRIVATE_TRIAL_INFO
 
 BASE_COLUMNS = (
     "number",
@@ -61,7 +62,7 @@ def _cell(v: Any) -> Any:
 def trials_csv(trials: list[Trial], document: dict[str, Any] | None = None) -> str:
     """The trials as CSV text (see the module docstring for the columns). With the search's
     ``document``, ``param.<label>`` columns show the sampled parameters (option names, ``(none)``)."""
-    from service.sampled import sampled_params
+    from hyperhive.service.sampled import sampled_params
 
     rows: list[dict[str, Any]] = []
     param_cols: dict[str, None] = {}

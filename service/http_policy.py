@@ -31,12 +31,12 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from hyperhive.service.middleware import ASGIApp, Receive, Scope, Send
+from hyperhive.service.uploads import RAW_TYPES
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
 from hyperhive.settings import Settings
-from service.middleware import ASGIApp, Receive, Scope, Send
-from service.uploads import RAW_TYPES
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})

@@ -49,7 +49,7 @@ def sampled_params(
     document: Mapping[str, Any], vals: Mapping[str, list[Any]] | None, config: Any
 ) -> dict[str, Any]:
     """The trial's active parameters by label (see the module docstring); empty before it is sampled."""
-    from search_spaces import parameters
+    from hyperhive.search_spaces import parameters
 
     if not vals:
         return {}

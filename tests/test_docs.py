@@ -6,8 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-from search_spaces import load
+from hyperhive.search_spaces import load
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = ["README.md", "service/README.md", "workers/README.md", "search_spaces/README.md", "docs/deploy.md"]

@@ -21,11 +21,11 @@ from typing import Any
 
 import uvicorn
 import yaml
+from hyperhive.search_spaces import load
 
 from hyperhive.models import TrialResult
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
-from search_spaces import load
 
 REPO = Path(__file__).resolve().parents[1]
 OUT = REPO / "docs/images/dashboard-search.png"
@@ -63,7 +63,7 @@ def main() -> None:
             assert t is not None and t.lease_token is not None and t.config is not None
             store.heartbeat(t.id, t.lease_token, 600.0, made_up_result(t.config, rng).history[: 4 + 3 * i])
         _, token = store.create_token("alice")
-        from service.app import create_app
+        from hyperhive.service.app import create_app
 
         settings = Settings(store=f"sqlite:///{d}/hh.db", home=Path(d) / "home")  # type: ignore[call-arg]
         server = uvicorn.Server(uvicorn.Config(create_app(settings, store), port=0, log_level="warning"))

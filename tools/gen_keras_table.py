@@ -8,7 +8,7 @@ read from Keras here, once, and committed as a plain module. Run it after upgrad
 tests/spaces/test_ss_keras_table.py regenerates the table in memory and fails when it differs from the
 committed one.
 
-For each allow-listed class (search_spaces.keras_names) the table holds every keyword argument its
+For each allow-listed class (hyperhive.search_spaces.keras_names) the table holds every keyword argument its
 constructor accepts, following ``**kwargs`` up the class hierarchy (minus the arguments a subclass
 sets itself, such as ``rank``) to ``keras.layers.Layer`` (``name``, ``dtype``, ``trainable``, ...
 and the ``input_shape``/``input_dim`` it pops from ``**kwargs``) or the optimizers' base class; the
@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 TARGET = REPO / "search_spaces" / "keras_table.py"
 sys.path.insert(0, str(REPO))
 
-from search_spaces.keras_names import LAYER_TYPES, LR_SCHEDULES, OPTIMIZER_TYPES  # noqa: E402
+from hyperhive.search_spaces.keras_names import LAYER_TYPES, LR_SCHEDULES, OPTIMIZER_TYPES  # noqa: E402
 
 AUGMENTATION_LAYERS = ("RandomFlip", "RandomRotation", "RandomTranslation", "RandomZoom", "RandomContrast")
 """Built by the worker for ``training.augmentation``; listed so that a Keras change shows up."""

@@ -7,7 +7,7 @@ changes; the sum through ``activation``.
 ``InceptionBlock`` (GoogLeNet, v1): four parallel branches concatenated on the channel axis: 1x1; 1x1
 reduce then 3x3; 1x1 reduce then 5x5; 3x3 max-pooling then a 1x1 projection (``filters_pool``).
 
-Arguments and defaults are :data:`search_spaces.keras_names.COMPOSITE_BLOCK_ARGUMENTS`; an optional
+Arguments and defaults are :data:`hyperhive.search_spaces.keras_names.COMPOSITE_BLOCK_ARGUMENTS`; an optional
 ``name`` prefixes the names of the block's layers.
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from search_spaces.keras_names import COMPOSITE_BLOCK_ARGUMENTS, REQUIRED
+from hyperhive.search_spaces.keras_names import COMPOSITE_BLOCK_ARGUMENTS, REQUIRED
 
 
 class BlockError(ValueError):

@@ -163,7 +163,7 @@ def worker(
     if exit_with_parent is not None:
         _exit_with_parent(exit_with_parent)
     if gpus and not child:
-        from workers.supervisor import parse_gpus, supervise
+        from hyperhive.workers.supervisor import parse_gpus, supervise
 
         try:
             gpu_list = parse_gpus(gpus)
@@ -196,9 +196,9 @@ def worker(
             ]
         raise typer.Exit(supervise(gpu_list, args))
 
-    from workers.backend import configure_devices
-    from workers.daemon import ExitReason, Worker, WorkerOptions
-    from workers.hyperas_run import CodeLimits
+    from hyperhive.workers.backend import configure_devices
+    from hyperhive.workers.daemon import ExitReason, Worker, WorkerOptions
+    from hyperhive.workers.hyperas_run import CodeLimits
 
     gpu_ids: list[str] = []
     if child:
@@ -242,10 +242,11 @@ def retrain(
     log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
     """Retrain the best trial's configuration of SEARCH_ID with its seed, save the model, print metrics."""
+    from hyperhive.workers.backend import configure_devices
+    from hyperhive.workers.datasets import DatasetError
+    from hyperhive.workers.retrain import retrain as do_retrain
+
     from hyperhive.console import console
-    from workers.backend import configure_devices
-    from workers.datasets import DatasetError
-    from workers.retrain import retrain as do_retrain
 
     _setup_logging(log_level)
     configure_devices(cpu=cpu)

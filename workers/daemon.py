@@ -30,7 +30,8 @@ Store outages
     the lease expired and the trial went to someone else) is dropped.
 
 A trial that raises is reported ``failed`` with a short traceback and the loop goes on; one that failed
-because of the search document itself (see :mod:`workers.execution`) is reported as a search error, and
+because of the search document itself (see :mod:`hyperhive.workers.execution`) is reported as a search error,
+and
 the store fails its search at once.
 """
 
@@ -50,11 +51,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
-from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
-from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
-from hyperhive.settings import Settings
-from hyperhive.store.base import Store
-from workers.execution import (
+from hyperhive.workers.execution import (
     HOST,
     ExecutionContext,
     StopReason,
@@ -62,7 +59,12 @@ from workers.execution import (
     TrialInterrupted,
     execute_trial,
 )
-from workers.hyperas_run import CodeLimits
+from hyperhive.workers.hyperas_run import CodeLimits
+
+from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
+from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
+from hyperhive.settings import Settings
+from hyperhive.store.base import Store
 
 T = TypeVar("T")
 

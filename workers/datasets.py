@@ -1,6 +1,7 @@
 """The datasets a search trains on, loaded once per worker process and identified by a content hash.
 
-A search document's ``dataset`` section names exactly one source (see :mod:`search_spaces.dataset_section`):
+A search document's ``dataset`` section names exactly one source (see
+:mod:`hyperhive.search_spaces.dataset_section`):
 
 - ``name: digits``: scikit-learn's 8x8 digits (shipped, offline), split once into train / val / test
   (60 / 20 / 20 %, stratified, fixed seed) so every trial of every search sees the same split.
@@ -340,7 +341,7 @@ def load_digits() -> Dataset:
 # ------------------------------------------------------------------------------------ keras.datasets
 def load_keras_dataset(name: str) -> Dataset:
     """One of ``keras.datasets`` (train and test; validation is held out of train by the trainer)."""
-    from workers.backend import import_keras
+    from hyperhive.workers.backend import import_keras
 
     keras = import_keras()
     module = getattr(keras.datasets, name)
@@ -416,7 +417,7 @@ def resize_images(x: np.ndarray, size: tuple[int, int], batch: int = 1024) -> np
     """Images resized (bilinear) to ``size`` with Keras, in batches."""
     if tuple(x.shape[1:3]) == tuple(size):
         return x
-    from workers.backend import import_keras
+    from hyperhive.workers.backend import import_keras
 
     keras = import_keras()
     parts = [
@@ -470,7 +471,7 @@ def _first_image(folder: Path) -> Path:
 def _read_split(
     folder: Path, size: tuple[int, int] | None, channels: int, class_names: list[str] | None
 ) -> tuple[Arrays, list[str]]:
-    from workers.backend import import_keras
+    from hyperhive.workers.backend import import_keras
 
     keras = import_keras()
     color_mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels, "rgb")

@@ -1,5 +1,5 @@
 """One claimed trial turned into a result: a function objective, a Keras model trained on the search's
-dataset, or a Hyperas script run in a child process (:mod:`workers.hyperas_run`).
+dataset, or a Hyperas script run in a child process (:mod:`hyperhive.workers.hyperas_run`).
 The daemon owns the store; this module only computes.
 
 :func:`execute_trial` returns the :class:`~hyperhive.models.TrialResult` to report (``done``, ``failed``
@@ -36,10 +36,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hyperhive.workers.backend import devices_used, library_versions
+from hyperhive.workers.hyperas_run import CodeLimits
+
 from hyperhive.errors import HyperhiveError
 from hyperhive.models import Search, Trial, TrialResult, TrialState
-from workers.backend import devices_used, library_versions
-from workers.hyperas_run import CodeLimits
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -192,9 +193,9 @@ def execute_trial(
 def _run_script(
     trial: Trial, search: Search, ctx: ExecutionContext, control: TrialControl, info: dict[str, Any]
 ) -> TrialResult | None:
-    """A Hyperas script's trial, in a child process (see :mod:`workers.hyperas_run`)."""
-    from search_spaces import SpecError
-    from workers.hyperas_run import run_script_trial
+    """A Hyperas script's trial, in a child process (see :mod:`hyperhive.workers.hyperas_run`)."""
+    from hyperhive.search_spaces import SpecError
+    from hyperhive.workers.hyperas_run import run_script_trial
 
     if not ctx.allow_code:  # the claim skips code searches for such workers; a trial got here anyway
         return TrialResult.failed("this worker does not run submitted code (start it with --allow-code)")
@@ -212,7 +213,7 @@ def _run_function(
     control: TrialControl,
     info: dict[str, Any],
 ) -> TrialResult:
-    from workers.objectives import ObjectiveError, call_objective, resolve
+    from hyperhive.workers.objectives import ObjectiveError, call_objective, resolve
 
     params = (trial.config or {}).get("params")
     control.in_function = True
@@ -236,17 +237,17 @@ def _run_keras(
     info: dict[str, Any],
     history: list[dict[str, Any]],
 ) -> TrialResult | None:
-    from search_spaces import SpecError
-    from search_spaces.limit_checks import check_config_limits
-    from workers.datasets import DatasetDownloadError, DatasetError, search_dataset
-    from workers.model_builder import ModelBuildError
-    from workers.optimizers import TrainingConfigError
+    from hyperhive.search_spaces import SpecError
+    from hyperhive.search_spaces.limit_checks import check_config_limits
+    from hyperhive.workers.datasets import DatasetDownloadError, DatasetError, search_dataset
+    from hyperhive.workers.model_builder import ModelBuildError
+    from hyperhive.workers.optimizers import TrainingConfigError
 
     try:  # the limits of search_spaces/limits.py, also for a configuration that went round the API
         check_config_limits(trial.config or {})
     except SpecError as exc:
         raise ModelBuildError(f"the configuration is beyond the search limits: {exc}") from None
-    from workers.training import run_keras_trial
+    from hyperhive.workers.training import run_keras_trial
 
     t = time.perf_counter()
     try:
@@ -299,8 +300,8 @@ def _some_config_builds(
     """Whether another configuration of the search's space builds and compiles (see the module
     docstring): a build error of the trial's configuration is then its own, not the document's.
     A trial stopped meanwhile (cancelled, shutting down) blames nothing on the document."""
-    from search_spaces import parameters, sample
-    from workers.training import config_builds
+    from hyperhive.search_spaces import parameters, sample
+    from hyperhive.workers.training import config_builds
 
     document = search.document or {}
     tries = PROBE_CONFIGS if parameters(document) else 1  # no distributions: one configuration only

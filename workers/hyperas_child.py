@@ -1,6 +1,6 @@
-"""One trial of a Hyperas script, in its own process: ``python -m workers.hyperas_child JOB.json``.
+"""One trial of a Hyperas script, in its own process: ``python -m hyperhive.workers.hyperas_child JOB.json``.
 
-Started by :mod:`workers.hyperas_run` with its working directory a fresh temporary folder. It limits
+Started by :mod:`hyperhive.workers.hyperas_run` with its working directory a fresh temporary folder. It limits
 itself first (``RLIMIT_AS``: the memory limit; ``RLIMIT_FSIZE``: the largest file it may write; no core
 dumps), puts the ``hyperas`` shim first on ``sys.path`` (and drops the working directory from it), makes
 the Keras-2 imports of Hyperas's examples resolve (``keras.layers.core``, ``keras.utils.np_utils``; and
@@ -137,8 +137,7 @@ def _json_scalar(value: Any) -> Any:
 def _model_metrics(model: Any, data: tuple[Any, ...]) -> dict[str, Any]:
     """The standard metrics of a returned Keras classifier on ``x_test, y_test`` (data()'s 3rd and 4th)."""
     import numpy as np
-
-    from workers.metrics import split_metrics
+    from hyperhive.workers.metrics import split_metrics
 
     if len(data) < 4 or not hasattr(model, "predict"):
         return {}

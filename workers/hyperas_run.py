@@ -2,7 +2,7 @@
 
 Running the script is running its submitter's code: only workers started with ``--allow-code`` claim
 such trials (the store's claim skips them for the others), and each trial runs in a fresh child process
-(:mod:`workers.hyperas_child`) so that it cannot corrupt the worker or the next trial:
+(:mod:`hyperhive.workers.hyperas_child`) so that it cannot corrupt the worker or the next trial:
 
 - the templates are replaced by the trial's sampled values (the value's ``repr``, or an option's source
   text), keeping the script's line numbers, and the result written to ``<name>.py`` outside the child's
@@ -39,7 +39,7 @@ from typing import Any
 
 from hyperhive.models import Search, Trial, TrialResult
 
-CHILD_MODULE = "workers.hyperas_child"
+CHILD_MODULE = "hyperhive.workers.hyperas_child"
 SECRET_ENV = re.compile(r"^HYPERHIVE_|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|_KEY", re.IGNORECASE)
 """Environment variables a script's process does not get (the store URL may hold a password). Hygiene,
 not a wall: the script runs as the worker's user, who can read the worker's own environment."""
@@ -101,7 +101,7 @@ def run_script_trial(
 
     Raises ``search_spaces.SpecError`` when the stored script no longer parses (an error of the search).
     """
-    from search_spaces.hyperas import parse_script
+    from hyperhive.search_spaces.hyperas import parse_script
 
     source: str = search.document["script"]
     script = parse_script(source)

@@ -13,7 +13,8 @@ Every value is a plain Python number or list (JSON-serialisable). Above
 :data:`~hyperhive.payloads.MAX_MATRIX_CLASSES` the confusion matrix, are not computed (the store would
 not keep them): ``truncated`` is then ``True`` and ``truncated_notes`` says what was left out.
 The scalar names are those
-:mod:`search_spaces.metric_names` lists (what ``objective.metric`` may name); tests/worker check both agree.
+:mod:`hyperhive.search_spaces.metric_names` lists (what ``objective.metric`` may name); tests/worker check
+both agree.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from hyperhive.search_spaces.metric_names import SPLIT_SCALARS
 
 from hyperhive.payloads import MAX_MATRIX_CLASSES, MAX_PER_CLASS_CLASSES
-from search_spaces.metric_names import SPLIT_SCALARS
 
 SCALARS = SPLIT_SCALARS
 

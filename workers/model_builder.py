@@ -5,10 +5,11 @@ allow-list: nothing in a document can run code.
   (a ``choice`` that skipped a layer) are dropped and nested lists (a chosen set of layers) are spliced
   in place (as :func:`search_spaces.flatten_layers` does); errors name a layer by its path in the
   configuration (``model.layers[1][0]``).
-- Each layer ``{type: T, **arguments}``: ``T`` must be in :data:`search_spaces.keras_names.LAYER_TYPES`
+- Each layer ``{type: T, **arguments}``: ``T`` must be in
+  :data:`hyperhive.search_spaces.keras_names.LAYER_TYPES`
   and is built with ``keras.layers.T.from_config(arguments)``; arguments must be plain values (a mapping
   would be read by Keras as a serialised object). ``input_shape`` is ignored: it comes from the dataset.
-  ``ResidualBlock`` and ``InceptionBlock`` are built by :mod:`workers.blocks`.
+  ``ResidualBlock`` and ``InceptionBlock`` are built by :mod:`hyperhive.workers.blocks`.
 - The input is ``keras.Input(dataset shape)``, followed by the augmentation layers (active in training
   only). The head ``Dense(n_classes, softmax)`` is appended, after a ``Flatten`` when the features are
   not flat yet, unless the last layer already is that Dense.
@@ -20,10 +21,11 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hyperhive.search_spaces.keras_names import COMPOSITE_BLOCKS, LAYER_TYPES
+from hyperhive.workers.backend import import_keras
+from hyperhive.workers.blocks import BLOCK_BUILDERS, BlockError
+
 from hyperhive.errors import HyperhiveError
-from search_spaces.keras_names import COMPOSITE_BLOCKS, LAYER_TYPES
-from workers.backend import import_keras
-from workers.blocks import BLOCK_BUILDERS, BlockError
 
 HEAD_NAME = "predictions"
 AUGMENTATION_KEYS = ("flip", "rotation", "translation", "zoom", "contrast")

@@ -5,8 +5,8 @@ is an error of the search document: :func:`resolve` raises it before the functio
 worker fails the whole search with it. What the function itself raises fails only its trial.
 
 A worker runs a function only when its module is one of the allowed prefixes or inside one
-(``search_spaces.objectives`` allows ``search_spaces.objectives`` and ``search_spaces.objectives.x``,
-not ``search_spaces.objectives_evil``). The prefixes are ``Settings.allow_objective`` plus the worker's
+(``hyperhive.demo_objectives`` allows ``hyperhive.demo_objectives`` and ``hyperhive.demo_objectives.x``,
+not ``hyperhive.demo_objectives_evil``). The prefixes are ``Settings.allow_objective`` plus the worker's
 ``--allow-objective`` flags. A refused function fails its trial with :class:`ObjectiveRefused`.
 
 The reference names ONE plain function (see :func:`resolve`): the part after the colon is a single name,

@@ -1,10 +1,10 @@
 """The ``training`` section's optimizer, learning-rate schedule and loss as Keras objects.
 
-- ``optimizer: {type: T, **arguments}``: ``T`` in :data:`search_spaces.keras_names.OPTIMIZER_TYPES`,
+- ``optimizer: {type: T, **arguments}``: ``T`` in :data:`hyperhive.search_spaces.keras_names.OPTIMIZER_TYPES`,
   built as ``keras.optimizers.T(**arguments)`` (SGD ``momentum``/``nesterov``, Adam ``beta_1``/
   ``beta_2``/``epsilon``, AdamW ``weight_decay``, ...).
 - ``learning_rate`` may be a number or a schedule ``{type: S, **arguments}`` with ``S`` in
-  :data:`~search_spaces.keras_names.LR_SCHEDULES` (``keras.optimizers.schedules.S``). A schedule
+  :data:`~hyperhive.search_spaces.keras_names.LR_SCHEDULES` (``keras.optimizers.schedules.S``). A schedule
   without ``decay_steps`` decays over the whole training run (epochs x steps per epoch).
 - ``loss``: a Keras loss name (default ``categorical_crossentropy``); losses named ``sparse_*`` take
   integer labels, the others one-hot labels.
@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hyperhive.search_spaces import TRAINING_DEFAULTS
+from hyperhive.search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
+
 from hyperhive.errors import HyperhiveError
-from search_spaces import TRAINING_DEFAULTS
-from search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
 
 DECAY_STEP_SCHEDULES = ("ExponentialDecay", "CosineDecay", "InverseTimeDecay", "PolynomialDecay")
 

@@ -63,9 +63,9 @@ def retrain(
     log: logging.Logger | None = None,
 ) -> Retrained:
     """Retrain and save to ``out`` (``.keras`` or ``.h5``); returns the new metrics."""
-    from workers.backend import release_trial_memory
-    from workers.datasets import search_dataset
-    from workers.training import run_keras_trial
+    from hyperhive.workers.backend import release_trial_memory
+    from hyperhive.workers.datasets import search_dataset
+    from hyperhive.workers.training import run_keras_trial
 
     if out.suffix not in MODEL_SUFFIXES:
         raise RetrainError(f"--out {out}: Keras saves whole models as .keras (or .h5) files")

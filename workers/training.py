@@ -11,10 +11,12 @@
   turns True (checked after every batch), training stops and the outcome is ``stopped`` (no final
   metrics: the trial is pruned, cancelled or handed back). ``training.early_stopping`` ends training
   normally.
-- Final metrics (:mod:`workers.metrics`): validation (and test when ``evaluate_test`` and the dataset has a
+- Final metrics (:mod:`hyperhive.workers.metrics`): validation (and test when ``evaluate_test`` and the
+  dataset has a
   test split), plus ``train_loss``, ``train_accuracy`` (last epoch), ``params``, ``epochs`` (run) and
   ``train_time`` (seconds in ``fit``).
-- Afterwards the model is dropped and :func:`workers.backend.release_trial_memory` frees what the trial
+- Afterwards the model is dropped and :func:`hyperhive.workers.backend.release_trial_memory` frees what the
+  trial
   left (unless ``keep_model``, for ``hyperhive retrain``: the caller then releases).
 """
 
@@ -28,13 +30,18 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-
-from search_spaces import TRAINING_DEFAULTS
-from workers.backend import import_keras, release_trial_memory
-from workers.datasets import Dataset
-from workers.metrics import scalar_scores, split_metrics
-from workers.model_builder import ModelBuildError, build_model, layer_summary
-from workers.optimizers import TrainingConfigError, build_loss, build_optimizer, loss_name, sparse_labels
+from hyperhive.search_spaces import TRAINING_DEFAULTS
+from hyperhive.workers.backend import import_keras, release_trial_memory
+from hyperhive.workers.datasets import Dataset
+from hyperhive.workers.metrics import scalar_scores, split_metrics
+from hyperhive.workers.model_builder import ModelBuildError, build_model, layer_summary
+from hyperhive.workers.optimizers import (
+    TrainingConfigError,
+    build_loss,
+    build_optimizer,
+    loss_name,
+    sparse_labels,
+)
 
 DEFAULT_VALIDATION_SPLIT = 0.1
 EPOCH_SCORES = ("val_precision", "val_recall", "val_f1")
@@ -181,7 +188,7 @@ def _compiled(
     timings: dict[str, float],
 ) -> _Compiled:
     """Seed, read the training section, build and compile the model of ``config`` (no training).
-    Raises :class:`~workers.model_builder.ModelBuildError` or :class:`TrainingConfigError`."""
+    Raises :class:`~hyperhive.workers.model_builder.ModelBuildError` or :class:`TrainingConfigError`."""
     t = time.perf_counter()
     keras.utils.set_random_seed(int(seed))
     training = training_section(config)
@@ -240,8 +247,9 @@ def run_keras_trial(
 ) -> TrainingOutcome:
     """Train and evaluate the model of ``config`` on ``dataset`` (see the module docstring).
 
-    Raises :class:`~workers.model_builder.ModelBuildError`,
-    :class:`~workers.optimizers.TrainingConfigError` or :class:`~workers.datasets.DatasetError` for a
+    Raises :class:`~hyperhive.workers.model_builder.ModelBuildError`,
+    :class:`~hyperhive.workers.optimizers.TrainingConfigError` or
+    :class:`~hyperhive.workers.datasets.DatasetError` for a
     configuration that cannot be trained; anything Keras raises while training propagates.
     """
     outcome = TrainingOutcome(history=[])

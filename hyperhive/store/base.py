@@ -143,7 +143,7 @@ from hyperhive.store.rules import no_success_error, worker_lost_error
 
 if TYPE_CHECKING:
     from hyperhive.quotas import Usage
-    from search_spaces import SearchSpec
+    from hyperhive.search_spaces import SearchSpec
 
 TRIAL_SORT_FIELDS = ("number", "value", "created_at", "finished_at")
 TOKEN_TOUCH_SECONDS = 60.0
@@ -181,7 +181,7 @@ def trial_limit(limit: int | None = None) -> int:
     imported lazily: the store does not load the search-space compiler)."""
     if limit is not None:
         return limit
-    from search_spaces.document import MAX_TRIALS_LIMIT
+    from hyperhive.search_spaces.document import MAX_TRIALS_LIMIT
 
     return MAX_TRIALS_LIMIT
 

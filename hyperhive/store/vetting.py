@@ -34,8 +34,8 @@ from hyperhive.errors import NotFound
 from hyperhive.models import Search, Trial, TrialState
 
 if TYPE_CHECKING:
+    from hyperhive.search_spaces import SearchSpec
     from hyperhive.store.base import Store
-    from search_spaces import SearchSpec
 
 MAX_SEED = 2**31 - 1
 
@@ -56,7 +56,7 @@ class OwnerPolicy:
 def vet_search(store: Store, search: Search, trials: list[Trial], policy: OwnerPolicy) -> None:
     """Validate ``search`` and ``trials`` in place (see the module doc); :class:`ValueError` naming the
     field when something is not what a submitted search could hold."""
-    from search_spaces import MAX_TRIALS_LIMIT, SpecError, validate
+    from hyperhive.search_spaces import MAX_TRIALS_LIMIT, SpecError, validate
 
     search.owner = policy.owner_of(search.owner)
     if not isinstance(search.document, dict):
@@ -136,8 +136,8 @@ class _Vals:
     """Checks trials' ``vals`` against the space and their ``config`` against the ``vals``."""
 
     def __init__(self, spec: SearchSpec) -> None:
-        from search_spaces import parameters
-        from search_spaces.distributions import NUMERIC_DISTRIBUTIONS
+        from hyperhive.search_spaces import parameters
+        from hyperhive.search_spaces.distributions import NUMERIC_DISTRIBUTIONS
 
         self.spec = spec
         self.ranges = {

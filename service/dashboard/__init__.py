@@ -12,10 +12,9 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
-
-from service.dashboard import data, pages
-from service.dashboard.importance import ImportanceCache
-from service.dashboard.views import RowCache
+from hyperhive.service.dashboard import data, pages
+from hyperhive.service.dashboard.importance import ImportanceCache
+from hyperhive.service.dashboard.views import RowCache
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}

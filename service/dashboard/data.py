@@ -11,16 +11,16 @@ import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from hyperhive.service.dashboard.importance import ImportanceCache
+from hyperhive.service.dashboard.render import dataset_label, elapsed, number, to_json, to_yaml
+from hyperhive.service.dashboard.session import DataUser, check_csrf
+from hyperhive.service.dashboard.views import RowCache, param_meta
+from hyperhive.service.deps import SettingsDep, StoreDep, owned_search
+from hyperhive.service.schemas import ExtendRequest
 from pydantic import BaseModel, Field
 
 from hyperhive.errors import NotFound
 from hyperhive.models import Search
-from service.dashboard.importance import ImportanceCache
-from service.dashboard.render import dataset_label, elapsed, number, to_json, to_yaml
-from service.dashboard.session import DataUser, check_csrf
-from service.dashboard.views import RowCache, param_meta
-from service.deps import SettingsDep, StoreDep, owned_search
-from service.schemas import ExtendRequest
 
 router = APIRouter(prefix="/dashboard-api", tags=["dashboard"], include_in_schema=False)
 
@@ -240,7 +240,7 @@ def extend(
     search_id: str, body: ExtendBody, store: StoreDep, settings: SettingsDep, user: DataUser
 ) -> dict[str, Any]:
     """Add ``n`` trials (the same rules as ``POST /api/searches/{id}/extend``; CSRF-protected)."""
-    from service.routes.searches import extend_search
+    from hyperhive.service.routes.searches import extend_search
 
     extend_search(search_id, ExtendRequest(n=body.n), store, settings, user)
     return search_summary(store.get_search(search_id), store.clock())

@@ -9,20 +9,20 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-
-from hyperhive.errors import NotFound
-from hyperhive.models import SearchStatus, TokenInfo
-from service.dashboard import data
-from service.dashboard.data import search_summary
-from service.dashboard.render import elapsed, page
-from service.dashboard.session import (
+from hyperhive.service.dashboard import data
+from hyperhive.service.dashboard.data import search_summary
+from hyperhive.service.dashboard.render import elapsed, page
+from hyperhive.service.dashboard.session import (
     COOKIE,
     COOKIE_MAX_AGE,
     MaybeUser,
     check_origin,
     safe_next,
 )
-from service.deps import SettingsDep, StoreDep, may_see, owned_search, owned_trial
+from hyperhive.service.deps import SettingsDep, StoreDep, may_see, owned_search, owned_trial
+
+from hyperhive.errors import NotFound
+from hyperhive.models import SearchStatus, TokenInfo
 
 router = APIRouter(include_in_schema=False)
 
@@ -221,7 +221,7 @@ def compare_page(
     trials: Annotated[str, Query(max_length=MAX_COMPARED * 70)] = "",
 ) -> Response:
     """Two to five trials side by side: configuration (differences marked), metrics, curves overlaid."""
-    from service.flatten import flatten, scalar_metrics
+    from hyperhive.service.flatten import flatten, scalar_metrics
 
     ids = list(dict.fromkeys(t.strip() for t in trials.split(",") if t.strip()))
     if not 2 <= len(ids) <= MAX_COMPARED:

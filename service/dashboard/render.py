@@ -108,7 +108,7 @@ _env.globals.update(
 def page(
     request: Request, template: str, user: TokenInfo | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    from service.dashboard.session import csrf_token
+    from hyperhive.service.dashboard.session import csrf_token
 
     html = _env.get_template(template).render(
         request=request,

@@ -31,7 +31,7 @@ MAX_CACHED_SEARCHES = 16
 
 
 def _option_label(node: Any, index: int) -> str:
-    from search_spaces.nodes import Const
+    from hyperhive.search_spaces.nodes import Const
 
     if isinstance(node, Const):
         v = node.value
@@ -42,8 +42,8 @@ def _option_label(node: Any, index: int) -> str:
 def _numbered_choice_labels(document: dict[str, Any]) -> dict[str, list[str]]:
     """For each choice without option names, its options' values as labels (``16``, ``relu``), so a
     plot says what was chosen rather than the option's index."""
-    from search_spaces.compiler import parse_sections
-    from search_spaces.nodes import Choice, iter_params
+    from hyperhive.search_spaces.compiler import parse_sections
+    from hyperhive.search_spaces.nodes import Choice, iter_params
 
     out = {}
     for node in parse_sections(document).values():
@@ -55,7 +55,7 @@ def _numbered_choice_labels(document: dict[str, Any]) -> dict[str, list[str]]:
 
 def param_meta(search: Search) -> list[dict[str, Any]]:
     """The search's parameters for plots: label, distribution, option labels of a choice, integer, log."""
-    from search_spaces import parameters
+    from hyperhive.search_spaces import parameters
 
     try:
         params = parameters(search.document)

@@ -2,7 +2,7 @@
 
 A search is submitted as its raw document: JSON (``application/json``) or YAML (``application/yaml``,
 ``application/x-yaml``, ``text/yaml``, ``text/x-yaml``); any other content type, ``text/plain`` and none
-included, is 415 (a browser sends those cross-site without asking: see :mod:`service.http_policy`).
+included, is 415 (a browser sends those cross-site without asking: see :mod:`hyperhive.service.http_policy`).
 A Hyperas script is sent as ``text/x-python`` with the document's other fields as query parameters
 (``?name=mnist&max_trials=30&algorithm=tpe&seed=1&mode=min``); it becomes ``{script: <text>, ...}``.
 A search with a ``script`` runs the submitter's code on the workers (``--allow-code`` ones only): only
@@ -25,17 +25,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
-from hyperhive.errors import LimitExceeded, NotFound
-from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
-from hyperhive.npz import DatasetError, Limits, check_decoded
-from hyperhive.store.base import Store, runs_code
-from search_spaces import MAX_TRIALS_LIMIT
-from service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
-from service.export import export_filename, public_bundle, trials_csv
-from service.quotas import within_quota
-from service.sampled import sampled_params
-from service.schemas import (
+from hyperhive.search_spaces import MAX_TRIALS_LIMIT
+from hyperhive.service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
+from hyperhive.service.export import export_filename, public_bundle, trials_csv
+from hyperhive.service.quotas import within_quota
+from hyperhive.service.sampled import sampled_params
+from hyperhive.service.schemas import (
     ExtendRequest,
     Page,
     SearchDetail,
@@ -44,6 +39,11 @@ from service.schemas import (
     TrialPublic,
     ValidationErrorResponse,
 )
+
+from hyperhive.errors import LimitExceeded, NotFound
+from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
+from hyperhive.npz import DatasetError, Limits, check_decoded
+from hyperhive.store.base import Store, runs_code
 
 router = APIRouter(prefix="/api/searches", tags=["searches"])
 
@@ -71,7 +71,7 @@ _SUBMIT_BODY = {
 async def read_document(request: Request) -> dict[str, Any]:
     """The request body parsed as a search document (415 for an unknown content type; 422 for bad text;
     the body size is limited by the middleware while it streams in)."""
-    from search_spaces import parse_text
+    from hyperhive.search_spaces import parse_text
 
     content_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if content_type in JSON_TYPES:
@@ -92,7 +92,7 @@ async def read_document(request: Request) -> dict[str, Any]:
 
 def _script_document(body: bytes, request: Request) -> dict[str, Any]:
     """The search document of a Hyperas script sent as ``text/x-python`` with its fields in the query."""
-    from search_spaces import FieldError, SpecError
+    from hyperhive.search_spaces import FieldError, SpecError
 
     errors: list[FieldError] = []
     try:
@@ -117,7 +117,7 @@ def _script_document(body: bytes, request: Request) -> dict[str, Any]:
         raise SpecError(errors)
     doc.setdefault("name", "hyperas")
     if "max_trials" not in doc:
-        from search_spaces.hyperas import script_max_evals
+        from hyperhive.search_spaces.hyperas import script_max_evals
 
         evals = script_max_evals(text)
         if evals is not None:
@@ -149,7 +149,7 @@ def _refuse_code(settings: Any, user: TokenInfo) -> None:
 def _check_dataset(store: Store, user: TokenInfo, dataset: Any, limits: Limits | None = None) -> None:
     """Dataset sources this user may use (see the module docstring); 422 naming the field otherwise.
     An upload must fit ``limits.max_dataset_bytes`` once decoded, resized to ``image_size`` if given."""
-    from search_spaces import FieldError, SpecError
+    from hyperhive.search_spaces import FieldError, SpecError
 
     if not isinstance(dataset, dict):
         return
@@ -246,7 +246,7 @@ async def create_search(
 ) -> SearchDetail:
     """Submit a search document (JSON or YAML). 201 with the stored search, ``pending``; 403 over the
     user's quota (running searches, trials, stored bytes)."""
-    from search_spaces import validate
+    from hyperhive.search_spaces import validate
 
     document = await read_document(request)
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-
-from service.deps import CurrentUser, StoreDep, owned_trial
-from service.sampled import sampled_params
-from service.schemas import TrialDetail
+from hyperhive.service.deps import CurrentUser, StoreDep, owned_trial
+from hyperhive.service.sampled import sampled_params
+from hyperhive.service.schemas import TrialDetail
 
 router = APIRouter(prefix="/api/trials", tags=["trials"])
 

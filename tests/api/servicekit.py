@@ -34,7 +34,7 @@ name: quad
 algorithm: random
 max_trials: {n}
 seed: 3
-objective: {{function: "search_spaces.objectives:branin"}}
+objective: {{function: "hyperhive.demo_objectives:branin"}}
 params:
   x: {{uniform: [-5, 10]}}
   y: {{uniform: [0, 15]}}
@@ -59,7 +59,7 @@ def bearer(secret: str) -> dict[str, str]:
 
 
 def make_client(settings: Settings, store: Store) -> TestClient:
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     # 127.0.0.1, not TestClient's default "testserver": the API answers only hosts it is reached by
     return TestClient(create_app(settings, store), base_url="http://127.0.0.1", raise_server_exceptions=False)

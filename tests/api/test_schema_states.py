@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 
+from hyperhive.search_spaces.spec import ALGORITHM_OPTIONS, HYPEROPT_OPTION_NAMES, hyperopt_options
+from hyperhive.service.schemas import (
+    Counts,
+    SearchDetail,
+    SearchPublic,
+    TrialDetail,
+    TrialPublic,
+    TrialSummary,
+)
+
 from hyperhive.models import SearchStatus, TrialCounts, TrialState
-from search_spaces.spec import ALGORITHM_OPTIONS, HYPEROPT_OPTION_NAMES, hyperopt_options
-from service.schemas import Counts, SearchDetail, SearchPublic, TrialDetail, TrialPublic, TrialSummary
 
 
 def enum_values(model: type, field: str) -> list[str]:

@@ -63,11 +63,11 @@ def test_allow_objective_from_the_environment_is_comma_separated_and_adds_to_the
     from hyperhive.settings import Settings, parse_objective_prefixes
 
     assert Settings(allow_objective="mypkg, other.mod").allow_objective == [  # type: ignore[arg-type]
-        "search_spaces.objectives",
+        "hyperhive.demo_objectives",
         "mypkg",
         "other.mod",
     ]
-    assert parse_objective_prefixes('["a.b"]') == ["search_spaces.objectives", "a.b"]
+    assert parse_objective_prefixes('["a.b"]') == ["hyperhive.demo_objectives", "a.b"]
 
 
 def test_store_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
@@ -77,7 +77,7 @@ def test_store_export_into_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
 
     from servicekit import EXAMPLES
 
-    import search_spaces
+    from hyperhive import search_spaces
     from hyperhive.store import SQLiteStore
 
     store = SQLiteStore(tmp_path / "x.db")

@@ -9,10 +9,15 @@ from typing import Any
 
 import pytest
 import typer
+from hyperhive.service.cli_client import (
+    exit_status,
+    follow_and_report,
+    follow_until_interrupted,
+    no_result_note,
+)
 from typer.testing import CliRunner
 
 from hyperhive.cli import app
-from service.cli_client import exit_status, follow_and_report, follow_until_interrupted, no_result_note
 
 ERROR = "ObjectiveRefused: objective function 'os:system' refused"
 
@@ -157,7 +162,7 @@ def search_state(status: str, done: int, failed: int, running: int, max_trials: 
 
 def test_progress_says_each_count_once() -> None:
     """Regression: `5/30 running 1 running` and `3/3 completed 0 running, 3 failed best: -`."""
-    from service.follow import progress_line
+    from hyperhive.service.follow import progress_line
 
     line = progress_line(search_state("running", done=4, failed=1, running=1))
     assert line == "search s1 (quad) 5/30: 4 done, 1 failed, 1 running, 24 queued; best loss 0.5"
@@ -173,10 +178,9 @@ def test_follow_into_a_pipe_prints_progress_lines_and_says_when_no_worker_is_ali
     """Regression: `follow` printed nothing until the end when its output was a pipe or a file."""
     import io
 
+    from hyperhive.service import follow as follow_module
+    from hyperhive.service.follow import NO_WORKER, follow
     from rich.console import Console
-
-    from service import follow as follow_module
-    from service.follow import NO_WORKER, follow
 
     monkeypatch.setattr(follow_module, "WORKER_CHECK_SECONDS", 0.0)
 

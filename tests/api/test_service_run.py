@@ -218,7 +218,7 @@ def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> 
 
 def test_run_works_on_its_own_search_only(tmp_path: Path) -> None:
     """Regression: `run FILE` also ran every other unfinished search in the store (twice as long)."""
-    import search_spaces
+    from hyperhive import search_spaces
 
     (tmp_path / ".hyperhive").mkdir()
     store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")

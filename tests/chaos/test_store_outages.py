@@ -20,7 +20,7 @@ import pytest
 from chaoskit import Server, WorkerProc, kill
 from invariants import assert_search_consistent, sqlite_integrity
 
-import search_spaces
+from hyperhive import search_spaces
 from hyperhive.models import Search, SearchStatus
 from hyperhive.store import SQLiteStore
 
@@ -134,8 +134,9 @@ def test_api_answers_503_when_the_lock_outlasts_its_patience(tmp_path: Path) -> 
     unavailable, within a bounded time, not a 500 or a request hanging for minutes; then back to 201."""
     import warnings
 
+    from hyperhive.service.app import create_app
+
     from hyperhive.settings import Settings
-    from service.app import create_app
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

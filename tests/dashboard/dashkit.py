@@ -15,11 +15,11 @@ from typing import Any
 
 import uvicorn
 import yaml
+from hyperhive.search_spaces import load
 
 from hyperhive.models import Search, TrialResult
 from hyperhive.settings import Settings
 from hyperhive.store.base import Store
-from search_spaces import load
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -37,7 +37,7 @@ class ThreadServer:
     """uvicorn serving ``create_app(settings, store)`` on a free port in a daemon thread."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
-        from service.app import create_app
+        from hyperhive.service.app import create_app
 
         config = uvicorn.Config(create_app(settings, store), host="127.0.0.1", port=0, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -280,7 +280,7 @@ def test_user_text_is_shown_as_text_never_run(world: World, tab_factory: Any) ->
 def test_above_the_cap_the_parameter_plots_draw_a_sample_and_say_so(
     world: World, tab_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.dashboard import data
+    from hyperhive.service.dashboard import data
 
     monkeypatch.setattr(data, "PLOT_BEST", 3)
     monkeypatch.setattr(data, "PLOT_RANDOM", 2)

@@ -30,7 +30,7 @@ def store(tmp_path: Path) -> Iterator[SQLiteStore]:
 
 
 def app_client(tmp_path: Path, store: Store, **kw: object) -> TestClient:
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home", **kw)
     return TestClient(create_app(settings, store), raise_server_exceptions=False, base_url="http://127.0.0.1")
@@ -239,14 +239,14 @@ def test_the_sign_in_link_fills_the_form_but_signs_in_only_on_submit(
 def test_importance_ranks_the_parameter_that_drives_the_objective(
     client: TestClient, store: SQLiteStore
 ) -> None:
-    from search_spaces import load
+    from hyperhive.search_spaces import load
 
     doc = {
         "name": "imp",
         "algorithm": "random",
         "max_trials": 40,
         "seed": 1,
-        "objective": {"function": "search_spaces.objectives:branin"},
+        "objective": {"function": "hyperhive.demo_objectives:branin"},
         "params": {"x": {"uniform": [-5, 10]}, "y": {"uniform": [0, 15]}, "z": {"choice": ["a", "b"]}},
     }
     _, alice = store.create_token("alice")
@@ -322,7 +322,7 @@ def test_curves_are_read_on_demand_and_again_when_the_trial_changes(
 def test_the_parameter_plots_get_the_best_and_a_random_sample_above_the_cap(
     client: TestClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from service.dashboard import data
+    from hyperhive.service.dashboard import data
 
     _, alice = store.create_token("alice")
     search = create_search(store, "alice", "s1", 12)

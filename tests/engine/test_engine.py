@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import objectives, validate
 
 from hyperhive.engine import Engine, trial_to_doc
 from hyperhive.models import TrialResult, TrialState
 from hyperhive.store import SQLiteStore, Store
-from search_spaces import objectives, validate
 
 
 def branin_doc(algorithm: Any, max_trials: int, seed: int) -> dict[str, Any]:
@@ -20,7 +20,11 @@ def branin_doc(algorithm: Any, max_trials: int, seed: int) -> dict[str, Any]:
         "algorithm": algorithm,
         "max_trials": max_trials,
         "seed": seed,
-        "objective": {"function": "search_spaces.objectives:branin", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:branin",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {"x": {"uniform": [-5, 10]}, "y": {"uniform": [0, 15]}},
     }
 
@@ -54,7 +58,11 @@ def quadratic_doc(algorithm: Any, max_trials: int, seed: int) -> dict[str, Any]:
         "algorithm": algorithm,
         "max_trials": max_trials,
         "seed": seed,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {f"p{i}": {"uniform": [-1, 1]} for i in range(4)},
     }
 

@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult, TrialState
 from hyperhive.store import SQLiteStore, Store
-from search_spaces import validate
 
 ALGORITHMS = [
     "random",
@@ -37,7 +37,11 @@ def _doc(algorithm: Any, mode: str) -> dict[str, Any]:
         "max_trials": 20,
         "seed": 3,
         "max_consecutive_failures": 50,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "score", "mode": mode},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "score",
+            "mode": mode,
+        },
         "params": {
             "x": {"uniform": [0, 1]},
             "n": {"quniform": [1, 9, 1]},

@@ -7,11 +7,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hyperhive.search_spaces import validate
 from hyperopt import Trials, rand, tpe
 from hyperopt.base import STATUS_OK, Domain
 
 from hyperhive.tpe import CachedTPE
-from search_spaces import validate
 
 
 def lecture_space() -> Any:
@@ -25,7 +25,7 @@ def branin_space() -> Any:
     doc = {
         "name": "b",
         "max_trials": 10,
-        "objective": {"function": "search_spaces.objectives:branin"},
+        "objective": {"function": "hyperhive.demo_objectives:branin"},
         "params": {"x": {"uniform": [-5, 10]}, "y": {"uniform": [0, 15]}, "k": {"randint": [3, 9]}},
     }
     return validate(doc).space

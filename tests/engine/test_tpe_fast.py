@@ -15,12 +15,12 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from hyperhive.search_spaces import validate
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, rand, tpe, trials_from_docs
 from hyperopt.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING, Domain
 from hyperopt.pyll import scope
 
 from hyperhive.tpe_fast import FastTPE
-from search_spaces import validate
 
 test_domains = pytest.importorskip("hyperopt.tests.unit.test_domains")
 

@@ -28,7 +28,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 @pytest.fixture
 def api(settings: Settings, store: Store) -> TestClient:
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     return TestClient(create_app(settings, store), base_url="http://127.0.0.1", raise_server_exceptions=False)
 

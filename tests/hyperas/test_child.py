@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from workers.hyperas_child import Keras2History, keras3_hint, outcome
+from hyperhive.workers.hyperas_child import Keras2History, keras3_hint, outcome
 
 
 def test_outcome_takes_loss_status_and_scalar_extras() -> None:

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.workers.daemon import Worker, WorkerOptions
+from hyperhive.workers.hyperas_run import CodeLimits
 
-import search_spaces as ss
+from hyperhive import search_spaces as ss
 from hyperhive.models import SearchStatus, TrialState
 from hyperhive.store import SQLiteStore
 from hyperhive.store.base import Store
-from workers.daemon import Worker, WorkerOptions
-from workers.hyperas_run import CodeLimits
 
 HEAD = """\
 import os
@@ -107,7 +107,7 @@ def test_claim_skips_code_searches_without_allow_code_on_both_backends(tmp_path:
             again = s.claim("coder", 30, allow_code=True)
             assert again is not None and again.id == trial.id, backend
             s.release(again.id, again.lease_token or "")
-            objective = {"function": "search_spaces.objectives:quadratic"}
+            objective = {"function": "hyperhive.demo_objectives:quadratic"}
             plain = ss.validate(
                 {
                     "name": "plain",

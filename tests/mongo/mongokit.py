@@ -8,10 +8,11 @@ import os
 import uuid
 from typing import Any
 
+from hyperhive.search_spaces import validate
+
 from hyperhive.testing import FakeClock, search_document
 from hyperhive.testing import assert_mongo_consistent as assert_consistent
 from hyperhive.testing import mongo_test_store as make_mongo_store
-from search_spaces import validate
 
 __all__ = [
     "NO_SERVER",

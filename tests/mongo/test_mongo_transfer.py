@@ -12,6 +12,7 @@ from typing import Any
 import mongomock
 import pytest
 import yaml
+from hyperhive.search_spaces import validate
 from mongokit import FakeClock, make_mongo_store
 from typer.testing import CliRunner
 
@@ -20,7 +21,6 @@ from hyperhive.models import DatasetInfo, Search, TrialResult, TrialState
 from hyperhive.store import SQLiteStore, Store
 from hyperhive.store.cli import export_searches, import_records
 from hyperhive.store.mongo import MongoStore
-from search_spaces import validate
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "search_spaces" / "examples"
 DATA = bytes(range(256)) * 40_000 + b"tail"  # ~10 MB: more than two 4 MiB MongoDB chunks

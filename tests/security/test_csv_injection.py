@@ -25,7 +25,7 @@ PAYLOADS += ["\t=1+1", "\r=1+1"]
 
 
 def test_csv_export_escapes_formula_cells(tmp_path: Path) -> None:
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home")  # type: ignore[call-arg]
     store = SQLiteStore(tmp_path / "hh.db")
@@ -39,7 +39,7 @@ def test_csv_export_escapes_formula_cells(tmp_path: Path) -> None:
         "algorithm": "random",
         "max_trials": 30,
         "seed": 1,
-        "objective": {"function": "search_spaces.objectives:quadratic"},
+        "objective": {"function": "hyperhive.demo_objectives:quadratic"},
         "params": {"label": {"choice": PAYLOADS}, "x": {"uniform": [-5.0, -1.0]}},
     }
     r = client.post("/api/searches", json=document, headers=auth)

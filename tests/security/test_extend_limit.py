@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import MAX_TRIALS_LIMIT, validate
 
 from hyperhive.errors import LimitExceeded
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore, Store
-from search_spaces import MAX_TRIALS_LIMIT, validate
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -32,7 +32,11 @@ DOC = {
     "algorithm": "random",
     "max_trials": 1,
     "seed": 1,
-    "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+    "objective": {
+        "function": "hyperhive.demo_objectives:quadratic",
+        "metric": "loss",
+        "mode": "min",
+    },
     "params": {"x": {"uniform": [0, 1]}},
 }
 STEP = 24_999  # 1 + 4 * STEP fits under 100,000; a fifth does not
@@ -137,7 +141,7 @@ def test_sqlite_processes_never_pass_the_limit(tmp_path: Path) -> None:
 
 
 def test_api_answers_422_naming_n_for_every_refused_concurrent_extend(tmp_path: Path) -> None:
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     store = SQLiteStore(tmp_path / "hh.db")
     settings = Settings(store=f"sqlite:///{tmp_path / 'hh.db'}", home=tmp_path / "home")  # type: ignore[call-arg]

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import search_spaces
+from hyperhive import search_spaces
 from hyperhive.models import DatasetInfo
 from hyperhive.store import open_store
 
@@ -46,7 +46,7 @@ def _function_doc() -> dict[str, object]:
     return {
         "name": "perm",
         "max_trials": 2,
-        "objective": {"function": "search_spaces.objectives:quadratic"},
+        "objective": {"function": "hyperhive.demo_objectives:quadratic"},
         "params": {"x": {"uniform": [0, 1]}},
     }
 
@@ -98,9 +98,9 @@ def _npz() -> bytes:
 
 def test_the_api_upload_folder_is_private(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
+    from hyperhive.service.app import create_app
 
     from hyperhive.settings import Settings
-    from service.app import create_app
 
     home = tmp_path / "home"
     settings = Settings(store=f"sqlite:///{tmp_path / 'api.db'}", home=home, no_auth=True)  # type: ignore[call-arg]
@@ -117,7 +117,7 @@ def test_the_api_upload_folder_is_private(tmp_path: Path) -> None:
 
 
 def test_the_workers_dataset_cache_is_private(tmp_path: Path) -> None:
-    from workers.datasets import fetch_upload
+    from hyperhive.workers.datasets import fetch_upload
 
     data = _npz()
     store = open_store(f"sqlite:///{tmp_path / 'store.db'}")

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.workers.daemon import Worker, WorkerOptions
 
-import search_spaces
+from hyperhive import search_spaces
 from hyperhive.models import TrialState
 from hyperhive.store import SQLiteStore
-from workers.daemon import Worker, WorkerOptions
 
 PKG = "hhsec_objs"  # the allowed package (a unique name: modules stay imported for the whole session)
 EVIL = "hhsec_objs_evil"  # shares the allowed prefix as text, not as a dotted module path
@@ -181,14 +181,14 @@ def test_a_worker_refuses_objectives_outside_its_allowed_functions(
     # sorted keys make the argv: ["/bin/touch", "<marker>"]; "marker" is what the Python ones open
     params = {"/bin/touch": 0, str(marker): 0, "marker": str(marker)}
     search_id = _store_bypassing_validation(store, tmp_path / "store.db", function, params)
-    allow = ["search_spaces.objectives", PKG]
+    allow = ["hyperhive.demo_objectives", PKG]
     _run_worker(store, tmp_path, allow)
     (trial,) = store.list_trials(search_id)
     assert trial.state == TrialState.FAILED
     assert trial.error is not None and reason in trial.error, trial.error
     assert "Traceback" not in trial.error
     # the refusal says how to allow a module, never what this worker allows
-    assert "search_spaces.objectives" not in trial.error
+    assert "hyperhive.demo_objectives" not in trial.error
     assert not marker.exists()
 
 
@@ -237,9 +237,9 @@ def test_submit_refuses_attribute_chains_and_private_names(function: str) -> Non
 
 def test_the_api_answers_422_naming_objective_function(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
+    from hyperhive.service.app import create_app
 
     from hyperhive.settings import Settings
-    from service.app import create_app
 
     settings = Settings(store=f"sqlite:///{tmp_path / 'api.db'}", home=tmp_path / "home", no_auth=True)  # type: ignore[call-arg]
     api_store = SQLiteStore(tmp_path / "api.db")
@@ -247,7 +247,7 @@ def test_the_api_answers_422_naming_objective_function(tmp_path: Path) -> None:
         client = TestClient(
             create_app(settings, api_store), raise_server_exceptions=False, base_url="http://127.0.0.1"
         )
-        doc = _function_doc("search_spaces.objectives:math.sqrt", {"x": {"uniform": [0, 1]}})
+        doc = _function_doc("hyperhive.demo_objectives:math.sqrt", {"x": {"uniform": [0, 1]}})
         response = client.post("/api/searches", json=doc)
         assert response.status_code == 422, response.text
         assert "objective.function" in response.text and "no attribute chain" in response.text
@@ -268,7 +268,7 @@ def _export_line(tmp_path: Path, owner: str | None = "alice", **doc_overrides: A
     source = SQLiteStore(tmp_path / "source.db")
     try:
         doc = {
-            **_function_doc("search_spaces.objectives:quadratic", {"x": {"uniform": [0, 1]}}),
+            **_function_doc("hyperhive.demo_objectives:quadratic", {"x": {"uniform": [0, 1]}}),
             "max_trials": 3,
         }
         search = source.create_search(search_spaces.validate({**doc, **doc_overrides}), owner=owner)
@@ -304,7 +304,7 @@ TAMPERS = {
         "search.document.objective.function",
     ),
     "objective-private-name": (
-        lambda r: r["search"]["document"]["objective"].update(function="search_spaces.objectives:_numbers"),
+        lambda r: r["search"]["document"]["objective"].update(function="hyperhive.demo_objectives:_numbers"),
         "search.document.objective.function",
     ),
     "document-out-of-bounds": (
@@ -418,7 +418,7 @@ def test_store_import_of_a_malicious_objective_fails_cleanly_on_the_cli(tmp_path
     from hyperhive.cli import app
 
     record = _export_line(tmp_path)
-    record["search"]["document"]["objective"]["function"] = "search_spaces.objectives:math.sqrt"
+    record["search"]["document"]["objective"]["function"] = "hyperhive.demo_objectives:math.sqrt"
     bundle = tmp_path / "bundle.jsonl"
     bundle.write_text(json.dumps(record) + "\n")
     db = tmp_path / "target.db"

@@ -14,18 +14,22 @@ from typing import Any
 
 import bson
 import pytest
+from hyperhive.search_spaces import validate
+from hyperhive.workers.daemon import Heartbeat
+from hyperhive.workers.execution import TrialControl
 
 from hyperhive.store import SQLiteStore, Store
-from search_spaces import validate
-from workers.daemon import Heartbeat
-from workers.execution import TrialControl
 
 DOC = {
     "name": "long-training",
     "algorithm": "random",
     "max_trials": 2,
     "seed": 1,
-    "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+    "objective": {
+        "function": "hyperhive.demo_objectives:quadratic",
+        "metric": "loss",
+        "mode": "min",
+    },
     "params": {"x": {"uniform": [0, 1]}},
 }
 EPOCHS = 300

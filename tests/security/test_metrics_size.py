@@ -20,6 +20,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from hyperhive.search_spaces import parse_text, validate
 from servicekit import EXAMPLES, bearer, make_client
 from storekit import BACKENDS, make_store, search_doc
 
@@ -27,7 +28,6 @@ from hyperhive.models import TrialResult
 from hyperhive.payloads import MAX_HISTORY_EPOCHS, MAX_MATRIX_CLASSES, MAX_METRICS
 from hyperhive.settings import Settings
 from hyperhive.store import Store
-from search_spaces import parse_text, validate
 
 MONGO_LIMIT = 16 << 20
 TARGET = 8 << 20  # the caps' worst case is well below the limit
@@ -165,7 +165,7 @@ def test_search_and_list_responses_carry_scalar_metrics_only(store: Store, tmp_p
 
 
 def test_workers_do_not_compute_details_the_store_would_drop() -> None:
-    from workers.metrics import split_metrics
+    from hyperhive.workers.metrics import split_metrics
 
     y = np.arange(1200) % 1200
     probs = np.eye(1200, dtype=np.float32)

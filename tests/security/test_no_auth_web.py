@@ -21,12 +21,12 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from hyperhive.service.http_policy import allowed_hosts
 from servicekit import bearer, cli_env, function_yaml, good_npz, hyperhive, make_client
 
 from hyperhive.client import Client, ClientError
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
-from service.http_policy import allowed_hosts
 
 PATH_SEARCH = """\
 name: steal
@@ -166,8 +166,7 @@ def test_no_auth_refuses_worker_files_with_403(
 def live(settings: Settings, store: SQLiteStore) -> Iterator[str]:
     """The app under a real uvicorn server on 127.0.0.1 in a thread."""
     import uvicorn
-
-    from service.app import create_app
+    from hyperhive.service.app import create_app
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -222,6 +221,6 @@ def test_the_cli_submits_to_a_no_auth_server(live: str, store: SQLiteStore, tmp_
 
 def _function_json_tail() -> str:
     return (
-        '"algorithm": "random", "objective": {"function": "search_spaces.objectives:branin"}, '
+        '"algorithm": "random", "objective": {"function": "hyperhive.demo_objectives:branin"}, '
         '"params": {"x": {"uniform": [-5, 10]}, "y": {"uniform": [0, 15]}}}'
     )

@@ -18,13 +18,8 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from servicekit import bearer, function_yaml, make_client
-
-from hyperhive.engine import make_algorithm
-from hyperhive.settings import Settings
-from hyperhive.store import SQLiteStore
-from search_spaces import SpecError, validate
-from search_spaces.limits import (
+from hyperhive.search_spaces import SpecError, validate
+from hyperhive.search_spaces.limits import (
     ALGORITHM_MAXIMA,
     LAYER_ARGUMENT_MAXIMA,
     MAX_CHOICE_OPTIONS,
@@ -35,6 +30,11 @@ from search_spaces.limits import (
     MAX_STRING_CHARS,
     TRAINING_MAXIMA,
 )
+from servicekit import bearer, function_yaml, make_client
+
+from hyperhive.engine import make_algorithm
+from hyperhive.settings import Settings
+from hyperhive.store import SQLiteStore
 
 
 @pytest.fixture
@@ -348,7 +348,7 @@ def test_a_worker_refuses_a_configuration_beyond_the_limits(tmp_path: Path, stor
     by the worker before it loads a dataset or builds a model."""
     import dataclasses
 
-    from workers.execution import ExecutionContext, TrialControl, execute_trial
+    from hyperhive.workers.execution import ExecutionContext, TrialControl, execute_trial
 
     search = store.create_search(validate(keras_doc()), owner="alice")
     trial = store.claim("w-1", 30.0)

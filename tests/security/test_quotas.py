@@ -34,7 +34,11 @@ def doc(max_trials: int = 2, name: str = "q") -> dict[str, Any]:
         "algorithm": "random",
         "max_trials": max_trials,
         "seed": 1,
-        "objective": {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"},
+        "objective": {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "loss",
+            "mode": "min",
+        },
         "params": {"x": {"uniform": [0, 1]}},
     }
 
@@ -52,7 +56,7 @@ class App:
     def __init__(self, store: Store, tmp_path: Path, **settings: Any) -> None:
         self.store = store
         self.settings = Settings(store="sqlite:///unused.db", home=tmp_path / "home", **settings)  # type: ignore[call-arg]
-        from service.app import create_app
+        from hyperhive.service.app import create_app
 
         self.app = create_app(self.settings, store)
         self.client = TestClient(self.app, raise_server_exceptions=False, base_url="http://127.0.0.1")
@@ -223,7 +227,8 @@ def test_concurrent_submits_do_not_pass_the_quota(tmp_path: Path) -> None:
 
 
 def test_cli_sets_and_shows_quotas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import service.cli_quota as cli_quota
+    import hyperhive.service.cli_quota as cli_quota
+
     from hyperhive.cli import app
     from hyperhive.client import Client
 

@@ -290,7 +290,7 @@ def test_small_bomb_sizes_are_what_the_tests_claim() -> None:
 WORKER_PROBE = """
 import sys
 from pathlib import Path
-from workers.datasets import DatasetError, load_dataset
+from hyperhive.workers.datasets import DatasetError, load_dataset
 
 def hwm():
     for line in Path("/proc/self/status").read_text().splitlines():

@@ -98,8 +98,9 @@ def test_hyperhive_up_gives_its_workers_the_store_url_outside_argv(tmp_path: obj
     """Every local user can read a process's command line (``ps``): the URL travels in the environment."""
     from pathlib import Path
 
+    from hyperhive.service.embedded import Embedded
+
     from hyperhive.settings import Settings
-    from service.embedded import Embedded
 
     home = Path(str(tmp_path)) / "home"
     url = "mongodb://hh:SECRET@db.internal/hive"

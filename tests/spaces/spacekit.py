@@ -5,8 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from search_spaces import SearchSpec, SpecError, validate
+from hyperhive.search_spaces import SearchSpec, SpecError, validate
 
 
 def function_doc(params: Any, **extra: Any) -> dict[str, Any]:
@@ -14,7 +13,7 @@ def function_doc(params: Any, **extra: Any) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "name": "t",
         "max_trials": 10,
-        "objective": {"function": "search_spaces.objectives:quadratic"},
+        "objective": {"function": "hyperhive.demo_objectives:quadratic"},
         "params": params,
     }
     doc.update(extra)

@@ -7,10 +7,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperopt import STATUS_OK, Trials, fmin
-from spacekit import model_doc, spec_of
-
-from search_spaces import (
+from hyperhive.search_spaces import (
     MAX_PARAMETERS,
     SpecError,
     compile_space,
@@ -21,6 +18,8 @@ from search_spaces import (
     sample,
     validate,
 )
+from hyperopt import STATUS_OK, Trials, fmin
+from spacekit import model_doc, spec_of
 
 NESTED: dict[str, Any] = {
     "model": {

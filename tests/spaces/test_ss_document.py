@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
-from search_spaces import MAX_BYTES, MAX_DEPTH, MAX_NODES, SpecError, parse_text
-from search_spaces.document import normalize_document
+from hyperhive.search_spaces import MAX_BYTES, MAX_DEPTH, MAX_NODES, SpecError, parse_text
+from hyperhive.search_spaces.document import normalize_document
 
 
 def error_text(text: str | bytes, fmt: str | None = None) -> str:

@@ -7,9 +7,9 @@ import math
 from pathlib import Path
 
 import pytest
+from hyperhive.search_spaces import flatten_layers, load, objectives, parse_text
 
-import search_spaces
-from search_spaces import flatten_layers, load, objectives, parse_text
+from hyperhive import search_spaces
 
 EXAMPLES = sorted((Path(search_spaces.__file__).parent / "examples").glob("*.yaml"))
 
@@ -69,7 +69,7 @@ def test_architecture_swap_uses_all_three() -> None:
 
 def test_function_objective_example() -> None:
     spec = load((EXAMPLES[0].parent / "function-objective.yaml").read_text())
-    assert spec.objective_function == "search_spaces.objectives:branin"
+    assert spec.objective_function == "hyperhive.demo_objectives:branin"
     assert (spec.objective_metric, spec.objective_mode) == ("loss", "min")
     for seed in range(20):
         params = spec.sample(seed)["params"]

@@ -7,17 +7,16 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from spacekit import assert_error, errors_of, function_doc, model_doc
-
-from search_spaces import TRAINING_DEFAULTS, SpecError, keras_table, load, validate
-from search_spaces.keras_names import (
+from hyperhive.search_spaces import TRAINING_DEFAULTS, SpecError, keras_table, load, validate
+from hyperhive.search_spaces.keras_names import (
     COMPOSITE_BLOCK_ARGUMENTS,
     COMPOSITE_BLOCKS,
     LAYER_TYPES,
     LR_SCHEDULES,
     OPTIMIZER_TYPES,
 )
-from search_spaces.metric_names import KERAS_OBJECTIVE_METRICS
+from hyperhive.search_spaces.metric_names import KERAS_OBJECTIVE_METRICS
+from spacekit import assert_error, errors_of, function_doc, model_doc
 
 FIRST_HOUR = """\
 name: first-hour
@@ -298,7 +297,7 @@ def test_objective_metrics() -> None:
     assert spec.objective_metric == "test_f1" and spec.maximize
     assert_error(model_doc(objective={"metric": "auc"}), "objective.metric", "unknown metric 'auc' (known: ")
     # a function search reports what its function returns: any name
-    objective = {"function": "search_spaces.objectives:quadratic", "metric": "val_acc"}
+    objective = {"function": "hyperhive.demo_objectives:quadratic", "metric": "val_acc"}
     assert validate(function_doc({"x": 1}, objective=objective)).objective_metric == "val_acc"
 
 
@@ -377,7 +376,7 @@ def test_median_pruning_needs_a_metric_known_after_every_epoch() -> None:
 
 
 def test_augmentation_matches_keras() -> None:
-    from search_spaces.training_section import _AUGMENTATION
+    from hyperhive.search_spaces.training_section import _AUGMENTATION
 
     flip = _AUGMENTATION["flip"]
     assert set(flip.choices) == set(keras_table.FLIP_MODES)  # type: ignore[attr-defined]

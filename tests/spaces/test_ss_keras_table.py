@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from search_spaces import keras_table
-from search_spaces.keras_args import AUTO_FILLED_SCHEDULE_ARGUMENTS
+from hyperhive.search_spaces import keras_table
+from hyperhive.search_spaces.keras_args import AUTO_FILLED_SCHEDULE_ARGUMENTS
 
 REPO = Path(__file__).resolve().parents[2]
 REGENERATE = "run `PYTHONPATH=. python tools/gen_keras_table.py` and commit search_spaces/keras_table.py"
@@ -95,7 +94,7 @@ def test_keras_defaults_pass_the_checks() -> None:
     the kinds read from the signatures refuse nothing Keras itself would use."""
     code = (
         "import inspect, json, sys, keras\n"
-        "from search_spaces.keras_names import LAYER_TYPES, OPTIMIZER_TYPES, LR_SCHEDULES\n"
+        "from hyperhive.search_spaces.keras_names import LAYER_TYPES, OPTIMIZER_TYPES, LR_SCHEDULES\n"
         "def plain(v):\n"
         "    if isinstance(v, tuple | list):\n"
         "        return [plain(x) for x in v]\n"
@@ -166,7 +165,7 @@ def test_keras_defaults_pass_the_checks() -> None:
 
 
 def _errors(doc: dict[str, Any]) -> list[str]:
-    from search_spaces import SpecError, validate
+    from hyperhive.search_spaces import SpecError, validate
 
     try:
         validate(doc)

@@ -6,9 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import MAX_TRIALS_LIMIT, SearchSpec, SpecError, load, validate
 from spacekit import assert_error, errors_of, function_doc, model_doc
-
-from search_spaces import MAX_TRIALS_LIMIT, SearchSpec, SpecError, load, validate
 
 
 def test_function_search_defaults() -> None:
@@ -22,7 +21,7 @@ def test_function_search_defaults() -> None:
         "prior_weight": 1.0,
     }
     assert (spec.objective_metric, spec.objective_mode) == ("loss", "min")
-    assert spec.objective_function == "search_spaces.objectives:quadratic"
+    assert spec.objective_function == "hyperhive.demo_objectives:quadratic"
     assert spec.seed is None and spec.description is None and spec.dataset is None
     assert (spec.max_consecutive_failures, spec.max_retries) == (5, 2)
     assert spec.model is None and spec.training is None
@@ -42,7 +41,7 @@ def test_model_search_defaults() -> None:
 )
 def test_objective_mode_follows_the_metric(metric: str, mode: str) -> None:
     # a function search may report any metric name (a Keras search's names are checked: test_ss_keras_args)
-    objective = {"function": "search_spaces.objectives:quadratic", "metric": metric}
+    objective = {"function": "hyperhive.demo_objectives:quadratic", "metric": metric}
     spec = validate(function_doc({"x": 1}, objective=objective))
     assert spec.objective_mode == mode
     objective["mode"] = "min"
@@ -531,7 +530,7 @@ def test_known_layer_arguments(layer: Any, loc: str, fragment: str) -> None:
 
 
 def test_error_count_is_capped() -> None:
-    from search_spaces.errors import MAX_ERRORS
+    from hyperhive.search_spaces.errors import MAX_ERRORS
 
     layers = [{"type": "Dense", "units": 0} for _ in range(MAX_ERRORS + 30)]
     with pytest.raises(SpecError) as info:

@@ -7,11 +7,11 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hyperhive.search_spaces import validate
 from storekit import search_doc
 
 from hyperhive.errors import StoreUnavailable
 from hyperhive.store import SQLiteStore
-from search_spaces import validate
 
 
 def test_a_store_locked_past_its_retries_raises_store_unavailable(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import validate
 from storekit import FakeClock, make_store, search_doc
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound
@@ -17,7 +18,6 @@ from hyperhive.models import (
 )
 from hyperhive.store import Store
 from hyperhive.store.base import hash_token
-from search_spaces import validate
 
 
 def create(store: Store, owner: str | None = "alice", **overrides: Any):
@@ -104,7 +104,7 @@ def test_report_done_updates_value_best_counts_and_completion(store: Store) -> N
 
 
 def test_maximised_objective_keeps_metric_units_and_negates_loss(store: Store) -> None:
-    objective = {"function": "search_spaces.objectives:quadratic", "metric": "acc", "mode": "max"}
+    objective = {"function": "hyperhive.demo_objectives:quadratic", "metric": "acc", "mode": "max"}
     s = create(store, objective=objective, max_trials=2)
     t1, t2 = store.claim("w"), store.claim("w")
     assert t1 and t2 and t1.lease_token and t2.lease_token

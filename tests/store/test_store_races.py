@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import validate
 from storekit import assert_backend_consistent, search_doc
 
 from hyperhive.errors import LeaseLost
 from hyperhive.models import SearchStatus, TrialResult, TrialState
 from hyperhive.store import Store
-from search_spaces import validate
 
 LEASE = 0.05
 
@@ -88,7 +88,7 @@ def _sweeper(
     ],
 )
 def test_threads_racing_on_one_search_keep_the_invariants(store: Store, variant: dict[str, Any]) -> None:
-    objective = {"function": "search_spaces.objectives:quadratic", "metric": "loss", "mode": "min"}
+    objective = {"function": "hyperhive.demo_objectives:quadratic", "metric": "loss", "mode": "min"}
     doc = search_doc(max_trials=12, max_retries=1, max_consecutive_failures=variant["k"], objective=objective)
     s = store.create_search(validate(doc))
     stop = threading.Event()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hyperhive.search_spaces import validate
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -35,7 +36,6 @@ from storekit import FakeClock, assert_backend_consistent, make_store, search_do
 from hyperhive.errors import Conflict, LeaseLost, NotFound
 from hyperhive.models import SearchStatus, TrialResult, TrialState, is_better
 from hyperhive.store.base import hash_token
-from search_spaces import validate
 
 OPEN = (TrialState.QUEUED, TrialState.RUNNING)
 ALGORITHMS = ["random", "anneal", {"type": "tpe", "n_startup_trials": 2}]
@@ -173,7 +173,11 @@ class StoreMachine(RuleBasedStateMachine):
         algorithm=st.sampled_from(ALGORITHMS),
     )
     def create(self, max_trials: int, retries: int, k: int, mode: str, algorithm: Any) -> None:
-        objective = {"function": "search_spaces.objectives:quadratic", "metric": "score", "mode": mode}
+        objective = {
+            "function": "hyperhive.demo_objectives:quadratic",
+            "metric": "score",
+            "mode": mode,
+        }
         doc = search_doc(
             max_trials=max_trials,
             max_retries=retries,

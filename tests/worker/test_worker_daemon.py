@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hyperhive.workers.daemon import ExitReason, Worker
 from typer.testing import CliRunner
 from workerkit import (
     FlakyStore,
@@ -28,7 +29,6 @@ from workerkit import (
 from hyperhive.cli import app
 from hyperhive.models import TrialState
 from hyperhive.store import SQLiteStore
-from workers.daemon import ExitReason, Worker
 
 
 def test_function_search_completes_and_records_provenance(store: SQLiteStore, tmp_path: Path) -> None:
@@ -76,7 +76,7 @@ def test_a_raising_objective_fails_its_trial_with_a_short_traceback(
 def test_function_outside_allowed_prefixes_is_refused(store: SQLiteStore, tmp_path: Path) -> None:
     search = create_search(store, function_doc(max_trials=1, function="os:getcwd"))
     # a prefix must match at a dot: "hh_obj" does not allow "hh_objectives"
-    run_worker(store, tmp_path, allow_objective=["search_spaces.objectives", "hh_obj"])
+    run_worker(store, tmp_path, allow_objective=["hyperhive.demo_objectives", "hh_obj"])
     (t,) = store.list_trials(search.id)
     assert t.state == TrialState.FAILED
     assert "refused" in t.error and "'os'" in t.error and "--allow-objective os" in t.error

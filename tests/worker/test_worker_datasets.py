@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hyperhive.workers import datasets
+from hyperhive.workers.datasets import DatasetError, load_dataset
 
 from hyperhive.models import DatasetInfo
 from hyperhive.store import SQLiteStore
-from workers import datasets
-from workers.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture(autouse=True)
@@ -188,7 +188,7 @@ def test_image_folder_one_subfolder_per_class(tmp_path: Path) -> None:
 def test_keras_dataset_offline_error_names_it(monkeypatch: pytest.MonkeyPatch) -> None:
     from urllib.error import URLError
 
-    from workers.backend import import_keras
+    from hyperhive.workers.backend import import_keras
 
     keras = import_keras()
 

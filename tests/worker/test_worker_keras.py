@@ -8,6 +8,13 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hyperhive.search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
+from hyperhive.workers.backend import import_keras
+from hyperhive.workers.daemon import Worker
+from hyperhive.workers.datasets import load_dataset
+from hyperhive.workers.model_builder import ModelBuildError, build_model, layer_summary
+from hyperhive.workers.optimizers import TrainingConfigError, build_optimizer
+from hyperhive.workers.training import run_keras_trial
 from typer.testing import CliRunner
 from workerkit import (
     GOOD_TRAINING,
@@ -21,17 +28,10 @@ from workerkit import (
     worker_options,
 )
 
-import search_spaces
+from hyperhive import search_spaces
 from hyperhive.cli import app
 from hyperhive.models import TrialState
 from hyperhive.store import SQLiteStore
-from search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
-from workers.backend import import_keras
-from workers.daemon import Worker
-from workers.datasets import load_dataset
-from workers.model_builder import ModelBuildError, build_model, layer_summary
-from workers.optimizers import TrainingConfigError, build_optimizer
-from workers.training import run_keras_trial
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(search_spaces.__file__).parent / "examples"

@@ -6,8 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from search_spaces import keras_table, validate
+from hyperhive.search_spaces import keras_table, validate
 
 pytestmark = pytest.mark.slow  # imports Keras
 
@@ -73,9 +72,9 @@ DOC: dict[str, Any] = {
 
 
 def test_every_sampled_configuration_builds() -> None:
-    from workers.backend import import_keras
-    from workers.model_builder import build_model
-    from workers.optimizers import build_loss, build_optimizer
+    from hyperhive.workers.backend import import_keras
+    from hyperhive.workers.model_builder import build_model
+    from hyperhive.workers.optimizers import build_loss, build_optimizer
 
     keras = import_keras()
     spec = validate(DOC)
@@ -88,8 +87,8 @@ def test_every_sampled_configuration_builds() -> None:
 
 @pytest.mark.parametrize("layer_type", sorted(keras_table.LAYERS))
 def test_each_allowed_layer_with_its_required_arguments_builds(layer_type: str) -> None:
-    from workers.backend import import_keras
-    from workers.model_builder import make_layer
+    from hyperhive.workers.backend import import_keras
+    from hyperhive.workers.model_builder import make_layer
 
     spec = {"type": layer_type, **{k: PLACEHOLDERS[k] for k in keras_table.LAYERS[layer_type]["required"]}}
     validate({"name": "one", "max_trials": 1, "model": {"layers": [spec]}})

@@ -1,5 +1,5 @@
 """The worker reports exactly the metric names the API accepts as a Keras search's objective.metric
-(search_spaces.metric_names): none the API refuses, and every one the API accepts."""
+(hyperhive.search_spaces.metric_names): none the API refuses, and every one the API accepts."""
 
 from __future__ import annotations
 
@@ -7,15 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from workerkit import TINY_CNN
-
-from search_spaces.metric_names import (
+from hyperhive.search_spaces.metric_names import (
     EPOCH_LOG_METRICS,
     KERAS_OBJECTIVE_METRICS,
     TEST_METRICS,
     VALIDATION_METRICS,
 )
-from workers.metrics import split_metrics
+from hyperhive.workers.metrics import split_metrics
+from workerkit import TINY_CNN
 
 
 def scalar_names(metrics: dict[str, Any]) -> set[str]:
@@ -33,8 +32,8 @@ def test_split_metrics_are_the_listed_names(prefix: str, expected: tuple[str, ..
 
 @pytest.mark.slow
 def test_a_keras_trial_reports_every_objective_metric_and_logs_the_monitor_names() -> None:
-    from workers.datasets import load_dataset
-    from workers.training import run_keras_trial
+    from hyperhive.workers.datasets import load_dataset
+    from hyperhive.workers.training import run_keras_trial
 
     config = {"model": {"layers": TINY_CNN}, "training": {"epochs": 1, "batch_size": 128}}
     out = run_keras_trial(config, load_dataset("digits"), seed=1, evaluate_test=True)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import pytest
+from hyperhive.workers.objectives import ObjectiveError, ObjectiveRefused, is_allowed, run_function_objective
 
-from workers.objectives import ObjectiveError, ObjectiveRefused, is_allowed, run_function_objective
-
-ALLOWED = ["search_spaces.objectives", "hh_objectives"]
+ALLOWED = ["hyperhive.demo_objectives", "hh_objectives"]
 
 
 @pytest.mark.parametrize(
     ("module", "allowed"),
     [
-        ("search_spaces.objectives", True),
-        ("search_spaces.objectives.extra", True),
-        ("search_spaces.objectives_evil", False),
+        ("hyperhive.demo_objectives", True),
+        ("hyperhive.demo_objectives.extra", True),
+        ("hyperhive.demo_objectives_evil", False),
         ("search_spaces", False),
         ("os", False),
         ("hh_objectives", True),
@@ -26,9 +25,9 @@ def test_prefixes_match_at_dots(module: str, allowed: bool) -> None:
 
 def test_numbers_and_mappings_become_metrics() -> None:
     params = {"x": 3.0, "y": 2.0}
-    branin = run_function_objective("search_spaces.objectives:branin", params, ALLOWED, "loss")
+    branin = run_function_objective("hyperhive.demo_objectives:branin", params, ALLOWED, "loss")
     assert set(branin) == {"loss"} and isinstance(branin["loss"], float)
-    toy = run_function_objective("search_spaces.objectives:conditional_toy", params, ALLOWED, "loss")
+    toy = run_function_objective("hyperhive.demo_objectives:conditional_toy", params, ALLOWED, "loss")
     assert toy["extra"] == {"n_numbers": 2}
     assert run_function_objective("hh_objectives:numpy_value", {"x": 2.5}, ALLOWED, "v") == {"v": 2.5}
 
@@ -41,7 +40,11 @@ def test_numbers_and_mappings_become_metrics() -> None:
         ("hh_objectives:missing", ObjectiveError, "has no 'missing'"),
         ("hh_objectives:_private", ObjectiveError, "no names starting with '_'"),
         ("hh_objectives.nope:f", ObjectiveError, "cannot import"),
-        ("search_spaces.objectives:conditional_toy", ObjectiveError, "no finite number for metric 'score'"),
+        (
+            "hyperhive.demo_objectives:conditional_toy",
+            ObjectiveError,
+            "no finite number for metric 'score'",
+        ),
     ],
 )
 def test_bad_references_and_results(reference: str, error: type[Exception], message: str) -> None:

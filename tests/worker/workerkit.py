@@ -12,11 +12,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import search_spaces
+from hyperhive.workers.daemon import Worker, WorkerOptions
+
+from hyperhive import search_spaces
 from hyperhive.errors import StoreUnavailable
 from hyperhive.models import Search, Trial
 from hyperhive.store.base import Store
-from workers.daemon import Worker, WorkerOptions
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -70,7 +71,7 @@ def worker_options(tmp_path: Path, **overrides: Any) -> WorkerOptions:
         "burst": True,
         "lease_seconds": 30.0,
         "heartbeat_seconds": 5.0,
-        "allow_objective": ["search_spaces.objectives", "hh_objectives"],
+        "allow_objective": ["hyperhive.demo_objectives", "hh_objectives"],
         "data_dir": tmp_path / "data",
         "retry_max_delay": 0.2,
     }

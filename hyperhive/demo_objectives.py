@@ -1,4 +1,5 @@
-"""Cheap pure-Python objectives for function searches (``objective.function``) and tests.
+"""Cheap pure-Python objectives for function searches (``objective.function``), the examples and tests;
+the one module workers allow by default (``HYPERHIVE_ALLOW_OBJECTIVE``).
 
 Each takes the sampled ``params`` mapping and returns a loss (or a dict with ``loss``).
 """
