@@ -148,7 +148,7 @@ def hyperhive(
     )
 
 
-def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 30) -> None:
+def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 90) -> None:
     import httpx
 
     deadline = time.monotonic() + timeout

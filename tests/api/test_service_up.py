@@ -71,7 +71,7 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> Non
         assert other.returncode == 1 and "cannot connect" in other.stderr
     finally:
         proc.send_signal(sig)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err
     assert up["url"] in out and token in out
     assert f"dashboard: {up['url']}/login?token={token}\n" in out  # one line, never wrapped
@@ -86,7 +86,7 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> Non
         assert Client(up2["url"], token).get_search(sid)["name"] == "quad"
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=90)
     assert proc.returncode == 0
 
 
@@ -95,7 +95,7 @@ def test_up_with_a_taken_port(tmp_path: Path) -> None:
     sock.listen()
     port = sock.getsockname()[1]
     try:
-        r = hyperhive("up", "--workers", "0", "--port", str(port), cwd=tmp_path, timeout=30)
+        r = hyperhive("up", "--workers", "0", "--port", str(port), cwd=tmp_path, timeout=90)
         assert (
             r.returncode == 1
             and f"cannot listen on 127.0.0.1:{port}" in r.stderr
@@ -132,7 +132,7 @@ def test_up_says_when_the_default_port_was_taken(tmp_path: Path) -> None:
         wait_ready(up["url"], proc)
     finally:
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=90)
         sock.close()
     assert proc.returncode == 0, err
     assert not up["url"].endswith(f":{port}") and f"port {port} is taken" in out and "hyperhive up" in out
@@ -199,12 +199,12 @@ def test_a_second_up_in_the_same_folder_is_refused(tmp_path: Path) -> None:
     proc = start_up(tmp_path, "--workers", "0")
     try:
         wait_up_file(tmp_path / ".hyperhive", proc)
-        r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=30)
+        r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=90)
         assert r.returncode == 1 and "already runs" in r.stderr and "Traceback" not in r.stderr
         assert "hyperhive stopped" not in r.stderr  # it never started
     finally:
         proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=90)
     assert proc.returncode == 0
 
 
@@ -230,7 +230,7 @@ def test_sigkill_of_up_makes_its_workers_exit(tmp_path: Path) -> None:
         assert len(pids) == 2
     finally:
         proc.kill()
-        proc.communicate(timeout=30)
+        proc.communicate(timeout=90)
 
     def alive(pid: int) -> bool:
         try:

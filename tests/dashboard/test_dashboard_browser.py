@@ -343,6 +343,8 @@ def test_a_reported_trial_appears_without_reload_and_cancel_works(world: World, 
 
 
 def test_workers_page(world: World, tab_factory: Any) -> None:
+    # alive now, however late in the module this test runs
+    world.store.touch_worker("w-dash", status="idle", current_trial_id=None)
     tab = tab_factory(world.alice)
     tab.goto("/workers")
     text = tab.page.inner_text("#workers")

@@ -50,13 +50,14 @@ def test_lecture_cnn_script_runs_with_its_conditional_layer(
         "/api/searches",
         content=(SCRIPTS / "lecture_cnn.py.txt").read_bytes(),
         headers={"Content-Type": "text/x-python", **tokens["root"]},
-        params={"name": "lecture-cnn", "max_trials": 3, "algorithm": "random", "seed": 5},
+        params={"name": "lecture-cnn", "max_trials": 2, "algorithm": "random", "seed": 5},
     )
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
     Worker(store, WorkerOptions(burst=True, data_dir=tmp_path / "data", allow_code=True)).work()
     trials = store.list_trials(sid)
-    assert [t.state for t in trials] == [TrialState.DONE] * 3, [t.error for t in trials]
+    assert [t.state for t in trials] == [TrialState.DONE] * 2, [t.error for t in trials]
+    # seed 5 takes both branches of the conditional layer in two trials (each trial is a TF child process)
+    assert sorted(t.config["params"]["Dense_1"] for t in trials) == ["three", "two"]
     for t in trials:
-        assert t.config["params"]["Dense_1"] in ("two", "three")  # the branch each trial took
         assert t.metrics["loss"] == pytest.approx(-t.metrics["test_accuracy"], abs=1e-6)
