@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING
@@ -99,6 +99,7 @@ class MongoStore(MongoProtocol, Store):
         self.repair_grace = repair_grace
         self.repair_interval = repair_interval
         self._last_repair = float("-inf")
+        self._held = {}
         self._searches = self.db["searches"]
         self._trials = self.db["trials"]
         self._workers = self.db["workers"]
@@ -267,20 +268,42 @@ class MongoStore(MongoProtocol, Store):
     def _set_suggestion(
         self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
     ) -> Trial:
+        """The suggestion, stamped in the same write when this process inserted the trial (the
+        marker it holds is still there), else held by a marker of its own until stamped."""
+        now = self.clock()
+        flt: Doc = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
+        sets = {"vals": to_json(vals), "config": to_json(config), "updated_at": now}
+        held = self._held.pop(trial_id, None)
+        if held is not None:
+            marker_id, seq = held
+            doc = self._call(
+                "save suggestion",
+                self._trials.find_one_and_update,
+                {**flt, "pending.id": marker_id},
+                {
+                    "$set": sets,
+                    "$inc": {"version": 1},
+                    "$max": {"seq": seq},
+                    "$pull": {"pending": {"id": marker_id}},
+                },
+                projection=TRIAL_FIELDS,
+                return_document=AFTER,
+            )
+            if doc is not None:
+                return trial_of(doc)
+        marker = self._marker(now)
         doc = self._call(
             "save suggestion",
             self._trials.find_one_and_update,
-            {"_id": trial_id, "state": RUNNING, "lease_token": lease_token},
-            {
-                "$set": {"vals": to_json(vals), "config": to_json(config), "updated_at": self.clock()},
-                "$inc": {"version": 1},
-            },
+            flt,
+            {"$set": sets, "$inc": {"version": 1}, "$push": {"pending": marker}},
             projection=TRIAL_FIELDS,
             return_document=AFTER,
         )
         if doc is None:
             self._find_trial(trial_id)
             raise LeaseLost(f"trial {trial_id} is no longer held by this lease")
+        self._apply_op(doc["search_id"], trial_id, marker)
         return trial_of(doc)
 
     def _touch_lease(
@@ -297,13 +320,14 @@ class MongoStore(MongoProtocol, Store):
         if history is not None:
             sets["history"] = history_to_doc(history)
         flt: Doc = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
-        update: Doc = {"$set": sets, "$inc": {"version": 1}}
+        marker = self._marker(now)
+        update: Doc = {"$set": sets, "$inc": {"version": 1}, "$push": {"pending": marker}}
         if epochs is not None:
             k, new = epochs
             # history[:k] + new, and only when history has k entries already (no hole, no duplicate)
             flt.update({"history": {"$type": "array"}} if k == 0 else {f"history.{k - 1}": {"$exists": True}})
             each = {"$each": history_to_doc(new), "$position": k, "$slice": k + len(new)}
-            update["$push"] = {"history": each}
+            update["$push"]["history"] = each
         for _ in range(2):
             doc = self._call(
                 "heartbeat",
@@ -330,7 +354,15 @@ class MongoStore(MongoProtocol, Store):
         if doc is None:
             current = self._find_trial(trial_id)
             raise LeaseLost(f"trial {trial_id} is not held by this lease (state {current['state']})")
-        search = self._call("read search", self._searches.find_one, {"_id": doc["search_id"]}, {"status": 1})
+        search = self._call(  # the search's status, and the change number of this heartbeat
+            "read search",
+            self._searches.find_one_and_update,
+            {"_id": doc["search_id"]},
+            {"$inc": {"seq": 1}},
+            projection={"status": 1, "seq": 1},
+            return_document=AFTER,
+        )
+        self._stamp(trial_id, [marker["id"]], None if search is None else int(search["seq"]))
         if search is None or search["status"] in FINAL_SEARCH:
             # the search was cancelled or failed while this trial was being claimed: cancel it now
             self._cancel_trial(trial_id, {"lease_token": lease_token}, RUNNING)
@@ -360,7 +392,8 @@ class MongoStore(MongoProtocol, Store):
         flt = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
         fatal = rules.search_error_message(current.number, error) if outcome.fails_search else None
         op = self._finish_op(state, value, error, now, search_error=fatal)
-        doc = self._move("report", flt, sets, op)
+        held = self._held.pop(trial_id, None)  # a suggestion that failed: this report stamps the trial
+        doc = self._move("report", flt, sets, op, also=None if held is None else held[0])
         if doc is None:  # lost a race, or our own write got through before the connection broke
             again = trial_of(self._find_trial(trial_id))
             if again.state.is_final and again.info.get("reported_token") == reported:
@@ -475,48 +508,79 @@ class MongoStore(MongoProtocol, Store):
         )
         return {d["_id"]: (int(d["version"]), TrialState(d["state"])) for d in docs}
 
+    def _read_feed(
+        self, search_id: str, cursor: Any, read: Callable[[Doc], list[Doc]]
+    ) -> tuple[list[Doc], Any]:
+        """The documents ``read`` returns for the trials written since ``cursor`` (``None``: all), and
+        the next cursor (see "Change feed" in :mod:`~hyperhive.store.mongo_protocol`): ``(horizon,
+        {trial_id: seq})``, every write numbered up to ``horizon`` having been read, and the trials
+        returned with a higher number (not returned again while their number stays the same).
+
+        First the search's counter, then one query for the trials numbered above the cursor's horizon
+        or holding an op (a write whose number is not stamped yet)."""
+        since, seen = (-1, {}) if cursor is None else cursor
+        s = self._call("read change number", self._searches.find_one, {"_id": search_id}, {"seq": 1})
+        if s is None:
+            return [], cursor
+        horizon = int(s.get("seq") or 0)
+        flt: Doc = {"search_id": search_id}
+        if cursor is not None:
+            flt["$or"] = [{"seq": {"$gt": since}}, {"pending.at": {"$gte": float("-inf")}}]
+        out: list[Doc] = []
+        above: dict[str, int] = {}
+        docs = read(flt)
+        for d in docs:
+            seq = int(d.get("seq") or 0)
+            if d.get("pending"):
+                horizon = min(horizon, seq)
+            if cursor is None or (seq > since and seen.get(d["_id"]) != seq):
+                out.append(d)
+        horizon = max(since, horizon)
+        above = {d["_id"]: int(d.get("seq") or 0) for d in docs if int(d.get("seq") or 0) > horizon}
+        return out, (horizon, above)
+
+    def trials_changed_since(self, search_id: str, cursor: Any) -> tuple[list[Trial], Any]:
+        """Read through the change feed: an indexed range query on ``(search_id, seq)``, whatever the
+        search's size."""
+
+        def read(flt: Doc) -> list[Doc]:
+            return self._find("read changed trials", self._trials, flt, sort=[("seq", 1)])
+
+        docs, cursor = self._read_feed(search_id, cursor, read)
+        return [trial_of(d) for d in docs], cursor
+
     def trial_rows(self, search_id: str, cursor: Any = None) -> tuple[list[TrialRow], Any]:
-        """Versions first (a projection of two fields), then only the changed trials, projected to the
-        row's fields by an aggregation that counts the history server-side; the cursor is
-        ``{trial_id: version}`` as in the default :meth:`trials_changed_since`."""
-        known: dict[str, int] = cursor or {}
-        versions = self.trial_versions(search_id)
-        changed = [tid for tid, (v, _) in versions.items() if known.get(tid) != v]
-        project: Doc = {name: 1 for name in ROW_FIELDS}
+        """The change feed (as :meth:`trials_changed_since`), projected to the row's fields by an
+        aggregation that counts the history server-side."""
+        project: Doc = {name: 1 for name in (*ROW_FIELDS, "pending")}
         project["epochs"] = {"$cond": [{"$isArray": "$history"}, {"$size": "$history"}, -1]}
-        matches: list[Doc] = (
-            [{"search_id": search_id}]
-            if cursor is None
-            else [{"_id": {"$in": changed[i : i + 1000]}} for i in range(0, len(changed), 1000)]
-        )
+
+        def read(flt: Doc) -> list[Doc]:
+            pipeline = [{"$match": flt}, {"$sort": {"seq": 1}}, {"$project": project}]
+            return self._call("read trial rows", lambda: list(self._trials.aggregate(pipeline)))
+
+        docs, cursor = self._read_feed(search_id, cursor, read)
         out: list[TrialRow] = []
-        for match in matches:
-            docs = self._call(
-                "read trial rows",
-                lambda m=match: list(self._trials.aggregate([{"$match": m}, {"$project": project}])),
-            )
-            for d in docs:
-                epochs = d["epochs"]
-                if epochs < 0:  # a history stored whole by an older version (one string), or none
-                    one = self._find_trial(d["_id"]).get("history")
-                    epochs = len(history_from_doc(one))
-                out.append(
-                    TrialRow(
-                        d["_id"],
-                        d["number"],
-                        TrialState(d["state"]),
-                        d.get("value"),
-                        from_json(d.get("vals")),
-                        epochs,
-                        d.get("started_at"),
-                        d.get("finished_at"),
-                        d.get("worker_id"),
-                        int(d["version"]),
-                    )
+        for d in docs:
+            epochs = d["epochs"]
+            if epochs < 0:  # a history stored whole by an older version (one string), or none
+                one = self._find_trial(d["_id"]).get("history")
+                epochs = len(history_from_doc(one))
+            out.append(
+                TrialRow(
+                    d["_id"],
+                    d["number"],
+                    TrialState(d["state"]),
+                    d.get("value"),
+                    from_json(d.get("vals")),
+                    epochs,
+                    d.get("started_at"),
+                    d.get("finished_at"),
+                    d.get("worker_id"),
+                    int(d["version"]),
                 )
-        next_cursor = {tid: v for tid, (v, _) in versions.items()}
-        next_cursor.update((r.id, r.version) for r in out if r.id in next_cursor)
-        return out, next_cursor
+            )
+        return out, cursor
 
     # ------------------------------------------------------------------ workers
     def register_worker(self, worker: WorkerInfo) -> None:
@@ -672,9 +736,9 @@ class MongoStore(MongoProtocol, Store):
         self._call("clear orphan trials", self._trials.delete_many, orphans)
         try:
             if trials:
-                docs = [trial_doc_of(t) for t in trials]
+                docs = [trial_doc_of(t, seq=i + 1) for i, t in enumerate(trials)]
                 self._call("import trials", self._trials.insert_many, docs, ordered=True)
-            self._call("import search", self._searches.insert_one, search_doc_of(search))
+            self._call("import search", self._searches.insert_one, search_doc_of(search, seq=len(trials)))
         except (DuplicateKeyError, BulkWriteError) as exc:
             if self._call("read search", self._searches.find_one, {"_id": search.id}, {"_id": 1}) is None:
                 self._call("clear orphan trials", self._trials.delete_many, orphans)

@@ -13,9 +13,11 @@ Indexes (:data:`INDEXES`)
     ``(state, lease_expires_at)`` (the lease sweep), ``(state, updated_at, number)`` (oldest queued
     trial), ``(search_id, state)`` (counts and listings by state), ``(search_id, value, number)``,
     ``(search_id, finished_at)`` and ``(search_id, created_at)`` (sorted listings; ``best_trial`` reads
-    ``best_trial_id`` from the search), ``pending.at`` (op replay). searches: ``(status, counts.running,
-    last_claim_at, created_at)`` (the fair claim), ``created_at``, ``pending_slots.at``. tokens:
-    ``hash`` unique. dataset_chunks: ``(dataset_id, seq)`` unique. workers: ``last_seen``.
+    ``best_trial_id`` from the search), ``pending.at`` (op replay), ``(search_id, seq)`` and
+    ``(search_id, pending.at)`` (the change feed: trials written since a number, trials being written).
+    searches: ``(status, counts.running, last_claim_at, created_at)`` (the fair claim), ``created_at``,
+    ``pending_slots.at``. tokens: ``hash`` unique. dataset_chunks: ``(dataset_id, seq)`` unique.
+    workers: ``last_seen``.
     (mongomock's ``explain`` says nothing about plans, so no benchmark was possible here; on a real
     server, check a query's plan with ``db.trials.find(...).explain()``.)
 
@@ -51,7 +53,7 @@ FAIR = [("counts.running", ASCENDING), ("last_claim_at", ASCENDING), ("created_a
 SEARCH_FIELDS = {"ops": 0, "pending_slots": 0}
 TRIAL_FIELDS = {"pending": 0}
 JSON_TRIAL_FIELDS = ("config", "vals", "metrics", "history", "info")
-ROW_FIELDS = ("number", "state", "value", "vals", "started_at", "finished_at", "worker_id", "version")
+ROW_FIELDS = ("number", "state", "value", "vals", "started_at", "finished_at", "worker_id", "version", "seq")
 AFTER = ReturnDocument.AFTER
 INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], bool]]] = {
     # collection: [(name, keys, unique)]; see the module docstring for what each one serves
@@ -64,6 +66,8 @@ INDEXES: dict[str, list[tuple[str, list[tuple[str, int]], bool]]] = {
         ("search_finished", [("search_id", 1), ("finished_at", 1)], False),
         ("search_created", [("search_id", 1), ("created_at", 1)], False),
         ("pending_ops", [("pending.at", 1)], False),
+        ("search_seq", [("search_id", 1), ("seq", 1)], False),
+        ("search_pending", [("search_id", 1), ("pending.at", 1)], False),
     ],
     "searches": [
         ("status_fair", [("status", 1), *FAIR], False),
@@ -111,7 +115,7 @@ def cleared_lease(now: float, **fields: Any) -> Doc:
     return {"lease_token": None, "lease_expires_at": None, "updated_at": now, **fields}
 
 
-def search_doc_of(s: Search) -> Doc:
+def search_doc_of(s: Search, *, seq: int = 0) -> Doc:
     d = s.to_dict()
     document = to_json(s.document)
     d.update(
@@ -125,6 +129,7 @@ def search_doc_of(s: Search) -> Doc:
         last_claim_at=0.0,
         pending_slots=[],
         ops=[],
+        seq=seq,
         code=runs_code(s.document),
     )
     return d
@@ -134,13 +139,14 @@ def search_of(doc: Doc) -> Search:
     return search_from_dict({**doc, "id": doc["_id"], "document": json.loads(doc["document"])})
 
 
-def trial_doc_of(t: Trial) -> Doc:
+def trial_doc_of(t: Trial, *, seq: int = 0) -> Doc:
     d = t.to_dict()
     d["_id"] = d.pop("id")
     for k in JSON_TRIAL_FIELDS:
         d[k] = None if d[k] is None else to_json(d[k])
     d["history"] = history_to_doc(t.history)
     d["pending"] = []
+    d["seq"] = seq
     return d
 
 

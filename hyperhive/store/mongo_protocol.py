@@ -43,6 +43,34 @@ Claiming a new slot (two steps, no slot taken twice, none lost)
     next claimer makes its suggestion. A claimer slower than the sweep meets the duplicate-key error,
     and keeps the trial only if it still holds the lease.
 
+Change feed (``seq``: what ``trials_changed_since`` and ``trial_rows`` read)
+    Every trial write is stamped with a number from a per-search counter (``seq`` on the search, taken
+    with ``$inc`` and read back in the same ``find_one_and_update``), so a reader asks for the trials
+    numbered above what it has seen (index ``(search_id, seq)``) instead of comparing every trial's
+    version. A number is taken *after* the write it stamps, while the write holds an op on the trial,
+    and written onto the trial (``$max``) in the update that pulls that op:
+
+    - transitions: step 2 above takes the number, step 4 stamps it (no extra round trip);
+    - a suggestion or a heartbeat pushes a *marker* (an op that moves no counter) with its write,
+      then takes a number and stamps it (a heartbeat reads the search's status in the same update);
+    - a claimed slot's trial is inserted holding a marker (and the number the search had, a floor),
+      step C takes its number, and the claimer's suggestion stamps it in the same write;
+    - an import numbers its trials ``1..n`` and sets the search's counter to ``n``.
+
+    Two writes can take numbers ``n < n + 1`` and stamp them in the other order, so a reader must not
+    move past a number that may still land. It reads the search's counter ``S`` first, then the
+    trials numbered above its cursor *or holding an op*; its new horizon is ``S``, lowered to the
+    current number of each trial holding an op (a write in flight gets a number above that), never
+    below the old horizon. Every write is then read after it lands: one with a number above ``S``
+    lands above the horizon; one numbered ``<= S`` but not stamped still holds its op, which caps
+    the horizon below its number. A trial read above the horizon is remembered with its number so
+    it is not returned again unchanged. A write read while still in flight is returned again once
+    stamped: exactly once when nothing is in flight, at least once under concurrent writers (readers
+    apply a batch by trial id, so a repeat changes nothing). An op left by a dead process holds the
+    horizon back until the repair sweep replays it (a marker replay takes a number and stamps it).
+    Trials and searches written before the feed existed have no ``seq``: a first read (cursor
+    ``None``) reads them all, and their next write stamps them.
+
 Requeue with many sweepers
     Expired leases are found with the ``(state, lease_expires_at)`` index and each trial is moved with
     a filter on ``state: running``, its lease token and ``lease_expires_at < now``: exactly one sweeper
@@ -91,6 +119,8 @@ from hyperhive.store.rules import Finished
 OPS_KEPT = 1000
 """How many applied op ids a search remembers (see the module docstring)."""
 CAS_ATTEMPTS = 200
+HELD_KEPT = 10_000
+"""At most this many held stamps (see :attr:`MongoProtocol._held`) are kept in memory."""
 
 
 def finished_of(op: Doc, trial_id: str) -> Finished | None:
@@ -117,6 +147,9 @@ class MongoProtocol(MongoConnection):
     repair_grace: float
     _searches: Any
     _trials: Any
+    _held: dict[str, tuple[str, int]]
+    """Trial id -> (marker id, change number) of the trials this process inserted for a claim and has
+    not stamped yet: the suggestion (or the report) that follows writes the stamp."""
 
     def _find_search(self, search_id: str, projection: Doc | None = None) -> Doc:
         doc = self._call(
@@ -152,11 +185,25 @@ class MongoProtocol(MongoConnection):
             "fail_error": fail_error,
         }
 
+    @staticmethod
+    def _marker(now: float) -> Doc:
+        """An op that moves no counter: it only holds a trial write until the write is stamped with the
+        search's next change number (see "Change feed" in the module docstring)."""
+        return {"id": new_id(), "at": now}
+
     def _move(
-        self, what: str, flt: Doc, set_: Doc, op: Doc, *, inc: dict[str, int] | None = None
+        self,
+        what: str,
+        flt: Doc,
+        set_: Doc,
+        op: Doc,
+        *,
+        inc: dict[str, int] | None = None,
+        also: str | None = None,
     ) -> Doc | None:
-        """Atomically change the one trial matching ``flt`` and record ``op`` on it; then apply ``op``.
-        Returns the changed trial's document, or ``None`` if no trial matched (state or token moved)."""
+        """Atomically change the one trial matching ``flt`` and record ``op`` on it; then apply ``op``
+        (pulling marker ``also`` with it). Returns the changed trial's document, or ``None`` if no
+        trial matched (state or token moved)."""
         update = {"$set": set_, "$inc": {"version": 1, **(inc or {})}, "$push": {"pending": op}}
         doc = self._call(
             what,
@@ -168,14 +215,19 @@ class MongoProtocol(MongoConnection):
         )
         if doc is None:
             return None
-        self._apply_op(doc["search_id"], doc["_id"], op)
+        self._apply_op(doc["search_id"], doc["_id"], op, also=also)
         return dict(doc)
 
-    def _apply_op(self, search_id: str, trial_id: str, op: Doc) -> None:
-        """Steps 2-4 of the module docstring; safe to run any number of times for one op."""
+    def _apply_op(self, search_id: str, trial_id: str, op: Doc, *, also: str | None = None) -> None:
+        """Steps 2-4 of the module docstring; safe to run any number of times for one op. Step 2 also
+        takes the search's next change number, which step 4 stamps on the trial as it pulls the op
+        (and ``also``, a marker this change covers)."""
+        ids = [op["id"]] if also is None else [op["id"], also]
+        if "inc" not in op:  # a marker: a change number and nothing else
+            self._stamp(trial_id, ids, self._next_seq(search_id))
+            return
         update: Doc = {"$push": {"ops": {"$each": [op["id"]], "$slice": -OPS_KEPT}}, "$set": dict(op["set"])}
-        if op["inc"]:
-            update["$inc"] = dict(op["inc"])
+        update["$inc"] = {**dict(op["inc"]), "seq": 1}
         doc = self._call(
             "update search counters",
             self._searches.find_one_and_update,
@@ -184,13 +236,39 @@ class MongoProtocol(MongoConnection):
             projection=SEARCH_FIELDS,
             return_document=AFTER,
         )
-        if doc is None:  # applied before (a replay), or the search is gone
-            doc = self._call("read search", self._searches.find_one, {"_id": search_id}, SEARCH_FIELDS)
+        if doc is None:  # applied before (a replay), or the search is gone: a new change number only
+            doc = self._call(
+                "read search",
+                self._searches.find_one_and_update,
+                {"_id": search_id},
+                {"$inc": {"seq": 1}},
+                projection=SEARCH_FIELDS,
+                return_document=AFTER,
+            )
         if doc is not None:
             self._settle(doc, trial_id, op)
-        self._call(
-            "clear op", self._trials.update_one, {"_id": trial_id}, {"$pull": {"pending": {"id": op["id"]}}}
+        self._stamp(trial_id, ids, None if doc is None else int(doc["seq"]))
+
+    def _next_seq(self, search_id: str) -> int | None:
+        """Take the search's next change number (``None`` if the search is gone)."""
+        doc = self._call(
+            "take change number",
+            self._searches.find_one_and_update,
+            {"_id": search_id},
+            {"$inc": {"seq": 1}},
+            projection={"seq": 1},
+            return_document=AFTER,
         )
+        return None if doc is None else int(doc["seq"])
+
+    def _stamp(self, trial_id: str, op_ids: list[str], seq: int | None) -> None:
+        """Step 4: pull the ops from the trial and stamp the trial with change number ``seq`` (never
+        lowering it), in one update: a reader sees the change number only once nothing holds it back."""
+        pull = {"id": op_ids[0]} if len(op_ids) == 1 else {"id": {"$in": op_ids}}
+        update: Doc = {"$pull": {"pending": pull}}
+        if seq is not None:
+            update["$max"] = {"seq": seq}
+        self._call("clear op", self._trials.update_one, {"_id": trial_id}, update)
 
     def _settle(self, doc: Doc, trial_id: str, op: Doc) -> None:
         """Idempotent follow-ups of an op (the :mod:`~hyperhive.store.rules` applied to the search as the
@@ -320,7 +398,7 @@ class MongoProtocol(MongoConnection):
         if not allow_code:
             flt["code"] = {"$ne": True}
         for attempt in range(CAS_ATTEMPTS):
-            fields = {"seed": 1, "slots_taken": 1, "started_at": 1}
+            fields = {"seed": 1, "slots_taken": 1, "started_at": 1, "seq": 1}
             cand = self._call("find runnable search", self._searches.find_one, flt, fields, sort=FAIR)
             if cand is None:
                 return None
@@ -332,6 +410,7 @@ class MongoProtocol(MongoConnection):
                 "lease_token": new_lease_token(),
                 "lease_expires_at": now + lease_seconds,
                 "at": now,
+                "floor": int(cand.get("seq") or 0),  # below the change number its trial will get
             }
             sets: Doc = {"status": str(SearchStatus.RUNNING), "last_claim_at": now, "updated_at": now}
             if cand.get("started_at") is None:
@@ -347,13 +426,18 @@ class MongoProtocol(MongoConnection):
                 },
             )
             if res.modified_count:
-                return self._insert_slot_trial(cand["_id"], int(cand["seed"]), slot)
+                return self._insert_slot_trial(cand["_id"], int(cand["seed"]), slot, hold=True)
             time.sleep(random.random() * 0.002 * min(attempt + 1, 10))  # lost the race for this slot
         return None
 
-    def _insert_slot_trial(self, search_id: str, search_seed: int, slot: Doc) -> Trial | None:
-        """Steps B and C: insert the trial a pending slot describes, then drop the pending slot.
-        Returns the trial if the slot's lease is still held on it, else ``None``."""
+    def _insert_slot_trial(
+        self, search_id: str, search_seed: int, slot: Doc, *, hold: bool = False
+    ) -> Trial | None:
+        """Steps B and C: insert the trial a pending slot describes (holding a marker, see "Change
+        feed"), then drop the pending slot, taking the change number the marker is stamped with. With
+        ``hold`` the stamp waits for the claimer's suggestion (:meth:`_set_suggestion` writes both at
+        once; :attr:`_held` keeps them until then). Returns the trial if the slot's lease is still held
+        on it, else ``None``."""
         number = int(slot["number"])
         trial: Trial | None = Trial(
             id=slot["trial_id"],
@@ -372,20 +456,36 @@ class MongoProtocol(MongoConnection):
             started_at=slot["at"],
         )
         assert trial is not None
+        marker: Doc | None = self._marker(self.clock())
+        doc = {**trial_doc_of(trial, seq=int(slot.get("floor", 0))), "pending": [marker]}
         try:
-            self._call("insert trial", self._trials.insert_one, trial_doc_of(trial))
+            self._call("insert trial", self._trials.insert_one, doc)
         except DuplicateKeyError:  # the sweep (or our own retried write) inserted it already
+            marker = None
             current = self._call("read trial", self._trials.find_one, {"_id": slot["trial_id"]}, TRIAL_FIELDS)
             trial = None if current is None else trial_of(current)
-        self._call(
+        dropped = self._call(
             "drop pending slot",
-            self._searches.update_one,
+            self._searches.find_one_and_update,
             {"_id": search_id},
-            {"$pull": {"pending_slots": {"trial_id": slot["trial_id"]}}},
+            {"$pull": {"pending_slots": {"trial_id": slot["trial_id"]}}, "$inc": {"seq": 1}},
+            projection={"seq": 1},
+            return_document=AFTER,
         )
-        if trial is None or trial.state != TrialState.RUNNING or trial.lease_token != slot["lease_token"]:
-            return None
-        return trial
+        ours = (
+            trial is not None
+            and trial.state == TrialState.RUNNING
+            and trial.lease_token == slot["lease_token"]
+        )
+        if marker is not None:
+            seq = None if dropped is None else int(dropped["seq"])
+            if hold and ours and seq is not None:
+                if len(self._held) > HELD_KEPT:  # claimers that never came back: the sweep stamps them
+                    self._held.clear()
+                self._held[slot["trial_id"]] = (marker["id"], seq)
+            else:
+                self._stamp(slot["trial_id"], [marker["id"]], seq)
+        return trial if ours else None
 
     # ------------------------------------------------------------------ finishing, releasing, requeueing
     def _finish_op(
