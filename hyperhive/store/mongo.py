@@ -6,7 +6,8 @@ three modules beside this one:
 - :mod:`hyperhive.store.mongo_connection`: URL parsing, the client, retries through connection loss
   and elections (:func:`parse_mongo_url`, the write concern and timeouts);
 - :mod:`hyperhive.store.mongo_protocol`: the two-phase operations that keep a search's counters equal
-  to its trials without transactions, claiming a new slot, and the repair sweep;
+  to its trials without transactions, claiming a new slot, the change feed's numbering of trial
+  writes, and the repair sweep;
 - :mod:`hyperhive.store.mongo_documents`: the documents, field names and indexes.
 """
 
@@ -527,7 +528,6 @@ class MongoStore(MongoProtocol, Store):
         if cursor is not None:
             flt["$or"] = [{"seq": {"$gt": since}}, {"pending.at": {"$gte": float("-inf")}}]
         out: list[Doc] = []
-        above: dict[str, int] = {}
         docs = read(flt)
         for d in docs:
             seq = int(d.get("seq") or 0)
@@ -540,8 +540,8 @@ class MongoStore(MongoProtocol, Store):
         return out, (horizon, above)
 
     def trials_changed_since(self, search_id: str, cursor: Any) -> tuple[list[Trial], Any]:
-        """Read through the change feed: an indexed range query on ``(search_id, seq)``, whatever the
-        search's size."""
+        """Read through the change feed: index range reads on ``(search_id, seq)`` and ``(search_id,
+        pending.at)``, whatever the search's size."""
 
         def read(flt: Doc) -> list[Doc]:
             return self._find("read changed trials", self._trials, flt, sort=[("seq", 1)])
