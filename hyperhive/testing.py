@@ -45,12 +45,17 @@ def sqlite_test_store(folder: Path) -> tuple[Store, Callable[[], None]]:
     return store, store.close
 
 
+def fresh_database_name() -> str:
+    """A database name no other test uses."""
+    return f"hyperhive_test_{uuid.uuid4().hex[:10]}"
+
+
 def mongo_test_store(**kw: Any) -> tuple[MongoStore, Callable[[], None]]:
     """A MongoDB store in a fresh database, and its cleanup: on the server
     ``HYPERHIVE_TEST_MONGO_URL`` names (the database dropped afterwards), else on mongomock."""
     from hyperhive.store.mongo import MongoStore
 
-    db = f"hyperhive_test_{uuid.uuid4().hex[:10]}"
+    db = fresh_database_name()
     url = os.environ.get(MONGO_URL_VARIABLE)
     if url:
         store = MongoStore(url, database=db, **kw)

@@ -586,8 +586,12 @@ class Store(abc.ABC):
     def trials_changed_since(self, search_id: str, cursor: Any) -> tuple[list[Trial], Any]:
         """The search's trials written since ``cursor`` (``None``: all of them) and the cursor to pass
         next time. Trials are never deleted one by one, so a reader that applies every batch holds the
-        current state of each trial. This default compares :meth:`trial_versions` with the versions kept
-        in the cursor; backends with a change feed override it."""
+        current state of each trial. Every write is returned by the first call made after it
+        completed, once (MongoDB: a trial read while another write to it is in flight comes back again
+        when that write lands; apply batches by trial id). This default compares
+        :meth:`trial_versions` with the versions kept in the cursor; backends with a change feed
+        override it (SQLite: a stamp per commit; MongoDB: a per-search counter, see
+        :mod:`hyperhive.store.mongo_protocol`)."""
         known: dict[str, int] = cursor or {}
         versions = self.trial_versions(search_id)
         changed = [tid for tid, (v, _) in versions.items() if known.get(tid) != v]

@@ -5,13 +5,13 @@
 from __future__ import annotations
 
 import os
-import uuid
 from typing import Any
 
 from hyperhive.search_spaces import validate
 
-from hyperhive.testing import FakeClock, search_document
+from hyperhive.testing import MONGO_URL_VARIABLE, FakeClock, search_document
 from hyperhive.testing import assert_mongo_consistent as assert_consistent
+from hyperhive.testing import fresh_database_name as unique_db
 from hyperhive.testing import mongo_test_store as make_mongo_store
 
 __all__ = [
@@ -24,12 +24,8 @@ __all__ = [
     "unique_db",
 ]
 
-REAL_URL = os.environ.get("HYPERHIVE_TEST_MONGO_URL")
-NO_SERVER = "needs a real MongoDB server: set HYPERHIVE_TEST_MONGO_URL=mongodb://..."
-
-
-def unique_db() -> str:
-    return f"hyperhive_test_{uuid.uuid4().hex[:10]}"
+REAL_URL = os.environ.get(MONGO_URL_VARIABLE)
+NO_SERVER = f"needs a real MongoDB server: set {MONGO_URL_VARIABLE}=mongodb://..."
 
 
 def search_spec(**overrides: Any) -> Any:

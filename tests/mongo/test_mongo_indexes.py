@@ -6,7 +6,8 @@ import pytest
 from mongokit import search_spec
 from pymongo.errors import DuplicateKeyError
 
-from hyperhive.store.mongo import _INDEXES, MongoStore
+from hyperhive.store.mongo import MongoStore
+from hyperhive.store.mongo_documents import INDEXES, trial_doc_of
 
 
 def _keys(store: MongoStore, coll: str) -> dict[str, list[tuple[str, int]]]:
@@ -22,22 +23,22 @@ def test_every_index_exists_after_startup(mstore: MongoStore) -> None:
     assert _keys(mstore, "searches")["status_fair"][0] == ("status", 1)
     assert _keys(mstore, "tokens")["hash"] == [("hash", 1)]
     assert _keys(mstore, "dataset_chunks")["seq"] == [("dataset_id", 1), ("seq", 1)]
-    for coll, indexes in _INDEXES.items():
+    for coll, indexes in INDEXES.items():
         assert {name for name, _, _ in indexes} <= set(_keys(mstore, coll)), coll
 
 
 def test_index_creation_is_idempotent(mstore: MongoStore) -> None:
-    before = {c: _keys(mstore, c) for c in _INDEXES}
+    before = {c: _keys(mstore, c) for c in INDEXES}
     mstore.ensure_indexes()
     again = MongoStore(mstore.url, database=mstore.database, client=mstore.client)  # a second process
-    assert {c: _keys(again, c) for c in _INDEXES} == before
+    assert {c: _keys(again, c) for c in INDEXES} == before
 
 
 def test_slot_numbers_and_token_hashes_are_unique(mstore: MongoStore) -> None:
     s = mstore.create_search(search_spec())
     t = mstore.claim("w")
     assert t is not None
-    clash = {**mstore._trial_doc(t), "_id": "another-id"}
+    clash = {**trial_doc_of(t), "_id": "another-id"}
     with pytest.raises(DuplicateKeyError):
         mstore._trials.insert_one(clash)
     info, _ = mstore.create_token("a")

@@ -73,7 +73,7 @@ def test_a_slow_claimer_and_the_sweep_insert_the_same_trial_once(
     slots: list[dict[str, Any]] = []
     original = mstore._insert_slot_trial
 
-    def stalled(search_id: str, seed: int, slot: dict[str, Any]) -> Any:
+    def stalled(search_id: str, seed: int, slot: dict[str, Any], **kw: Any) -> Any:
         slots.append(slot)
         raise Crash("stalled")
 

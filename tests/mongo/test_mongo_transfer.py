@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 from hyperhive.cli import app
 from hyperhive.models import DatasetInfo, Search, TrialResult, TrialState
 from hyperhive.store import SQLiteStore, Store
-from hyperhive.store.cli import export_searches, import_records
+from hyperhive.store.exchange import export_searches, import_records
 from hyperhive.store.mongo import MongoStore
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "search_spaces" / "examples"

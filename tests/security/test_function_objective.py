@@ -263,7 +263,7 @@ def _export_line(tmp_path: Path, owner: str | None = "alice", **doc_overrides: A
     import io
 
     from hyperhive.models import TrialResult
-    from hyperhive.store.cli import export_searches
+    from hyperhive.store.exchange import export_searches
 
     source = SQLiteStore(tmp_path / "source.db")
     try:
@@ -288,7 +288,7 @@ def _export_line(tmp_path: Path, owner: str | None = "alice", **doc_overrides: A
 
 
 def _import(target: SQLiteStore, record: dict[str, Any], **kw: Any) -> Any:
-    from hyperhive.store.cli import import_records
+    from hyperhive.store.exchange import import_records
 
     return import_records(target, [json.dumps(record)], **kw)
 

@@ -88,6 +88,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.searches: dict[str, MSearch] = {}
         self.trials: dict[str, MTrial] = {}
         self.deleted: set[str] = set()  # trial ids of deleted searches
+        self.feeds: dict[str, tuple[Any, dict[str, Any]]] = {}  # search id -> (cursor, trials read)
 
     def teardown(self) -> None:
         self._cleanup()
@@ -216,6 +217,7 @@ class StoreMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def delete(self, data: st.DataObject) -> None:
         s = self.searches.pop(data.draw(st.sampled_from(list(self.searches))))
+        self.feeds.pop(s.id, None)
         for tid in s.trials:
             self.deleted.add(tid)
             del self.trials[tid]
@@ -234,6 +236,7 @@ class StoreMachine(RuleBasedStateMachine):
         self.store.delete_search(s.id)
         imported = self.store.import_search(bundle)
         assert imported.id == s.id
+        self.feeds.pop(s.id, None)  # a new search under the same id: its readers start over
         s.last_claim_at = 0.0
         for t in self._open(s):
             if t.state == TrialState.RUNNING:
@@ -306,6 +309,10 @@ class StoreMachine(RuleBasedStateMachine):
         now = self.clock()
         got = self.store._claim_new_slot("crashed", lease, now, None)
         assert got is not None and got.config is None and got.lease_token
+        if self.backend == "mongo":  # the claimer's memory dies with it; the sweep stamps its marker
+            store: Any = self.store
+            store._held.pop(got.id)
+            store.repair(grace=-1)
         s = self.searches[got.search_id]
         t = MTrial(got.id, s.id, got.number, TrialState.RUNNING, got.lease_token, now + lease, 1, now)
         self.trials[t.id] = t
@@ -387,7 +394,7 @@ class StoreMachine(RuleBasedStateMachine):
             return
         store: Any = self.store
 
-        def crash(*_: Any) -> None:
+        def crash(*_: Any, **__: Any) -> None:
             raise _Crash
 
         setattr(store, crash_in, crash)
@@ -462,6 +469,11 @@ class StoreMachine(RuleBasedStateMachine):
                 if m.expires is not None:
                     assert t.lease_expires_at == pytest.approx(m.expires)
             assert_backend_consistent(self.store, s.id)
+            cursor, read = self.feeds.get(s.id, (None, {}))
+            batch, cursor = self.store.trials_changed_since(s.id, cursor)
+            read.update((t.id, t) for t in batch)
+            self.feeds[s.id] = (cursor, read)
+            assert read == {t.id: t for t in trials}, "the change feed's reader holds every trial as it is"
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "mongo"])
