@@ -100,6 +100,13 @@ def rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Route:
     ms: list[float] = field(default_factory=list)
@@ -254,9 +261,12 @@ def main() -> int:
                     c.get(f"/api/searches/{sid}")
                     c.get(f"/api/searches/{sid}/trials?limit=100")
             before = rss_mb(server.pid)
+            cpu0, own0, load0 = cpu_seconds(server.pid), time.process_time(), os.getloadavg()[0]
             load = Load(url, search_ids, trial_ids, args.seconds)
             elapsed = asyncio.run(load.run(args.clients))
             after = rss_mb(server.pid)
+            server_cpu, own_cpu = cpu_seconds(server.pid) - cpu0, time.process_time() - own0
+            load1 = os.getloadavg()[0]
         finally:
             for proc in (worker, server):
                 if proc is not None and proc.poll() is None:
@@ -288,6 +298,13 @@ def main() -> int:
             rows,
         )
         print(f"\nserver RSS: {before:.0f} MB before, {after:.0f} MB after the load")
+        n = len(total.ms) + total.dropped
+        # on a shared machine latency follows what the server is given; CPU per request does not
+        print(
+            f"server CPU: {server_cpu:.1f} s in {elapsed:.1f} s ({server_cpu / elapsed:.0%} of a core), "
+            f"{server_cpu / max(n, 1) * 1000:.2f} ms per request; the clients used {own_cpu:.1f} s; "
+            f"load average {load0:.1f} -> {load1:.1f}"
+        )
         for e in sorted(set(total.errors))[:10]:
             print(f"  error: {e}")
         return 1 if total.s5xx or total.dropped else 0
