@@ -37,7 +37,7 @@ import httpx
 from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult
-from hyperhive.store import SQLiteStore
+from hyperhive.store import SQLiteStore, Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +57,7 @@ def search_doc(max_trials: int, name: str) -> dict[str, Any]:
     }
 
 
-def fill(store: SQLiteStore, searches: int, trials: int) -> tuple[list[str], list[str]]:
+def fill(store: Store, searches: int, trials: int) -> tuple[list[str], list[str]]:
     """``searches`` completed searches of ``trials`` done trials each, owned by ``local`` (the --no-auth
     user); returns the search ids and a sample of trial ids."""
     seed = store.create_search(validate(search_doc(20, "seed")), owner="local")
@@ -226,6 +226,13 @@ def main() -> int:
     ap.add_argument("--searches", type=int, default=100, help="searches in the store (default 100)")
     ap.add_argument("--trials", type=int, default=500, help="trials per search (default 500)")
     ap.add_argument("--no-worker", action="store_true", help="no worker running the submitted searches")
+    ap.add_argument(
+        "--mongo",
+        metavar="URL",
+        default=os.environ.get("HYPERHIVE_TEST_MONGO_URL"),
+        help="run on this MongoDB server instead of SQLite, in a fresh database dropped afterwards "
+        "(default: $HYPERHIVE_TEST_MONGO_URL; SQLite when unset)",
+    )
     args = ap.parse_args()
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 3600:
         ap.error("--clients must be 1..500 and --seconds 0..3600")
@@ -233,14 +240,16 @@ def main() -> int:
         folder = Path(d)
         db = folder / "load.db"
         t0 = time.monotonic()
-        store = SQLiteStore(db)
+        store_url = f"sqlite:///{db}"
+        database = f"hyperhive_load_{uuid.uuid4().hex[:10]}"
+        if args.mongo:
+            store_url = mongo_database_url(args.mongo, database)
+        store: Store = open_store(store_url) if args.mongo else SQLiteStore(db)
         search_ids, trial_ids = fill(store, args.searches, args.trials)
-        store.close()
         n_trials = args.searches * args.trials
         print(f"filled {args.searches} searches, {n_trials} trials in {time.monotonic() - t0:.1f}s")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        store_url = f"sqlite:///{db}"
         server = start(["serve", "--no-auth", "--store", store_url, "--port", str(port), "--log-level",
                         "warning"], folder, "serve.log")  # fmt: skip
         worker = None
@@ -275,6 +284,9 @@ def main() -> int:
                         proc.wait(15)
                     except subprocess.TimeoutExpired:
                         proc.kill()
+            if args.mongo:
+                store.client.drop_database(database)  # type: ignore[attr-defined]
+            store.close()
         rows = []
         total = Route()
         for name, r in sorted(load.routes.items()):
@@ -285,9 +297,10 @@ def main() -> int:
             total.errors += r.errors
             rows.append(_row(name, r, elapsed))
         rows.append(_row("all", total, elapsed))
+        backend = "MongoDB" if args.mongo else "SQLite"
         print(
             f"\n{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-            f"{args.clients} clients for {elapsed:.1f}s against hyperhive serve (SQLite) holding "
+            f"{args.clients} clients for {elapsed:.1f}s against hyperhive serve ({backend}) holding "
             f"{args.searches} searches / {n_trials} trials, "
             f"{'no worker' if args.no_worker else 'a worker running'}; "
             f"{len(load.submitted)} searches submitted"
@@ -316,6 +329,14 @@ def _row(name: str, r: Route, elapsed: float) -> list[str]:
         name, str(n), f"{n / elapsed:.1f}", f"{pct(r.ms, 50):.1f}", f"{pct(r.ms, 99):.1f}",
         str(r.s4xx), str(r.s5xx), str(r.dropped),
     ]  # fmt: skip
+
+
+def mongo_database_url(url: str, database: str) -> str:
+    """``url`` (a MongoDB server) naming ``database``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
 def free_port() -> int:
