@@ -6,8 +6,10 @@ imported again and again) with ``--searches`` searches of ``--trials`` trials ea
 submit. ``--clients`` closed-loop clients (default 50, each its own connection, 127.0.0.1 only) then, for
 ``--seconds`` (default 60), mix: search status, a page of a search's trials, a trial's details, the list of
 searches, and now and then a new search. Printed: per route the count, requests/s, p50 and p99 latency,
-4xx, 5xx and dropped connections (a request whose connection broke: httpx transport errors), and the
-server's RSS before and after.
+4xx, 5xx and dropped connections (a request whose connection broke: httpx transport errors), the
+server's RSS before and after, and the server's CPU seconds per request (on a shared machine latency
+follows how much CPU the server is given; its CPU per request does not). ``--mongo URL`` runs the same
+on a MongoDB server, in a fresh database dropped afterwards.
 
 Goals (issue 14): no 5xx, no dropped connection, p99 <= 100 ms for status and list pages, memory flat.
 
@@ -229,9 +231,8 @@ def main() -> int:
     ap.add_argument(
         "--mongo",
         metavar="URL",
-        default=os.environ.get("HYPERHIVE_TEST_MONGO_URL"),
         help="run on this MongoDB server instead of SQLite, in a fresh database dropped afterwards "
-        "(default: $HYPERHIVE_TEST_MONGO_URL; SQLite when unset)",
+        '(e.g. --mongo "$HYPERHIVE_TEST_MONGO_URL")',
     )
     args = ap.parse_args()
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 3600:
