@@ -6,8 +6,10 @@ imported again and again) with ``--searches`` searches of ``--trials`` trials ea
 submit. ``--clients`` closed-loop clients (default 50, each its own connection, 127.0.0.1 only) then, for
 ``--seconds`` (default 60), mix: search status, a page of a search's trials, a trial's details, the list of
 searches, and now and then a new search. Printed: per route the count, requests/s, p50 and p99 latency,
-4xx, 5xx and dropped connections (a request whose connection broke: httpx transport errors), and the
-server's RSS before and after.
+4xx, 5xx and dropped connections (a request whose connection broke: httpx transport errors), the
+server's RSS before and after, and the server's CPU seconds per request (on a shared machine latency
+follows how much CPU the server is given; its CPU per request does not). ``--mongo URL`` runs the same
+on a MongoDB server, in a fresh database dropped afterwards.
 
 Goals (issue 14): no 5xx, no dropped connection, p99 <= 100 ms for status and list pages, memory flat.
 
@@ -37,7 +39,7 @@ import httpx
 from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult
-from hyperhive.store import SQLiteStore
+from hyperhive.store import SQLiteStore, Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,7 +59,7 @@ def search_doc(max_trials: int, name: str) -> dict[str, Any]:
     }
 
 
-def fill(store: SQLiteStore, searches: int, trials: int) -> tuple[list[str], list[str]]:
+def fill(store: Store, searches: int, trials: int) -> tuple[list[str], list[str]]:
     """``searches`` completed searches of ``trials`` done trials each, owned by ``local`` (the --no-auth
     user); returns the search ids and a sample of trial ids."""
     seed = store.create_search(validate(search_doc(20, "seed")), owner="local")
@@ -98,6 +100,13 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used (``/proc/PID/stat``)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -219,6 +228,12 @@ def main() -> int:
     ap.add_argument("--searches", type=int, default=100, help="searches in the store (default 100)")
     ap.add_argument("--trials", type=int, default=500, help="trials per search (default 500)")
     ap.add_argument("--no-worker", action="store_true", help="no worker running the submitted searches")
+    ap.add_argument(
+        "--mongo",
+        metavar="URL",
+        help="run on this MongoDB server instead of SQLite, in a fresh database dropped afterwards "
+        '(e.g. --mongo "$HYPERHIVE_TEST_MONGO_URL")',
+    )
     args = ap.parse_args()
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 3600:
         ap.error("--clients must be 1..500 and --seconds 0..3600")
@@ -226,14 +241,16 @@ def main() -> int:
         folder = Path(d)
         db = folder / "load.db"
         t0 = time.monotonic()
-        store = SQLiteStore(db)
+        store_url = f"sqlite:///{db}"
+        database = f"hyperhive_load_{uuid.uuid4().hex[:10]}"
+        if args.mongo:
+            store_url = mongo_database_url(args.mongo, database)
+        store: Store = open_store(store_url) if args.mongo else SQLiteStore(db)
         search_ids, trial_ids = fill(store, args.searches, args.trials)
-        store.close()
         n_trials = args.searches * args.trials
         print(f"filled {args.searches} searches, {n_trials} trials in {time.monotonic() - t0:.1f}s")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        store_url = f"sqlite:///{db}"
         server = start(["serve", "--no-auth", "--store", store_url, "--port", str(port), "--log-level",
                         "warning"], folder, "serve.log")  # fmt: skip
         worker = None
@@ -254,9 +271,12 @@ def main() -> int:
                     c.get(f"/api/searches/{sid}")
                     c.get(f"/api/searches/{sid}/trials?limit=100")
             before = rss_mb(server.pid)
+            cpu0, own0, load0 = cpu_seconds(server.pid), time.process_time(), os.getloadavg()[0]
             load = Load(url, search_ids, trial_ids, args.seconds)
             elapsed = asyncio.run(load.run(args.clients))
             after = rss_mb(server.pid)
+            server_cpu, own_cpu = cpu_seconds(server.pid) - cpu0, time.process_time() - own0
+            load1 = os.getloadavg()[0]
         finally:
             for proc in (worker, server):
                 if proc is not None and proc.poll() is None:
@@ -265,6 +285,9 @@ def main() -> int:
                         proc.wait(15)
                     except subprocess.TimeoutExpired:
                         proc.kill()
+            if args.mongo:
+                store.client.drop_database(database)  # type: ignore[attr-defined]
+            store.close()
         rows = []
         total = Route()
         for name, r in sorted(load.routes.items()):
@@ -275,9 +298,10 @@ def main() -> int:
             total.errors += r.errors
             rows.append(_row(name, r, elapsed))
         rows.append(_row("all", total, elapsed))
+        backend = "MongoDB" if args.mongo else "SQLite"
         print(
             f"\n{platform.node()}: {os.cpu_count()} CPUs, Python {platform.python_version()}; "
-            f"{args.clients} clients for {elapsed:.1f}s against hyperhive serve (SQLite) holding "
+            f"{args.clients} clients for {elapsed:.1f}s against hyperhive serve ({backend}) holding "
             f"{args.searches} searches / {n_trials} trials, "
             f"{'no worker' if args.no_worker else 'a worker running'}; "
             f"{len(load.submitted)} searches submitted"
@@ -288,6 +312,13 @@ def main() -> int:
             rows,
         )
         print(f"\nserver RSS: {before:.0f} MB before, {after:.0f} MB after the load")
+        n = len(total.ms) + total.dropped
+        # on a shared machine latency follows what the server is given; CPU per request does not
+        print(
+            f"server CPU: {server_cpu:.1f} s in {elapsed:.1f} s ({server_cpu / elapsed:.0%} of a core), "
+            f"{server_cpu / max(n, 1) * 1000:.2f} ms per request; the clients used {own_cpu:.1f} s; "
+            f"load average {load0:.1f} -> {load1:.1f}"
+        )
         for e in sorted(set(total.errors))[:10]:
             print(f"  error: {e}")
         return 1 if total.s5xx or total.dropped else 0
@@ -299,6 +330,14 @@ def _row(name: str, r: Route, elapsed: float) -> list[str]:
         name, str(n), f"{n / elapsed:.1f}", f"{pct(r.ms, 50):.1f}", f"{pct(r.ms, 99):.1f}",
         str(r.s4xx), str(r.s5xx), str(r.dropped),
     ]  # fmt: skip
+
+
+def mongo_database_url(url: str, database: str) -> str:
+    """``url`` (a MongoDB server) naming ``database``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
 
 
 def free_port() -> int:

@@ -1,15 +1,18 @@
 """Runs every benchmark in this folder and writes their tables to ``benchmarks/RESULTS.md``.
 
-Each benchmark runs in its own process, one after the other (never two at once: they would measure each
-other), and its printed tables go to the report as they are, with the command that produced them, its wall
-time and exit status; a benchmark that fails is reported as failed and the others still run. The report
-starts with the machine (CPU, cores, memory, load average before the run), the Python version and the git
-commit. The peers' figures (hyperopt's fmin and ``tpe.suggest``, Optuna, Optuna with SQLite) come from
-the same run: core_overhead and tpe_scale measure them beside Hyperhive's.
+The benchmarks are found by name in this folder (see :data:`KNOWN`: one that is missing is reported as
+missing, and a script not named there runs too). Each runs in its own process, one after the other
+(never two at once: they would measure each other), and its printed tables go to the report as they are,
+with the command that produced them, its wall time and exit status; a benchmark that fails is reported
+as failed and the others still run. The report starts with the machine (CPU, cores, memory, load
+average before the run), the Python version and the git commit. The peers' figures (hyperopt's fmin and
+``tpe.suggest``, Optuna, Optuna with SQLite, optuna-dashboard) come from the same run, measured by each
+benchmark beside Hyperhive's.
 
 Run: ``.venv/bin/python benchmarks/report.py`` (full settings, the better part of an hour on 2 cores) or
 ``--quick`` (every benchmark's smoke settings, a few minutes); ``--only load,tpe_scale`` for a subset;
-``--output PATH`` to write elsewhere. On a shared machine, read medians and ratios of the same run.
+``--output PATH`` to write elsewhere; ``--list`` shows what would run. On a shared machine, read medians
+and ratios of the same run.
 """
 
 from __future__ import annotations
@@ -32,24 +35,32 @@ class Bench:
     name: str
     what: str
     full: tuple[str, ...]
-    quick: tuple[str, ...]
+    quick: tuple[str, ...] | None
+    """``None``: ``--quick`` if the script takes it, else its defaults."""
 
 
-BENCHES = [
+KNOWN = [
     Bench(
         "core_overhead",
-        "per-trial overhead, throughput with 1-2 workers and TPE ask latency, "
-        "against hyperopt's fmin and Optuna",
+        "per-trial overhead (store alone and the real path: REST submit, worker process, API status), "
+        "throughput with 1-2 workers and TPE ask latency, against hyperopt's fmin and Optuna",
         (),
-        ("--quick",),
+        None,
     ),
+    Bench("real_path", "per-trial cost through the product: REST, worker process, report", (), None),
     Bench(
         "tpe_scale", "TPE suggestions as finished trials grow, against hyperopt and Optuna", (), ("--quick",)
+    ),
+    Bench(
+        "search_quality",
+        "best value after 25/50/100 trials and optimum hits over seeds, against hyperopt, Optuna and random",
+        (),
+        None,
     ),
     Bench("worker_overhead", "time per Keras trial spent outside model.fit", (), ("--quick",)),
     Bench(
         "dashboard",
-        "dashboard endpoints and pages on a large search",
+        "dashboard endpoints and pages on a large search, against optuna-dashboard",
         (),
         ("--trials", "2000", "--repeat", "3"),
     ),
@@ -60,6 +71,39 @@ BENCHES = [
         ("--seconds", "10", "--searches", "20", "--trials", "250"),
     ),
 ]
+"""The benchmarks in report order, with their settings. A script named here that this checkout lacks
+is listed as absent in the report (benchmarks are added and renamed by other work); a script in this
+folder that is not named here runs after them with its own defaults (``--quick`` when it takes one)."""
+
+NOT_BENCHMARKS = {"report"}
+
+
+def discover(folder: Path | None = None) -> tuple[list[Bench], list[str]]:
+    """``(benchmarks present, known names absent)``: every ``*.py`` script in ``folder`` that runs as a
+    program (``__main__``), known ones first in :data:`KNOWN` order."""
+    scripts = {
+        p.stem: p.read_text(errors="replace")
+        for p in sorted((folder or HERE).glob("*.py"))
+        if p.stem not in NOT_BENCHMARKS and not p.stem.startswith("_")
+    }
+    scripts = {name: text for name, text in scripts.items() if "__main__" in text}
+    present: list[Bench] = []
+    for bench in KNOWN:
+        if bench.name in scripts:
+            present.append(_resolved(bench, scripts[bench.name]))
+    known = {b.name for b in KNOWN}
+    for name, text in scripts.items():
+        if name not in known:
+            doc = text.split('"""', 2)[1].strip().splitlines()[0] if text.count('"""') >= 2 else name
+            present.append(_resolved(Bench(name, doc.rstrip("."), (), None), text))
+    absent = [b.name for b in KNOWN if b.name not in scripts]
+    return present, absent
+
+
+def _resolved(bench: Bench, text: str) -> Bench:
+    if bench.quick is not None:
+        return bench
+    return Bench(bench.name, bench.what, bench.full, ("--quick",) if '"--quick"' in text else ())
 
 
 def machine() -> list[str]:
@@ -92,7 +136,7 @@ def machine() -> list[str]:
 
 
 def run(bench: Bench, quick: bool, timeout: float) -> tuple[str, list[str], int | None, float, str]:
-    args = bench.quick if quick else bench.full
+    args = (bench.quick or ()) if quick else bench.full
     cmd = [sys.executable, str(HERE / f"{bench.name}.py"), *args]
     shown = " ".join(["python", f"benchmarks/{bench.name}.py", *args])
     env = dict(os.environ)
@@ -119,19 +163,27 @@ def _tail(text: str, n: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-n:])
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every benchmark's smoke settings")
     ap.add_argument("--only", default="", help="comma-separated benchmark names (default: all)")
     ap.add_argument("--output", type=Path, default=HERE / "RESULTS.md")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds per benchmark (default 3600)")
-    args = ap.parse_args()
+    ap.add_argument("--list", action="store_true", help="print the benchmarks found and exit")
+    args = ap.parse_args(argv)
+    benches, absent = discover()
+    if args.list:
+        for b in benches:
+            print(f"{b.name}: {b.what}")
+        for name in absent:
+            print(f"{name}: (not in this checkout)")
+        return 0
     names = [n.strip() for n in args.only.split(",") if n.strip()]
-    unknown = sorted(set(names) - {b.name for b in BENCHES})
+    unknown = sorted(set(names) - {b.name for b in benches})
     if unknown:
-        known = ", ".join(b.name for b in BENCHES)
-        ap.error(f"--only: unknown benchmark(s) {', '.join(unknown)}; known: {known}")
-    chosen = [b for b in BENCHES if not names or b.name in names]
+        found = ", ".join(b.name for b in benches)
+        ap.error(f"--only: unknown benchmark(s) {', '.join(unknown)}; found: {found}")
+    chosen = [b for b in benches if not names or b.name in names]
     lines = [
         "# Benchmark results",
         "",
@@ -144,6 +196,8 @@ def main() -> int:
         "",
         *machine(),
     ]
+    if absent and not names:
+        lines.append(f"- not in this checkout, so not run: {', '.join(absent)}")
     failed = 0
     for bench in chosen:
         shown, out, code, wall, what = run(bench, args.quick, args.timeout)

@@ -248,6 +248,22 @@ def _skip(array: _Array) -> None:
     array.stream.expect_end()
 
 
+def _check_finite(name: str, array: _Array, errors: list[tuple[str, str]]) -> None:
+    """Stream float images through like :func:`_skip`, refusing NaN or infinite values (training on
+    them gives NaN losses, a trial failure far from its cause)."""
+    first = None
+    seen = 0
+    for block in _label_chunks(array):
+        if first is None:
+            bad = ~np.isfinite(block.reshape(block.shape[0], -1)).all(axis=1)
+            if bad.any():
+                first = seen + int(np.argmax(bad))
+        seen += block.shape[0]
+    array.stream.expect_end()
+    if first is not None:
+        errors.append((name, f"holds NaN or infinite values (first in image {first})"))
+
+
 def _label_chunks(array: _Array) -> Iterator[np.ndarray[Any, Any]]:
     """The labels in chunks of whole rows (about :data:`CHUNK` bytes each)."""
     row = math.prod(array.shape[1:]) * array.dtype.itemsize
@@ -366,7 +382,7 @@ def _inspect(zf: zipfile.ZipFile, file_size: int, limits: Limits) -> dict[str, A
             check_decoded({"splits": meta["splits"], "input_shape": list(xs[1:])}, limits)
         if _numeric(x.dtype):
             try:
-                _skip(x)
+                _check_finite(xn, x, errors) if x.dtype.kind == "f" and len(xs) in (3, 4) else _skip(x)
             except READ_ERRORS as exc:
                 errors.append((xn, str(exc)))
         if not _numeric(y.dtype):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hyperhive.errors import NotFound
@@ -29,12 +30,14 @@ LOCAL_USER = TokenInfo(id="local", name="local", admin=True, created_at=0.0)
 _bearer = HTTPBearer(auto_error=False, description="an API token from `hyperhive token create`")
 
 
-def get_store(request: Request) -> Store:
+# The dependencies that do no I/O are ``async``: FastAPI runs a sync dependency in its thread pool, and
+# under load every hop to a thread and back costs more than what these do (benchmarks/load.py).
+async def get_store(request: Request) -> Store:
     """The store the app holds (opened once at startup, closed at shutdown)."""
     return request.app.state.store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
@@ -46,18 +49,19 @@ def _unauthorized(msg: str) -> HTTPException:
     return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=msg, headers={"WWW-Authenticate": "Bearer"})
 
 
-def current_user(
+async def current_user(
     store: StoreDep,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenInfo:
     """The live token making the request; 401 (with ``WWW-Authenticate: Bearer``) when it is missing,
-    malformed, unknown or revoked. With ``no_auth``, :data:`LOCAL_USER` instead of a 401."""
+    malformed, unknown or revoked. With ``no_auth``, :data:`LOCAL_USER` instead of a 401. Only a token
+    is looked up, in the thread pool (a store read may wait on a lock)."""
     if credentials is None or not credentials.credentials.strip():
         if settings.no_auth:
             return LOCAL_USER
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
-    info = store.authenticate(credentials.credentials.strip())
+    info = await run_in_threadpool(store.authenticate, credentials.credentials.strip())
     if info is None:
         if settings.no_auth:
             return LOCAL_USER
@@ -68,7 +72,7 @@ def current_user(
 CurrentUser = Annotated[TokenInfo, Depends(current_user)]
 
 
-def admin_user(user: CurrentUser) -> TokenInfo:
+async def admin_user(user: CurrentUser) -> TokenInfo:
     """The current user, who must be an admin (403 otherwise)."""
     if not user.admin:
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this needs an admin token")

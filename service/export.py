@@ -62,8 +62,9 @@ def _cell(v: Any) -> Any:
 def trials_csv(trials: list[Trial], document: dict[str, Any] | None = None) -> str:
     """The trials as CSV text (see the module docstring for the columns). With the search's
     ``document``, ``param.<label>`` columns show the sampled parameters (option names, ``(none)``)."""
-    from hyperhive.service.sampled import sampled_params
+    from hyperhive.service.sampled import sampler
 
+    named = sampler(document) if document else None
     rows: list[dict[str, Any]] = []
     param_cols: dict[str, None] = {}
     config_cols: dict[str, None] = {}
@@ -84,7 +85,7 @@ def trials_csv(trials: list[Trial], document: dict[str, Any] | None = None) -> s
             "duration": duration,
             "error": t.error,
         }
-        for k, v in (sampled_params(document, t.vals, t.config) if document else {}).items():
+        for k, v in (named(t.vals, t.config) if named else {}).items():
             col = f"param.{k}"
             param_cols[col] = None
             row[col] = v

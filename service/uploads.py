@@ -85,7 +85,7 @@ class _Sink:
         if name == "file":
             self.files += 1
             if self.files > 1:
-                raise HTTPException(422, detail="send one file part named 'file'")
+                raise invalid_file("send one file part named 'file', not several")
             self._to_file = True
             filename = params.get(b"filename")
             self.filename = filename.decode("utf-8", "replace") if filename else None
@@ -106,6 +106,13 @@ class _Sink:
             self.fields[self._name] = self._buf.decode("utf-8", "replace")
 
 
+def invalid_file(msg: str) -> HTTPException:
+    """A 422 shaped like every other (``ValidationErrorResponse``), naming the ``file`` part."""
+    return HTTPException(
+        422, detail=[{"loc": ["body", "file"], "path": "file", "msg": msg, "type": "upload_error"}]
+    )
+
+
 async def receive_file(request: Request, directory: Path) -> Upload:
     """Stream the request's file into a new file under ``directory`` (see the module docstring).
     415 for another content type; 422 when no file part came."""
@@ -119,7 +126,7 @@ async def receive_file(request: Request, directory: Path) -> Upload:
             if ctype_s == "multipart/form-data":
                 boundary = params.get(b"boundary")
                 if not boundary:
-                    raise HTTPException(422, detail="multipart body without a boundary")
+                    raise invalid_file("a multipart body needs a boundary in its Content-Type")
                 sink = _Sink(tmp)
                 parser = MultipartParser(boundary, sink.callbacks())  # type: ignore[arg-type]
                 try:
@@ -127,9 +134,9 @@ async def receive_file(request: Request, directory: Path) -> Upload:
                         parser.write(chunk)
                     parser.finalize()
                 except MultipartParseError as exc:
-                    raise HTTPException(422, detail=f"malformed multipart body: {exc}") from None
+                    raise invalid_file(f"malformed multipart body: {exc}") from None
                 if sink.files == 0:
-                    raise HTTPException(422, detail="no file part named 'file' in the form")
+                    raise invalid_file("no file part named 'file' in the form")
                 upload.size, upload.sha256 = sink.size, sink.hash.hexdigest()
                 upload.filename, upload.fields = sink.filename, sink.fields
             elif ctype_s in RAW_TYPES:

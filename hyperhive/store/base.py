@@ -115,7 +115,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
@@ -570,6 +570,25 @@ class Store(abc.ABC):
     ) -> list[Trial]:
         """Trials of a search. ``sort`` is one of :data:`TRIAL_SORT_FIELDS`; sorting by ``value`` puts
         trials without a value last."""
+
+    def list_trials_brief(
+        self,
+        search_id: str,
+        *,
+        state: TrialState | str | None = None,
+        sort: str = "number",
+        descending: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Trial]:
+        """:meth:`list_trials` for readers of a page of trials (the API's trial list): the same trials
+        in the same order, but ``history`` and ``info`` are left empty and ``lease_token`` unset, so a
+        backend need not read or decode them. This default reads full trials and drops those fields;
+        backends override it with a narrow read."""
+        trials = self.list_trials(
+            search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
+        )
+        return [replace(t, history=[], info={}, lease_token=None) for t in trials]
 
     @abc.abstractmethod
     def count_trials(self, search_id: str, *, state: TrialState | str | None = None) -> int: ...

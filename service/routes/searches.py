@@ -29,7 +29,7 @@ from hyperhive.search_spaces import MAX_TRIALS_LIMIT
 from hyperhive.service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from hyperhive.service.export import export_filename, public_bundle, trials_csv
 from hyperhive.service.quotas import within_quota
-from hyperhive.service.sampled import sampled_params
+from hyperhive.service.sampled import sampled_params, sampler
 from hyperhive.service.schemas import (
     ExtendRequest,
     Page,
@@ -267,7 +267,7 @@ async def create_search(
 
 
 @router.get("", response_model=Page[SearchPublic])
-def list_searches(
+async def list_searches(
     store: StoreDep,
     user: CurrentUser,
     status: SearchStatus | None = None,
@@ -281,22 +281,28 @@ def list_searches(
     """Searches, newest first, filtered by status, name and (for admins) owner."""
     if not user.admin:
         owner = user.name
-    items = store.list_searches(status=status, name=name, owner=owner, limit=limit, offset=offset)
-    total = store.count_searches(status=status, name=name, owner=owner)
-    return Page[SearchPublic](
-        items=[SearchPublic.from_search(s) for s in items], total=total, limit=limit, offset=offset
-    )
+
+    def read() -> Page[SearchPublic]:
+        items = store.list_searches(status=status, name=name, owner=owner, limit=limit, offset=offset)
+        total = store.count_searches(status=status, name=name, owner=owner)
+        return Page[SearchPublic](
+            items=[SearchPublic.from_search(s) for s in items], total=total, limit=limit, offset=offset
+        )
+
+    return await run_in_threadpool(read)
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
-def get_search(search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> SearchDetail:
+async def get_search(
+    search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser
+) -> SearchDetail:
     """A search: status, trial counts by state, progress, its best trial (value, config, metrics), and a
     ``notice`` when it cannot progress (a script with no ``--allow-code`` worker alive)."""
-    return _detail(store, owned_search(store, user, search_id), settings)
+    return await run_in_threadpool(lambda: _detail(store, owned_search(store, user, search_id), settings))
 
 
 @router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)
-def list_trials(
+async def list_trials(
     search_id: str,
     store: StoreDep,
     user: CurrentUser,
@@ -310,16 +316,29 @@ def list_trials(
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> Page[TrialPublic]:
     """A search's trials, one page, sorted and filtered by state. Trials without a value sort last."""
+    return await run_in_threadpool(_trial_page, store, user, search_id, state, sort, order, limit, offset)
+
+
+def _trial_page(
+    store: Store,
+    user: TokenInfo,
+    search_id: str,
+    state: TrialState | None,
+    sort: str,
+    order: str | None,
+    limit: int,
+    offset: int,
+) -> Page[TrialPublic]:
     search = owned_search(store, user, search_id)
     best_first = sort == "value" and search.objective_mode == "max"
     descending = best_first if order is None else order == "desc"
-    trials = store.list_trials(
+    trials = store.list_trials_brief(
         search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
     )
     total = store.count_trials(search_id, state=state)
-    doc = search.document or {}
+    named = sampler(search.document or {})
     return Page[TrialPublic](
-        items=[TrialPublic.from_trial(t, sampled_params(doc, t.vals, t.config)) for t in trials],
+        items=[TrialPublic.from_trial(t, named(t.vals, t.config)) for t in trials],
         total=total, limit=limit, offset=offset,
     )  # fmt: skip
 

@@ -189,7 +189,7 @@ def test_openapi_covers_every_route(world: dict[str, Any]) -> None:
 
 
 @settings(
-    max_examples=700,
+    max_examples=300,  # tests/api/test_schemathesis.py covers every operation besides
     deadline=None,
     suppress_health_check=[
         HealthCheck.function_scoped_fixture,

@@ -154,3 +154,59 @@ class WorkerProc:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+
+# ------------------------------------------------------------------ MongoDB, where a server is configured
+MONGO_URL = os.environ.get("HYPERHIVE_TEST_MONGO_URL", "")
+needs_mongo = __import__("pytest").mark.skipif(
+    not MONGO_URL, reason="set HYPERHIVE_TEST_MONGO_URL to a MongoDB server (none can run on this machine)"
+)
+
+
+def mongo_url(database: str, *, via: tuple[str, int] | None = None) -> str:
+    """``HYPERHIVE_TEST_MONGO_URL`` naming ``database`` (and, with ``via``, reaching the server through
+    that host and port instead, as one direct connection: a proxy in between)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(MONGO_URL)
+    netloc = parts.netloc
+    query = dict(parse_qsl(parts.query))
+    if via is not None:
+        creds = netloc.rsplit("@", 1)[0] + "@" if "@" in netloc else ""
+        netloc = f"{creds}{via[0]}:{via[1]}"
+        query.pop("replicaSet", None)
+        query["directConnection"] = "true"
+    query.setdefault("serverSelectionTimeoutMS", "3000")
+    return urlunsplit((parts.scheme, netloc, f"/{database}", urlencode(query), ""))
+
+
+def mongo_server_address() -> tuple[str, int]:
+    """The first host of ``HYPERHIVE_TEST_MONGO_URL``."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(MONGO_URL).netloc.rsplit("@", 1)[-1].split(",")[0]
+    name, _, port = host.partition(":")
+    return name, int(port or 27017)
+
+
+def backend_store(backend: str, tmp_path: Path) -> tuple[Any, str, Any]:
+    """``(store, url the children open, cleanup)``: a SQLite file in ``tmp_path``, or a fresh database on
+    the ``HYPERHIVE_TEST_MONGO_URL`` server (dropped by ``cleanup``)."""
+    import uuid
+
+    from hyperhive.store import SQLiteStore, open_store
+
+    if backend == "sqlite":
+        db = tmp_path / "store.db"
+        store = SQLiteStore(db)
+        return store, f"sqlite:///{db}", store.close
+
+    name = f"hyperhive_chaos_{uuid.uuid4().hex[:10]}"
+    url = mongo_url(name)
+    mstore = open_store(url)
+
+    def cleanup() -> None:
+        mstore.client.drop_database(name)  # type: ignore[attr-defined]
+        mstore.close()
+
+    return mstore, url, cleanup

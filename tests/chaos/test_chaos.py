@@ -1,5 +1,6 @@
 """The chaos run: workers SIGKILLed at random moments (claiming, mid-trial, reporting, heartbeating) and
-restarted, the API server killed and restarted twice, all on one real SQLite store; at the end the search
+restarted, the API server killed and restarted twice, all on one real SQLite store (and on MongoDB where
+``HYPERHIVE_TEST_MONGO_URL`` names a server); at the end the search
 holds exactly ``max_trials`` done trials, each number once, each report counted once, nothing left
 running, and every trial a killed worker held was run again by another worker.
 
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import httpx
 import pytest
-from chaoskit import Server, WorkerProc, kill
+from chaoskit import Server, WorkerProc, backend_store, kill, needs_mongo
 from invariants import assert_search_consistent, sqlite_integrity
 
 from hyperhive.models import SearchStatus, TrialState
-from hyperhive.store import SQLiteStore
+from hyperhive.store import Store
+from hyperhive.testing import assert_mongo_consistent
 
 pytestmark = pytest.mark.slow
 
@@ -70,7 +72,7 @@ class ApiPoller(threading.Thread):
                 self.stop.wait(0.1)
 
 
-def _held_by(store: SQLiteStore, search_id: str, pid: int) -> list[str]:
+def _held_by(store: Store, search_id: str, pid: int) -> list[str]:
     return [
         t.id
         for t in store.list_trials(search_id, state=TrialState.RUNNING)
@@ -78,15 +80,15 @@ def _held_by(store: SQLiteStore, search_id: str, pid: int) -> list[str]:
     ]
 
 
-def test_chaos_run(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("mongo", marks=needs_mongo)])
+def test_chaos_run(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     seed = int(os.environ.get("HYPERHIVE_CHAOS_SEED") or random.SystemRandom().randrange(1_000_000))
     print(f"chaos seed {seed} (replay: HYPERHIVE_CHAOS_SEED={seed}){' soak' if SOAK else ''}")
     rng = random.Random(seed)
     plan = Plan()
     t_setup = time.monotonic()
-    db = tmp_path / "store.db"
-    store = SQLiteStore(db)
-    url = f"sqlite:///{db}"
+    store, url, cleanup = backend_store(backend, tmp_path)
+    request.addfinalizer(cleanup)
     server = Server(url, tmp_path)
     server.start()
     r = httpx.post(
@@ -182,5 +184,7 @@ def test_chaos_run(tmp_path: Path) -> None:
     assert poller.statuses.get(200, 0) > 0, info
     assert final.status_code == 200 and final.json()["counts"]["done"] == plan.trials
     assert final.json()["best_value"] == s.best_value
-    assert sqlite_integrity(db) == "ok"
-    store.close()
+    if backend == "sqlite":
+        assert sqlite_integrity(tmp_path / "store.db") == "ok"
+    else:
+        assert_mongo_consistent(store, search_id)  # type: ignore[arg-type]

@@ -27,4 +27,4 @@ def test_load_benchmark_smoke() -> None:
     assert "filled 3 searches, 180 trials" in out
     for route in ("search status", "trial list (100)", "trial details", "search list", "all"):
         assert route in out, out
-    assert "server RSS:" in out and "error:" not in out
+    assert "server RSS:" in out and "ms per request" in out and "error:" not in out
