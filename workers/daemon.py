@@ -535,8 +535,7 @@ class Worker:
             on_beat=lambda: self._touch("busy", trial.id),
             thread=self._heartbeats,
         )
-        self._touch("busy", trial.id)
-        heartbeat.start()
+        heartbeat.start()  # the claim marked this worker busy with the trial; each timed beat again
         t0 = time.perf_counter()
         try:
             result = execute_trial(trial, search, self.context, control, on_epoch=heartbeat.on_epoch)
