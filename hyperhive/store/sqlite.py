@@ -191,6 +191,13 @@ _SELECT_TRIALS = (
 """Trials with their appended epochs, read in the same statement (one snapshot)."""
 
 
+_PROPOSALS = 3
+"""How many suggestions one claim may make for slots that other claimers take first."""
+_CHEAP_PROPOSAL_SECONDS = 0.005
+"""A suggestion that took less is made again when its slot was lost; a costlier one is not."""
+_MISSED = object()
+
+
 def _dumps(v: Any) -> str:
     return json.dumps(v, separators=(",", ":"), allow_nan=False)
 
@@ -552,7 +559,8 @@ class SQLiteStore(Store):
         sql, args = self._slot_query(search_id, allow_code)
         if not self._read(sql, args):
             return None
-        return self._take_slot(sql, args, worker_id, lease_seconds, now, None)
+        trial: Trial | None = self._take_slot(sql, args, worker_id, lease_seconds, now, None)
+        return trial
 
     def _claim_new_suggested(
         self,
@@ -568,10 +576,19 @@ class SQLiteStore(Store):
         the suggestion with the trial when the slot taken is the one it was made for (one worker:
         always); else the trial is inserted without config and :meth:`claim` suggests for it."""
         sql, args = self._slot_query(search_id, allow_code)
-        rows = self._read(sql, args)
-        if not rows:
-            return None
-        return self._take_slot(sql, args, worker_id, lease_seconds, now, self._propose(rows[0]))
+        for attempt in range(_PROPOSALS):
+            rows = self._read(sql, args)
+            if not rows:
+                return None
+            t0 = time.perf_counter()
+            proposal = self._propose(rows[0])
+            # a cheap suggestion that lost its slot to another claimer is made again for the next one;
+            # an expensive one (TPE on a long history) is not thrown away: its trial goes config-less
+            again = attempt + 1 < _PROPOSALS and time.perf_counter() - t0 < _CHEAP_PROPOSAL_SECONDS
+            trial = self._take_slot(sql, args, worker_id, lease_seconds, now, proposal, or_without=not again)
+            if trial is not _MISSED:
+                return trial
+        raise AssertionError("unreachable: the last attempt takes the slot with or without its proposal")
 
     @staticmethod
     def _slot_query(search_id: str | None, allow_code: bool) -> tuple[str, list[Any]]:
@@ -593,9 +610,12 @@ class SQLiteStore(Store):
         lease_seconds: float,
         now: float,
         proposal: tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None,
-    ) -> Trial | None:
+        *,
+        or_without: bool = True,
+    ) -> Any:
         """One transaction: the slot of ``sql``'s search taken and its running trial inserted, with the
-        ``proposal``'s vals and config when it was made for this search and slot."""
+        ``proposal``'s vals and config when it was made for this search and slot; else without config
+        (``or_without``) or nothing taken and :data:`_MISSED` returned. None: no slot."""
         with self._write() as conn:
             row = conn.execute(sql, args).fetchone()
             if row is None:
@@ -604,6 +624,8 @@ class SQLiteStore(Store):
             vals = config = None
             if proposal is not None and proposal[0] == (row["id"], number):
                 vals, config = proposal[1], proposal[2]
+            elif proposal is not None and not or_without:
+                return _MISSED
             trial = Trial(
                 id=new_id(),
                 search_id=row["id"],
