@@ -5,7 +5,10 @@ Loop (:meth:`Worker.work`)
     register -> [stop requested? -> exit] -> [max trials reached? -> exit] -> ``claim`` ->
     nothing: idle (sleep with backoff up to ``idle_max_sleep``; ``burst``: exit; ``idle_exit`` seconds
     idle: exit; ``search_id`` given and that search is final: exit) | a trial: run it while a heartbeat
-    thread renews its lease, report, loop.
+    thread renews its lease, report, loop. Nothing else happens per trial: the claim marks the worker
+    busy in the store, one heartbeat thread serves every trial, the search is read once, and a trial
+    done in under :data:`QUICK_TRIAL_SECONDS` is logged at DEBUG (an INFO line sums them up every
+    :data:`QUICK_SUMMARY_SECONDS`); failed, pruned and longer trials get their INFO line.
 
 Heartbeats
     Every ``heartbeat_seconds`` from a background thread, and at once after every epoch (saving the
@@ -80,6 +83,12 @@ class ExitReason(enum.StrEnum):
     SEARCH_FINISHED = "search_finished"  # the one search it serves (search_id) is final
     STOP_REQUESTED = "stop_requested"  # SIGTERM / SIGINT / request_stop()
     STORE_LOST = "store_lost"  # the store stayed unreachable longer than store_patience
+
+
+QUICK_TRIAL_SECONDS = 1.0
+"""A trial done in less is logged at DEBUG, not INFO: a cheap function objective runs hundreds a second."""
+QUICK_SUMMARY_SECONDS = 10.0
+"""How often the quick trials done are summed up in one INFO line (and once more at exit)."""
 
 
 def _setting(name: str) -> Any:
@@ -315,6 +324,8 @@ class Worker:
         self._searches: dict[str, Search] = {}
         self._last_touch = 0.0
         self._heartbeats = HeartbeatThread(f"heartbeat-{self.id}")
+        self._quick = 0
+        self._quick_since = 0.0
         self.context = ExecutionContext(
             store=store,
             worker_id=self.id,
@@ -455,6 +466,7 @@ class Worker:
             if reason != ExitReason.STORE_LOST:
                 self._touch("stopped", None)
         self.exit_reason = reason
+        self._quick_done(flush=True)
         self.log.info("worker exiting: %s after %d trial(s)", reason, self.trials_run)
         return reason
 
@@ -565,9 +577,30 @@ class Worker:
             }
         )
         if reported is not None:
-            self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+            if reported.state == TrialState.DONE and run_s < QUICK_TRIAL_SECONDS:
+                self.log.debug("%s %s", label, _outcome_text(reported, search, run_s))
+                self._quick_done()
+            else:
+                self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
             if reported.info.get("error_kind") == "search":
                 self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
+
+    def _quick_done(self, *, flush: bool = False) -> None:
+        """Count a quick trial done (``flush``: none, say what was counted); one INFO line per
+        :data:`QUICK_SUMMARY_SECONDS` sums them up."""
+        now = time.monotonic()
+        if not flush:
+            if self._quick == 0:
+                self._quick_since = now
+            self._quick += 1
+        if self._quick and (flush or now - self._quick_since >= QUICK_SUMMARY_SECONDS):
+            self.log.info(
+                "%d trial(s) done in the last %.0fs, each in under %.0fs (a line each at --log-level DEBUG)",
+                self._quick,
+                now - self._quick_since,
+                QUICK_TRIAL_SECONDS,
+            )
+            self._quick = 0
 
     def _hand_back(self, trial: Trial) -> None:
         assert trial.lease_token is not None
