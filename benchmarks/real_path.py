@@ -6,8 +6,9 @@ Timing comes from the store's own stamps of every trial (``started_at``/``finish
 worker processes), read back over the API once the search is done: per trial, the median gap between
 consecutive finishes (the worker loop's steady cost: claim, suggestion, objective, report), and the
 span from the first start to the last finish (throughput). ``e2e`` is the wall time from the submit to
-the API's ``completed``, polled every 10 ms (it includes the worker's idle back-off before the first
-claim and the poll).
+the API's ``completed``, polled every 50 ms (it includes the worker's idle back-off before the first
+claim, the engine's first look at the search and the poll). The workers log at their default level
+(INFO) into a file, as ``hyperhive up`` has them do.
 
 A TPE search at ``n`` finished trials cannot be submitted with a history over REST: its ``n`` trials are
 filled with random suggestions and random losses, exported and imported as a TPE search (what
@@ -47,6 +48,11 @@ TPE5_PARAMS = {  # the issue's space, as benchmarks/tpe_scale.py's SPACE
     "d": {"quniform": [1, 100, 1]},
     "e": {"uniform": [-5, 5]},
 }
+
+
+POLL_SECONDS = 0.05
+"""How often the API is asked whether a search is done (each answer costs the server's CPU, which the
+workers share on a small machine)."""
 
 
 def search_doc(
@@ -99,7 +105,7 @@ class Stack:
                 if status != "completed":
                     raise RuntimeError(f"search {search_id} ended {status}")
                 return time.perf_counter()
-            time.sleep(0.01)
+            time.sleep(POLL_SECONDS)
         raise TimeoutError(f"search {search_id} not done after {timeout} s")
 
     def stamps(self, search_id: str) -> list[tuple[float, float]]:
@@ -136,7 +142,7 @@ def stack(workers: int) -> Iterator[Stack]:
         ]
         try:
             for _ in range(workers):
-                cmd = [*py, "worker", "--store", url, "--cpu", "--log-level", "WARNING"]
+                cmd = [*py, "worker", "--store", url, "--cpu"]  # the default log level, into log.txt
                 procs.append(subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT))
             client = Client(f"http://127.0.0.1:{port}")
             deadline = time.monotonic() + 60
