@@ -1,13 +1,21 @@
 """Core overhead: Hyperhive's store + engine against hyperopt's fmin and Optuna, in one run.
 
-Prints three tables:
+Prints five tables:
 1. per-trial overhead (claim + suggest + report, trivial objective, 3 parameters), random and TPE;
 2. throughput with 1 and 2 worker processes sharing one SQLite file, against Optuna with SQLite;
-3. TPE ask latency at 100 / 1,000 / 3,000 finished trials against bare ``tpe.suggest`` on the same trials.
+3. TPE ask latency at 100 / 1,000 / 3,000 finished trials against bare ``tpe.suggest`` on the same trials;
+4. the real path (:mod:`real_path`): searches submitted over REST to ``hyperhive serve`` (SQLite file),
+   run by 1 or 2 ``hyperhive worker --cpu`` processes on ``hyperhive.demo_objectives:quadratic``, done
+   when the API says so; random search against Optuna in memory, Optuna + SQLite (1 and 2 processes) and
+   hyperopt's fmin in-process;
+5. the real path with TPE on the 5-parameter space (uniform, loguniform, 3-way choice, quniform,
+   uniform) at 1,000 and 3,000 finished trials (the next trials' ms each), against Optuna's TPE in
+   memory and hyperopt's ``tpe.suggest`` in-process on the same number of finished trials.
 
-Run: ``.venv/bin/python benchmarks/core_overhead.py`` (``--quick`` for a smoke run), with the
-``dev`` extra installed (``pip install -e '.[dev]'``). Numbers move by
-2x on a shared machine: compare rows of the same run, and read medians and ratios.
+Run: ``.venv/bin/python benchmarks/core_overhead.py`` (``--quick`` for a smoke run of a few minutes;
+``--part store`` or ``--part real`` for tables 1-3 or 4-5 only), with the ``dev`` extra installed
+(``pip install -e '.[dev]'``). Numbers move by 2x on a shared machine: compare rows of the same run,
+and read medians and ratios.
 """
 
 from __future__ import annotations
@@ -111,6 +119,26 @@ def optuna_per_trial(algorithm: str, n: int) -> float:
             study.tell(trial, objective(p))
             times.append(time.perf_counter() - t0)
         study._storage.remove_session()  # type: ignore[attr-defined]
+    return statistics.median(times) * 1e3
+
+
+def optuna_memory_per_trial(n: int) -> float:
+    """Median ms per trial of Optuna ask + tell, random sampler, in-memory storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        trial = study.ask()
+        p = {
+            "x": trial.suggest_float("x", 0, 1),
+            "y": trial.suggest_float("y", 0, 1),
+            "z": trial.suggest_categorical("z", [1, 2, 3]),
+        }
+        study.tell(trial, objective(p))
+        times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
 
 
@@ -256,9 +284,79 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
         print("  ".join(str(x).ljust(w) for x, w in zip(r, widths, strict=True)))
 
 
+def peer_tpe_asks(n: int, asks: int) -> tuple[float, float]:
+    """Median ms of one Optuna TPE ask + tell (in memory) and one hyperopt ``tpe.suggest`` (in
+    process) with ``n`` finished trials on the 5-parameter space (:mod:`tpe_scale`'s), interleaved."""
+    from tpe_scale import SPACE, hyperopt_trials, optuna_asker
+
+    domain = Domain(lambda _: 0.0, SPACE)
+    trials = hyperopt_trials(domain, n, np.random.default_rng(n))
+    optuna_ask = optuna_asker(trials)
+    optuna_ask(0)
+    tpe.suggest([n + 10], domain, trials, 0, verbose=False)
+    by_optuna, by_hyperopt = [], []
+    for i in range(asks):
+        t0 = time.perf_counter()
+        optuna_ask(i + 1)
+        t1 = time.perf_counter()
+        tpe.suggest([n + 10], domain, trials, i + 1, verbose=False)
+        by_hyperopt.append(time.perf_counter() - t1)
+        by_optuna.append(t1 - t0)
+    return statistics.median(by_optuna) * 1e3, statistics.median(by_hyperopt) * 1e3
+
+
+def real_path_tables(q: bool) -> None:
+    import real_path
+
+    n1, n2, repeats = (200, 400, 2) if q else (1000, 2000, 5)
+    sizes, more = ((1000,), 10) if q else ((1000, 3000), 40)
+
+    one = real_path.random_rows(1, n1, repeats)
+    two = real_path.random_rows(2, n2, repeats)
+    hh1 = statistics.median(r.per_trial_ms for r in one)
+    mean1 = statistics.median(1e3 / r.trials_per_s for r in one)
+    e2e1 = statistics.median(r.e2e_ms for r in one)
+    hh2 = statistics.median(r.trials_per_s for r in two)
+    e2e2 = statistics.median(1e3 / r.e2e_ms for r in two)
+    om = optuna_memory_per_trial(n1)
+    os1 = optuna_per_trial("random", n1 // 4)
+    os2 = optuna_throughput(2, n2 // 4)
+    hf = hyperopt_fmin_per_trial("random", n1)
+    table(
+        f"Real path, random search (REST submit, `hyperhive worker --cpu`, API status; toy space; medians of "
+        f"{repeats} searches of {n1} trials with 1 worker, {n2} with 2). median: gap between consecutive "
+        "finishes; mean: first start to last finish; e2e: submit to the API's completed",
+        ["workers", "figure", "hyperhive median", "hyperhive mean", "hyperhive e2e", "optuna memory",
+         "optuna sqlite", "hyperopt fmin", "hh (mean) vs optuna sqlite"],
+        [
+            ["1", "ms per trial", f"{hh1:.2f}", f"{mean1:.2f}", f"{e2e1:.2f}", f"{om:.2f}", f"{os1:.2f}",
+             f"{hf:.2f} (mean)", f"{os1 / mean1:.1f}x"],
+            ["2", "trials/s", "", f"{hh2:.0f}", f"{e2e2:.0f}", "", f"{os2:.0f} (2 processes)", "",
+             f"{hh2 / os2:.1f}x"],
+        ],
+    )  # fmt: skip
+
+    runs = real_path.tpe_rows(sizes, more)
+    rows = []
+    for n in sizes:
+        optuna_ms, hyperopt_ms = peer_tpe_asks(n, more)
+        hh = runs[n].per_trial_ms
+        rows.append(
+            [f"{n:,}", f"{hh:.1f}", f"{optuna_ms:.1f}", f"{hyperopt_ms:.1f}", f"{hh / optuna_ms:.2f}",
+             f"{hh / hyperopt_ms:.2f}"]
+        )  # fmt: skip
+    table(
+        f"Real path, TPE on 5 params: ms per trial of the next {more} trials once n are finished "
+        "(hyperhive: median gap between finishes, 1 worker; peers: median ask)",
+        ["finished n", "hyperhive", "optuna TPE memory", "hyperopt tpe.suggest", "hh/optuna", "hh/hyperopt"],
+        rows,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
+    ap.add_argument("--part", choices=["all", "store", "real"], default="all", help="tables 1-3, 4-5 or all")
     args = ap.parse_args()
     if importlib.util.find_spec("optuna") is None:
         sys.exit("core_overhead.py compares against Optuna: install the dev extra (pip install -e '.[dev]')")
@@ -267,6 +365,10 @@ def main() -> None:
     n_rand, n_tpe, n_tp = (60, 40, 200) if q else (300, 300, 2000)
     sizes, repeats = ((100, 300) if q else (100, 1000, 3000)), (3 if q else 15)
     print(f"python {sys.version.split()[0]}, {mp.cpu_count()} cores; medians unless noted")
+    if args.part != "store":
+        real_path_tables(q)
+    if args.part == "real":
+        return
 
     rows = []
     for algo, n in (("random", n_rand), ("tpe", n_tpe)):

@@ -42,12 +42,12 @@ class Bench:
 KNOWN = [
     Bench(
         "core_overhead",
-        "per-trial overhead (store alone and the real path: REST submit, worker process, API status), "
-        "throughput with 1-2 workers and TPE ask latency, against hyperopt's fmin and Optuna",
+        "per-trial overhead, throughput with 1-2 workers and TPE ask latency, against hyperopt's fmin "
+        "and Optuna; and the real path (REST submit, `hyperhive worker --cpu` processes, API status) "
+        "for random search with 1-2 workers and TPE at 1,000 / 3,000 finished trials",
         (),
         None,
     ),
-    Bench("real_path", "per-trial cost through the product: REST, worker process, report", (), None),
     Bench(
         "tpe_scale", "TPE suggestions as finished trials grow, against hyperopt and Optuna", (), ("--quick",)
     ),
@@ -75,7 +75,8 @@ KNOWN = [
 is listed as absent in the report (benchmarks are added and renamed by other work); a script in this
 folder that is not named here runs after them with its own defaults (``--quick`` when it takes one)."""
 
-NOT_BENCHMARKS = {"report"}
+# modules the benchmarks import (real_path: core_overhead's harness) and scripts that build data, not figures
+NOT_BENCHMARKS = {"report", "real_path", "build_quality_table"}
 
 
 def discover(folder: Path | None = None) -> tuple[list[Bench], list[str]]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import gc
 import logging
 import os
@@ -159,15 +160,22 @@ def devices_used() -> list[str]:
     return gpus or ["cpu"]
 
 
+@functools.cache
+def _hyperhive_version() -> str:
+    """The installed package's version, read once per process (parsing its metadata costs more than a
+    trial of a cheap function objective)."""
+    try:
+        return metadata.version("hyperhive")
+    except metadata.PackageNotFoundError:  # a source checkout that was not installed
+        return "unknown"
+
+
 def library_versions() -> dict[str, str]:
     """Versions of the libraries a trial's result depends on (Keras and its backend once imported)."""
     import numpy
 
     versions = {"python": platform.python_version(), "numpy": numpy.__version__}
-    try:
-        versions["hyperhive"] = metadata.version("hyperhive")
-    except metadata.PackageNotFoundError:  # a source checkout that was not installed
-        versions["hyperhive"] = "unknown"
+    versions["hyperhive"] = _hyperhive_version()
     if _keras is not None:
         backend = _keras.backend.backend()
         versions["keras"] = _keras.__version__

@@ -5,7 +5,10 @@ Loop (:meth:`Worker.work`)
     register -> [stop requested? -> exit] -> [max trials reached? -> exit] -> ``claim`` ->
     nothing: idle (sleep with backoff up to ``idle_max_sleep``; ``burst``: exit; ``idle_exit`` seconds
     idle: exit; ``search_id`` given and that search is final: exit) | a trial: run it while a heartbeat
-    thread renews its lease, report, loop.
+    thread renews its lease, report, loop. Nothing else happens per trial: the claim marks the worker
+    busy in the store, one heartbeat thread serves every trial, the search is read once, and a trial
+    done in under :data:`QUICK_TRIAL_SECONDS` is logged at DEBUG (an INFO line sums them up every
+    :data:`QUICK_SUMMARY_SECONDS`); failed, pruned and longer trials get their INFO line.
 
 Heartbeats
     Every ``heartbeat_seconds`` from a background thread, and at once after every epoch (saving the
@@ -82,6 +85,12 @@ class ExitReason(enum.StrEnum):
     STORE_LOST = "store_lost"  # the store stayed unreachable longer than store_patience
 
 
+QUICK_TRIAL_SECONDS = 1.0
+"""A trial done in less is logged at DEBUG, not INFO: a cheap function objective runs hundreds a second."""
+QUICK_SUMMARY_SECONDS = 10.0
+"""How often the quick trials done are summed up in one INFO line (and once more at exit)."""
+
+
 def _setting(name: str) -> Any:
     """The default of a :class:`~hyperhive.settings.Settings` field: the one place it is written."""
     return Settings.model_fields[name].get_default(call_default_factory=True)
@@ -145,12 +154,84 @@ def new_worker_id() -> str:
     return f"{HOST}-{os.getpid()}" + (f"-gpu{gpu}" if gpu else "") + f"-{uuid.uuid4().hex[:4]}"
 
 
+class HeartbeatThread:
+    """The background thread that beats the running trial's :class:`Heartbeat` every ``interval``
+    seconds: one per worker, started on first use and reused by every trial (a thread started and
+    joined per trial costs more than a trial of a cheap function objective)."""
+
+    def __init__(self, name: str = "heartbeat") -> None:
+        self.name = name
+        self._cond = threading.Condition()
+        self._beating = threading.Lock()
+        self._current: Heartbeat | None = None
+        self._due = 0.0
+        self._idle = 1.0
+        """How long the thread sleeps with no trial to beat: the last interval seen."""
+        self._wake_at = 0.0
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def watch(self, heartbeat: Heartbeat) -> None:
+        """Beat ``heartbeat`` from now on, first after its interval."""
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("heartbeat thread closed")
+            self._current = heartbeat
+            self._due = time.monotonic() + heartbeat.interval
+            self._idle = heartbeat.interval
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
+            elif self._due < self._wake_at:  # else the thread wakes in time and finds it (no switch)
+                self._cond.notify()
+
+    def unwatch(self) -> None:
+        """Stop beating; returns once a beat under way has ended (none follows)."""
+        with self._cond:
+            self._current = None  # the sleeping thread finds it gone when it wakes
+        with self._beating:
+            pass
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed, self._current = True, None
+            self._cond.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._closed and (self._current is None or time.monotonic() < self._due):
+                    # idle: wake every interval, so that a trial watched meanwhile is never beaten late
+                    now = time.monotonic()
+                    self._wake_at = now + self._idle if self._current is None else self._due
+                    self._cond.wait(self._wake_at - now)
+                if self._closed:
+                    return
+                heartbeat = self._current
+                assert heartbeat is not None
+                self._due = time.monotonic() + heartbeat.interval
+                self._idle = heartbeat.interval
+                self._beating.acquire()  # under the condition: unwatch() waits for this beat
+            try:
+                heartbeat.beat(None)
+                if heartbeat.on_beat is not None:
+                    heartbeat.on_beat()
+            except Exception:  # beat() logs store errors itself; on_beat's must not end the thread
+                heartbeat.log.exception("heartbeat for trial %s failed", heartbeat.trial.id)
+            finally:
+                self._beating.release()
+
+
 class Heartbeat:
     """Renews one trial's lease from a background thread and turns the store's answers into stops.
 
     It holds what it needs and nothing of the worker's (as Optuna's ``HeartbeatThread`` and Celery's
     ``Heart``): the store, the trial and its stop control, the lease and the interval, a logger, and
-    ``on_beat``, called after each timed beat (the worker refreshes its own record there)."""
+    ``on_beat``, called after each timed beat (the worker refreshes its own record there). ``thread``
+    is the worker's :class:`HeartbeatThread` (None: one of its own, for this trial)."""
 
     def __init__(
         self,
@@ -162,6 +243,7 @@ class Heartbeat:
         interval: float,
         log: logging.Logger | logging.LoggerAdapter[logging.Logger] = logger,
         on_beat: Callable[[], None] | None = None,
+        thread: HeartbeatThread | None = None,
     ) -> None:
         self.store = store
         self.trial = trial
@@ -170,26 +252,21 @@ class Heartbeat:
         self.interval = interval
         self.log = log
         self.on_beat = on_beat
-        self._done = threading.Event()
+        self._own = thread is None
+        self._thread = thread or HeartbeatThread(f"heartbeat-{trial.id}")
         self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{trial.id}", daemon=True)
         self._warned = False
         self._latest: list[dict[str, Any]] = []
         """The history as of the last epoch; ``_acked`` of its epochs are in the store."""
         self._acked = 0
 
     def start(self) -> None:
-        self._thread.start()
+        self._thread.watch(self)
 
     def stop(self) -> None:
-        self._done.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._done.wait(self.interval):
-            self.beat(None)
-            if self.on_beat is not None:
-                self.on_beat()
+        self._thread.unwatch()
+        if self._own:
+            self._thread.close()
 
     def beat(self, history: list[dict[str, Any]] | None) -> None:
         """One heartbeat, saving the epochs of ``history`` (or of the latest one seen) that the store
@@ -246,6 +323,9 @@ class Worker:
         self._current: TrialControl | None = None
         self._searches: dict[str, Search] = {}
         self._last_touch = 0.0
+        self._heartbeats = HeartbeatThread(f"heartbeat-{self.id}")
+        self._quick = 0
+        self._quick_since = 0.0
         self.context = ExecutionContext(
             store=store,
             worker_id=self.id,
@@ -381,9 +461,12 @@ class Worker:
         except _Stopping:
             reason = ExitReason.STOP_REQUESTED
         finally:
+            self._heartbeats.close()
+            self._heartbeats = HeartbeatThread(f"heartbeat-{self.id}")
             if reason != ExitReason.STORE_LOST:
                 self._touch("stopped", None)
         self.exit_reason = reason
+        self._quick_done(flush=True)
         self.log.info("worker exiting: %s after %d trial(s)", reason, self.trials_run)
         return reason
 
@@ -462,9 +545,9 @@ class Worker:
             interval=self.options.heartbeat_seconds,
             log=self.log,
             on_beat=lambda: self._touch("busy", trial.id),
+            thread=self._heartbeats,
         )
-        self._touch("busy", trial.id)
-        heartbeat.start()
+        heartbeat.start()  # the claim marked this worker busy with the trial; each timed beat again
         t0 = time.perf_counter()
         try:
             result = execute_trial(trial, search, self.context, control, on_epoch=heartbeat.on_epoch)
@@ -494,9 +577,30 @@ class Worker:
             }
         )
         if reported is not None:
-            self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+            if reported.state == TrialState.DONE and run_s < QUICK_TRIAL_SECONDS:
+                self.log.debug("%s %s", label, _outcome_text(reported, search, run_s))
+                self._quick_done()
+            else:
+                self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
             if reported.info.get("error_kind") == "search":
                 self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
+
+    def _quick_done(self, *, flush: bool = False) -> None:
+        """Count a quick trial done (``flush``: none, say what was counted); one INFO line per
+        :data:`QUICK_SUMMARY_SECONDS` sums them up."""
+        now = time.monotonic()
+        if not flush:
+            if self._quick == 0:
+                self._quick_since = now
+            self._quick += 1
+        if self._quick and (flush or now - self._quick_since >= QUICK_SUMMARY_SECONDS):
+            self.log.info(
+                "%d trial(s) done in the last %.0fs, each in under %.0fs (a line each at --log-level DEBUG)",
+                self._quick,
+                now - self._quick_since,
+                QUICK_TRIAL_SECONDS,
+            )
+            self._quick = 0
 
     def _hand_back(self, trial: Trial) -> None:
         assert trial.lease_token is not None

@@ -44,9 +44,13 @@ Claims (atomic)
     :class:`~hyperhive.engine.Engine`) from the search's history (running trials count as pending) and
     saved on the trial. Until then the trial is ``running`` without a config under the claimer's lease,
     so no other claimer can take it; if the claimer dies in between, the trial's lease expires and the
-    next claimer of the requeued trial makes the suggestion. A trial cancelled or deleted
-    while its suggestion is being made is given up and the claim tried again: ``claim`` never raises
-    :class:`~hyperhive.errors.LeaseLost` or :class:`~hyperhive.errors.NotFound`.
+    next claimer of the requeued trial makes the suggestion. (SQLite suggests for the slot before
+    taking it and saves the suggestion with the trial in the same transaction when that slot is the one
+    taken; only a slot lost to a concurrent claimer leaves its trial config-less for the step above.) A
+    trial cancelled or deleted while its suggestion is being made is given up and the claim tried
+    again: ``claim`` never raises :class:`~hyperhive.errors.LeaseLost` or
+    :class:`~hyperhive.errors.NotFound`. A claim records on the claimer's worker row, if it registered,
+    that it is ``busy`` with the claimed trial (``last_seen`` now).
 
 Leases
     ``heartbeat`` extends the lease of the holder of the current token, saves per-epoch history, and
@@ -108,6 +112,7 @@ Quotas (see :mod:`hyperhive.quotas`)
 from __future__ import annotations
 
 import abc
+import contextlib
 import hashlib
 import math
 import secrets
@@ -118,7 +123,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound
+from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound, StoreUnavailable
 from hyperhive.models import (
     DEFAULT_LEASE_SECONDS,
     REPORTABLE_TRIAL_STATES,
@@ -258,6 +263,44 @@ def worker_lost(trial: Trial, max_retries: int) -> Outcome:
     )
 
 
+def reported_again(trial: Trial, lease_token: str) -> Trial:
+    """A report on a final trial: the trial itself when this token's report made it final (the same
+    report again, counted once), else :class:`LeaseLost`."""
+    if trial.info.get("reported_token") == hash_token(lease_token):
+        return trial
+    raise LeaseLost(f"trial {trial.id} is already {trial.state}")
+
+
+def report_outcome(search: Search, lease_token: str, result: TrialResult) -> Outcome:
+    """What a report writes (see "Reports" in the contract): metrics and history capped and made
+    JSON-safe, the objective ``value`` and ``loss`` (a ``done`` result without a finite objective turns
+    ``failed``), ``info`` with the hash of the reporting token."""
+    # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+    metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
+    metrics, history = _capped(metrics, result.history, search.objective_metric)
+    state, error = result.state, result.error
+    value = loss = None
+    if state == TrialState.DONE:
+        value = finite_or_none(result.metrics.get(search.objective_metric))
+        if value is None:
+            state = TrialState.FAILED
+            got = result.metrics.get(search.objective_metric, "nothing")
+            error = (
+                f"objective metric {search.objective_metric!r} missing or not a finite number "
+                f"in the reported metrics (got {got!r})"
+            )
+    elif state == TrialState.PRUNED and history:
+        last = history[-1].get(search.objective_metric)
+        value = finite_or_none(last)
+    if value is not None:
+        loss = objective_loss(value, search.objective_mode)
+    info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
+    fails_search = state == TrialState.FAILED and result.search_error
+    if fails_search:
+        info["error_kind"] = "search"
+    return Outcome(state, value, loss, metrics, history, cap_error(error), info, fails_search)
+
+
 class Store(abc.ABC):
     """One interface over the SQLite and MongoDB stores. See the module docstring for the contract."""
 
@@ -386,16 +429,27 @@ class Store(abc.ABC):
             now = self.clock()
             trial = self._claim_queued(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
             if trial is None:
-                trial = self._claim_new_slot(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
+                trial = self._claim_new_suggested(
+                    worker_id, lease_seconds, now, search_id, allow_code=allow_code
+                )
             if trial is None:
                 return None
-            if trial.config is not None:
-                return trial
-            try:
-                return self._suggest_for(trial)
-            except (LeaseLost, NotFound):
-                continue  # lost the trial while suggesting: claim another one
+            if trial.config is None:
+                try:
+                    trial = self._suggest_for(trial)
+                except (LeaseLost, NotFound):
+                    continue  # lost the trial while suggesting: claim another one
+            if trial.state == TrialState.RUNNING:
+                self._claimed_by(worker_id, trial)
+            return trial
         return None
+
+    def _claimed_by(self, worker_id: str, trial: Trial) -> None:
+        """Record on the claimer's worker row (if it registered) that it is busy with ``trial``: best
+        effort, a store gone meanwhile does not undo the claim. A backend that writes the row in the
+        claim's own transaction makes this a no-op."""
+        with contextlib.suppress(StoreUnavailable):
+            self.touch_worker(worker_id, status="busy", current_trial_id=trial.id)
 
     def _suggest_for(self, trial: Trial) -> Trial:
         """Suggest and save the config of our freshly claimed config-less trial (or report it failed
@@ -436,6 +490,20 @@ class Store(abc.ABC):
     ) -> Trial | None:
         """Atomically take one slot of the fairest runnable search and insert its ``running`` trial
         (``config`` None, ``number`` = slot, ``seed`` from :func:`trial_seed`); marks the search running."""
+
+    def _claim_new_suggested(
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
+    ) -> Trial | None:
+        """:meth:`_claim_new_slot`, whose trial ``claim`` then suggests for. A backend may instead make
+        the suggestion for the slot first and save it with the trial in the same atomic step when that
+        slot is the one taken (SQLite: one transaction per claim instead of two)."""
+        return self._claim_new_slot(worker_id, lease_seconds, now, search_id, allow_code=allow_code)
 
     @abc.abstractmethod
     def _set_suggestion(
@@ -500,37 +568,18 @@ class Store(abc.ABC):
         """Finish our trial (see the contract); idempotent for the same token."""
         if result.state not in REPORTABLE_TRIAL_STATES:
             raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+        return self._report(trial_id, lease_token, result)
+
+    def _report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
+        """Read the trial and its search, then :meth:`_finish_trial`; a backend may do it all in one
+        transaction (SQLite)."""
         trial = self.get_trial(trial_id)
         if trial.state.is_final:
-            if trial.info.get("reported_token") == hash_token(lease_token):
-                return trial  # the same report again: already counted
-            raise LeaseLost(f"trial {trial_id} is already {trial.state}")
+            return reported_again(trial, lease_token)
         search = self.get_search(trial.search_id)
-        # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
-        metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
-        metrics, history = _capped(metrics, result.history, search.objective_metric)
-        state, error = result.state, result.error
-        value = loss = None
-        if state == TrialState.DONE:
-            value = finite_or_none(result.metrics.get(search.objective_metric))
-            if value is None:
-                state = TrialState.FAILED
-                got = result.metrics.get(search.objective_metric, "nothing")
-                error = (
-                    f"objective metric {search.objective_metric!r} missing or not a finite number "
-                    f"in the reported metrics (got {got!r})"
-                )
-        elif state == TrialState.PRUNED and history:
-            last = history[-1].get(search.objective_metric)
-            value = finite_or_none(last)
-        if value is not None:
-            loss = objective_loss(value, search.objective_mode)
-        info = {**cap_info(json_safe(result.info)), "reported_token": hash_token(lease_token)}
-        fails_search = state == TrialState.FAILED and result.search_error
-        if fails_search:
-            info["error_kind"] = "search"
-        outcome = Outcome(state, value, loss, metrics, history, cap_error(error), info, fails_search)
-        return self._finish_trial(trial_id, lease_token, outcome, self.clock())
+        return self._finish_trial(
+            trial_id, lease_token, report_outcome(search, lease_token, result), self.clock()
+        )
 
     @abc.abstractmethod
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:

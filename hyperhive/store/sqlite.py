@@ -26,6 +26,7 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialResult,
     TrialState,
     WorkerInfo,
 )
@@ -40,6 +41,8 @@ from hyperhive.store.base import (
     extend_refused,
     new_id,
     new_lease_token,
+    report_outcome,
+    reported_again,
     runs_code,
     trial_limit,
     trial_seed,
@@ -191,6 +194,13 @@ _BRIEF_COLUMNS = (
     " worker_id, lease_expires_at, attempts, started_at, finished_at, version"
 )
 """What :meth:`SQLiteStore.list_trials_brief` reads, in this order."""
+
+
+_PROPOSALS = 3
+"""How many suggestions one claim may make for slots that other claimers take first."""
+_CHEAP_PROPOSAL_SECONDS = 0.005
+"""A suggestion that took less is made again when its slot was lost; a costlier one is not."""
+_MISSED = object()
 
 
 def _dumps(v: Any) -> str:
@@ -539,6 +549,7 @@ class SQLiteStore(Store):
                 " last_claim_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, trial.search_id),
             )
+            self._busy_in(conn, worker_id, trial.id, now)
             return trial
 
     def _claim_new_slot(
@@ -550,28 +561,83 @@ class SQLiteStore(Store):
         *,
         allow_code: bool = True,
     ) -> Trial | None:
+        sql, args = self._slot_query(search_id, allow_code)
+        if not self._read(sql, args):
+            return None
+        trial: Trial | None = self._take_slot(sql, args, worker_id, lease_seconds, now, None)
+        return trial
+
+    def _claim_new_suggested(
+        self,
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        search_id: str | None,
+        *,
+        allow_code: bool = True,
+    ) -> Trial | None:
+        """Suggest for the slot the fairest search offers now, outside the write lock (a TPE suggestion
+        must not hold up the other workers' writes), then take the slot in one transaction that saves
+        the suggestion with the trial when the slot taken is the one it was made for (one worker:
+        always); else the trial is inserted without config and :meth:`claim` suggests for it."""
+        sql, args = self._slot_query(search_id, allow_code)
+        for attempt in range(_PROPOSALS):
+            rows = self._read(sql, args)
+            if not rows:
+                return None
+            t0 = time.perf_counter()
+            proposal = self._propose(rows[0])
+            # a cheap suggestion that lost its slot to another claimer is made again for the next one;
+            # an expensive one (TPE on a long history) is not thrown away: its trial goes config-less
+            again = attempt + 1 < _PROPOSALS and time.perf_counter() - t0 < _CHEAP_PROPOSAL_SECONDS
+            trial = self._take_slot(sql, args, worker_id, lease_seconds, now, proposal, or_without=not again)
+            if trial is not _MISSED:
+                return trial
+        raise AssertionError("unreachable: the last attempt takes the slot with or without its proposal")
+
+    @staticmethod
+    def _slot_query(search_id: str | None, allow_code: bool) -> tuple[str, list[Any]]:
+        """The fairest runnable search with a slot left, with its ``total`` of trials."""
         only = " AND id = ?" if search_id else ""
         if not allow_code:
             only += " AND code = 0"
-        args = [search_id] if search_id else []
         sql = (
-            f"SELECT id, seed, {_TOTAL} AS total FROM searches WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
+            f"SELECT *, {_TOTAL} AS total FROM searches WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
             f"{only} ORDER BY n_running, last_claim_at, created_at LIMIT 1"
         )
-        if not self._read(sql, args):
-            return None
+        return sql, [search_id] if search_id else []
+
+    def _take_slot(
+        self,
+        sql: str,
+        args: list[Any],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        proposal: tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None,
+        *,
+        or_without: bool = True,
+    ) -> Any:
+        """One transaction: the slot of ``sql``'s search taken and its running trial inserted, with the
+        ``proposal``'s vals and config when it was made for this search and slot; else without config
+        (``or_without``) or nothing taken and :data:`_MISSED` returned. None: no slot."""
         with self._write() as conn:
             row = conn.execute(sql, args).fetchone()
             if row is None:
                 return None
             number = int(row["total"])
+            vals = config = None
+            if proposal is not None and proposal[0] == (row["id"], number):
+                vals, config = proposal[1], proposal[2]
+            elif proposal is not None and not or_without:
+                return _MISSED
             trial = Trial(
                 id=new_id(),
                 search_id=row["id"],
                 number=number,
                 state=TrialState.RUNNING,
-                config=None,
-                vals=None,
+                config=config,
+                vals=vals,
                 seed=trial_seed(int(row["seed"]), number),
                 created_at=now,
                 updated_at=now,
@@ -587,7 +653,44 @@ class SQLiteStore(Store):
                 " started_at = COALESCE(started_at, ?), last_claim_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, now, trial.search_id),
             )
+            self._busy_in(conn, worker_id, trial.id, now)
             return trial
+
+    def _propose(
+        self, row: sqlite3.Row
+    ) -> tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None:
+        """The policy's suggestion for the next slot of the search in ``row`` (read with its ``total``):
+        ``((search id, slot), vals, config)``, or None when it raised (the claim then takes the slot
+        without a config and suggests again, failing the trial if the suggestion still raises)."""
+        number = int(row["total"])
+        search = self._search(row)  # the extra column is ignored
+        slot = Trial(
+            id="",
+            search_id=search.id,
+            number=number,
+            state=TrialState.RUNNING,
+            config=None,
+            vals=None,
+            seed=trial_seed(search.seed, number),
+            created_at=0.0,
+            updated_at=0.0,
+        )
+        try:
+            vals, config = self.policy.suggester.suggest(self, search, slot)
+        except Exception:
+            return None
+        return (search.id, number), vals, config
+
+    @staticmethod
+    def _busy_in(conn: sqlite3.Connection, worker_id: str, trial_id: str, now: float) -> None:
+        """The claimer's worker row (if registered) says busy with the trial: in the claim's transaction."""
+        conn.execute(
+            "UPDATE workers SET last_seen = ?, status = 'busy', current_trial_id = ? WHERE id = ?",
+            (now, trial_id, worker_id),
+        )
+
+    def _claimed_by(self, worker_id: str, trial: Trial) -> None:
+        """Nothing: both claim transactions wrote the worker row (:meth:`_busy_in`)."""
 
     def _insert_trial_in(self, conn: sqlite3.Connection, t: Trial) -> None:
         conn.execute(
@@ -645,8 +748,16 @@ class SQLiteStore(Store):
                 self._append_epochs(conn, trial_id, *epochs)
             return self._get_trial_in(conn, trial_id)
 
-    def _finish_in(self, conn: sqlite3.Connection, trial: Trial, outcome: Outcome, now: float) -> None:
-        """Make a running trial final and update its search (inside a write transaction)."""
+    def _finish_in(
+        self,
+        conn: sqlite3.Connection,
+        trial: Trial,
+        outcome: Outcome,
+        now: float,
+        search: Search | None = None,
+    ) -> None:
+        """Make a running trial final and update its search (inside a write transaction; ``search``:
+        its row as read in this transaction)."""
         state, value, error, history = outcome.state, outcome.value, outcome.error, outcome.history
         conn.execute(
             "UPDATE trials SET state = ?, value = ?, loss = ?, metrics = ?, history = COALESCE(?, history),"
@@ -660,7 +771,8 @@ class SQLiteStore(Store):
         )  # fmt: skip
         if history is not None:  # the whole history now lives in the column
             conn.execute("DELETE FROM trial_history WHERE trial_id = ?", (trial.id,))
-        search = self._get_search_in(conn, trial.search_id)
+        if search is None:
+            search = self._get_search_in(conn, trial.search_id)
         finished = Finished(
             state,
             trial.id,
@@ -698,6 +810,20 @@ class SQLiteStore(Store):
             (search_id,),
         ).fetchone()
         return None if row is None else row[0]
+
+    def _report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
+        """The whole report in one write transaction: the trial and its search read, the outcome
+        computed and written, the search settled."""
+        now = self.clock()
+        with self._write() as conn:
+            trial = self._get_trial_in(conn, trial_id)
+            if trial.state.is_final:
+                return reported_again(trial, lease_token)
+            if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
+                raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
+            search = self._get_search_in(conn, trial.search_id)
+            self._finish_in(conn, trial, report_outcome(search, lease_token, result), now, search)
+            return self._get_trial_in(conn, trial_id)
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         with self._write() as conn:

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hyperhive.workers import daemon
 from hyperhive.workers.daemon import ExitReason, Worker
 from typer.testing import CliRunner
 from workerkit import (
@@ -160,7 +161,7 @@ def test_function_workers_never_import_keras(store: SQLiteStore, tmp_path: Path)
     for t in store.list_trials(search.id):
         assert t.state == TrialState.DONE
         assert (t.metrics["keras"], t.metrics["tensorflow"]) == (False, False)
-    assert "done loss=0.0000" in r.stderr
+    assert "2 trial(s) done in the last" in r.stderr  # quick trials: one INFO line sums them up
     assert time.monotonic() - t0 < 20
 
 
@@ -263,11 +264,36 @@ def test_worker_log_lines_name_the_worker(
     store: SQLiteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     create_search(store, function_doc(max_trials=2))
-    caplog.set_level(logging.INFO, "hyperhive.worker")
+    caplog.set_level(logging.DEBUG, "hyperhive.worker")
     worker = run_worker(store, tmp_path)
-    trial_lines = [r.getMessage() for r in caplog.records if " done loss=" in r.getMessage()]
+    trial_lines = [r for r in caplog.records if " done loss=" in r.getMessage()]
     assert len(trial_lines) == 2
-    assert all(line.startswith(f"[{worker.id}] trial ") for line in trial_lines)
+    assert all(r.getMessage().startswith(f"[{worker.id}] trial ") for r in trial_lines)
+    assert all(r.levelno == logging.DEBUG for r in trial_lines), "quick trials: DEBUG"
+    [summary] = [r for r in caplog.records if "done in the last" in r.getMessage()]
+    assert summary.levelno == logging.INFO and "2 trial(s)" in summary.getMessage()
+
+
+def test_a_trial_that_takes_a_while_gets_its_own_info_line(
+    store: SQLiteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon, "QUICK_TRIAL_SECONDS", 0.0)  # every trial "takes a while"
+    create_search(store, function_doc(max_trials=2))
+    caplog.set_level(logging.INFO, "hyperhive.worker")
+    run_worker(store, tmp_path)
+    assert len([r for r in caplog.records if " done loss=" in r.getMessage()]) == 2
+    assert not [r for r in caplog.records if "done in the last" in r.getMessage()]
+
+
+def test_quick_trials_are_summed_up_every_interval(
+    store: SQLiteStore, tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(daemon, "QUICK_SUMMARY_SECONDS", 0.0)  # a summary after every trial
+    create_search(store, function_doc(max_trials=3))
+    caplog.set_level(logging.INFO, "hyperhive.worker")
+    run_worker(store, tmp_path)
+    summaries = [r.getMessage() for r in caplog.records if "done in the last" in r.getMessage()]
+    assert len(summaries) == 3 and all("1 trial(s)" in m for m in summaries), "nothing counted twice"
 
 
 def test_a_search_deleted_right_after_the_claim_is_dropped(store: SQLiteStore, tmp_path: Path) -> None:
