@@ -49,12 +49,12 @@ def test_report_runs_what_is_there_and_names_what_is_missing(
     monkeypatch.setattr(report, "HERE", tmp_path)
     benches, absent = report.discover()
     assert [b.name for b in benches] == ["core_overhead", "tpe_scale", "search_quality", "brand_new"]
-    assert absent == ["real_path", "worker_overhead", "dashboard", "load"]
+    assert absent == ["worker_overhead", "dashboard", "load"]
     assert {b.name: b.quick for b in benches}["search_quality"] == (), "no --quick for a script without one"
     out = tmp_path / "RESULTS.md"
     assert report.main(["--quick", "--output", str(out)]) == 1, "a failed benchmark fails the run"
     text = out.read_text()
-    assert "not in this checkout, so not run: real_path, worker_overhead, dashboard, load" in text
+    assert "not in this checkout, so not run: worker_overhead, dashboard, load" in text
     assert "`python benchmarks/core_overhead.py --quick`" in text and "args ['--quick']" in text
     assert "`python benchmarks/search_quality.py`" in text
     assert "## tpe_scale" in text and "exit status 3" in text
