@@ -46,6 +46,12 @@ BENCHES = [
     Bench(
         "tpe_scale", "TPE suggestions as finished trials grow, against hyperopt and Optuna", (), ("--quick",)
     ),
+    Bench(
+        "search_quality",
+        "how soon each optimiser finds the optimum of a table of real trainings (digits CNNs)",
+        (),
+        ("--quick",),
+    ),
     Bench("worker_overhead", "time per Keras trial spent outside model.fit", (), ("--quick",)),
     Bench(
         "dashboard",

@@ -25,7 +25,8 @@ trials with their sampled values).
 
 Run: ``nice .venv/bin/python benchmarks/search_quality.py`` (``--seeds 20 --trials 100``; ``--quick``
 for a smoke run; ``--only hyperhive-2`` etc. for some rows; ``--algorithm '{"type": "tpe", ...}'`` sets
-Hyperhive's algorithm section, e.g. to compare options).
+Hyperhive's algorithm section, e.g. to compare options; ``--before`` runs Hyperhive's engine without
+:class:`~hyperhive.tpe_parallel.ParallelTPE`, as it was before it).
 """
 
 from __future__ import annotations
@@ -281,6 +282,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="3 seeds, 50 trials")
     parser.add_argument("--only", nargs="*", default=None, help="rows to run (names as printed)")
     parser.add_argument("--algorithm", type=json.loads, default='"tpe"', help="Hyperhive's algorithm section")
+    parser.add_argument(
+        "--before",
+        action="store_true",
+        help="Hyperhive's engine without ParallelTPE (hyperopt's handling of trials in flight)",
+    )
     parser.add_argument("--table", type=Path, default=TABLE, help="the table of trainings")
     parser.add_argument("--json", type=Path, default=None, help="also write the per-seed values here")
     args = parser.parse_args(argv)
@@ -288,6 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         args.seeds, args.trials = 3, 50
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
     _table_path[0] = args.table
+    if args.before:
+        import hyperhive.engine
+
+        hyperhive.engine.ParallelTPE = lambda tpe: tpe  # type: ignore[assignment,misc]
 
     rows = table_rows()
     accs = [a for a, _ in rows.values()]
@@ -298,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         f"table: {len(rows)} configurations, optimum val_accuracy {optimum:.4f} ({n_opt} configurations), "
         f"median {statistics.median(accs):.4f}; {args.seeds} seeds, {args.trials} trials; "
         f"Hyperhive algorithm: {json.dumps(args.algorithm)}"
+        + (" (before: no ParallelTPE)" if args.before else "")
     )
     cut = checkpoints[1] if len(checkpoints) > 1 else checkpoints[0]
     header = [
