@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--trials", type=int, default=100)
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run from here")
     parser.add_argument("--quick", action="store_true", help="3 seeds, 50 trials")
     parser.add_argument("--only", nargs="*", default=None, help="rows to run (names as printed)")
     parser.add_argument("--algorithm", type=json.loads, default='"tpe"', help="Hyperhive's algorithm section")
@@ -306,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     checkpoints = tuple(k for k in CHECKPOINTS if k <= args.trials) or (args.trials,)
     print(
         f"table: {len(rows)} configurations, optimum val_accuracy {optimum:.4f} ({n_opt} configurations), "
-        f"median {statistics.median(accs):.4f}; {args.seeds} seeds, {args.trials} trials; "
+        f"median {statistics.median(accs):.4f}; {args.seeds} seeds from {args.first_seed}, "
+        f"{args.trials} trials; "
         f"Hyperhive algorithm: {json.dumps(args.algorithm)}"
         + (" (before: no ParallelTPE)" if args.before else "")
     )
@@ -324,7 +326,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.only and name not in args.only:
             continue
         t0 = time.perf_counter()
-        runs = [run(seed, args.trials) for seed in range(args.seeds)]
+        runs = [run(seed, args.trials) for seed in range(args.first_seed, args.first_seed + args.seeds)]
         elapsed = (time.perf_counter() - t0) / args.seeds
         dump[name] = runs
         dups = DUPLICATES.get(run)
