@@ -7,7 +7,8 @@ name                       required; 1-100 characters ``[A-Za-z0-9][A-Za-z0-9_.-
 description                optional string
 algorithm                  ``tpe`` (default) | ``random`` | ``anneal``, or
                            ``{type: tpe, n_startup_trials: 10, gamma: 0.25, ...}``; TPE's
-                           ``n_startup_trials`` defaults to ``max_trials // 10`` within 5..20
+                           ``n_startup_trials`` defaults to ``max_trials // 10`` within 5..20,
+                           ``gamma`` to 0.5 (hyperopt: 0.25)
 max_trials                 required; 1..MAX_TRIALS_LIMIT
 seed                       optional; 0..2**31-1
 objective                  ``{metric, mode, function}``, all optional
@@ -82,7 +83,7 @@ _MAXIMISED = re.compile(r"accuracy|precision|recall|f1|auc", re.IGNORECASE)
 ALGORITHM_OPTIONS: Mapping[str, Mapping[str, tuple[Rule, Any]]] = {
     "tpe": {
         "n_startup_trials": (int_rule(0, int(_TPE_MAX["n_startup_trials"])), 20),
-        "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.25),
+        "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.5),
         "n_ei_candidates": (int_rule(1, int(_TPE_MAX["n_ei_candidates"])), 24),
         "prior_weight": (NumberRule(lo=0, hi=_TPE_MAX["prior_weight"], lo_open=True), 1.0),
     },
@@ -213,8 +214,8 @@ def _algorithm(node: Node | None, errors: ErrorList, max_trials: Any = None) -> 
     """The algorithm name and its options with defaults filled in (TPE's ``n_startup_trials`` from
     ``max_trials``: :func:`default_startup_trials`)."""
     if node is None or (isinstance(node, Const) and node.value is None):
-        options = {k: d for k, (_, d) in ALGORITHM_OPTIONS["tpe"].items()}
-        return "tpe", {**options, "n_startup_trials": default_startup_trials(max_trials)}
+        defaults = {k: d for k, (_, d) in ALGORITHM_OPTIONS["tpe"].items()}
+        return "tpe", {**defaults, "n_startup_trials": default_startup_trials(max_trials)}
     given: dict[str, Node] = {}
     if isinstance(node, Const):
         name_node: Node = node

@@ -66,14 +66,36 @@ def test_a_trial_in_flight_is_not_suggested_again(state: int) -> None:
     assert sum(p["a"] == 0 or p["b"] == 0 for p in ours) >= 7
 
 
-def test_without_trials_in_flight_the_suggestion_is_hyperopts() -> None:
+def test_without_trials_in_flight_the_suggestion_is_hyperopts_unless_it_repeats_a_finished_one() -> None:
     domain, trials = grid_history(None)
-    ours, theirs = [], []
+    ours, theirs, no_repeats = [], [], []
     for seed in range(5):
-        ours.append(ParallelTPE(FastTPE(n_startup_jobs=10))([30], domain, trials, seed)[0]["misc"]["vals"])
+        ours.append(
+            ParallelTPE(FastTPE(n_startup_jobs=10), avoid_finished=False)([30], domain, trials, seed)[0][
+                "misc"
+            ]["vals"]
+        )
         theirs.append(tpe.suggest([30], domain, trials, seed, n_startup_jobs=10)[0]["misc"]["vals"])
+        no_repeats.append(point(ParallelTPE(FastTPE(n_startup_jobs=10))([30], domain, trials, seed)))
     assert ours == theirs
-    assert {"a": [0], "b": [0]} in ours, "the finished best may be suggested again (as hyperopt does)"
+    assert {"a": [0], "b": [0]} in ours, "hyperopt suggests the finished best again"
+    finished = {(d["misc"]["vals"]["a"][0], d["misc"]["vals"]["b"][0]) for d in trials.trials}
+    assert not {(p["a"], p["b"]) for p in no_repeats} & finished, "by default no finished configuration again"
+
+
+def test_continuous_values_near_a_finished_trial_are_kept() -> None:
+    """Only exact repeats of finished trials are redrawn: TPE refining next to its best is hyperopt's."""
+    domain = Domain(lambda _: 0.0, {"x": hp.uniform("x", 0, 1)})
+    trials = Trials()
+    for tid in range(20):
+        x = float(np.random.default_rng(tid).random())
+        add(trials, domain, tid, {"x": x}, loss=abs(x - 0.5), state=JOB_STATE_DONE)
+    for seed in range(3):
+        ours = ParallelTPE(FastTPE(n_startup_jobs=10))([20], domain, trials, seed)
+        assert (
+            ours[0]["misc"]["vals"]
+            == tpe.suggest([20], domain, trials, seed, n_startup_jobs=10)[0]["misc"]["vals"]
+        )
 
 
 def test_a_space_of_one_point_still_gets_its_suggestion() -> None:
@@ -119,21 +141,26 @@ def lookup_doc(max_trials: int) -> dict[str, Any]:
         "max_trials": max_trials,
         "seed": 3,
         "objective": {"function": "hyperhive.demo_objectives:quadratic", "metric": "loss", "mode": "min"},
-        "params": {"a": {"choice": [0, 1, 2]}, "b": {"choice": [0, 1, 2]}},
+        "params": {"a": {"choice": [0, 1, 2, 3]}, "b": {"choice": [0, 1, 2, 3]}},
     }
 
 
 def test_two_workers_through_the_store_never_run_the_same_configuration(tmp_path: Path) -> None:
-    """Two workers on a 3x3 grid, each claim made while the other's trial runs (the store's claim
-    path and engine): no claim gets the configuration of the trial in flight."""
+    """Two workers on a 4x4 grid, each claim made while the other's trial runs (the store's claim
+    path and engine): no claim gets the configuration of the trial in flight, and none repeats a
+    finished one while the grid has points left."""
     store = SQLiteStore(tmp_path / "s.db")
     search = store.create_search(validate(lookup_doc(24)))
+    seen: list[Any] = []
     first = store.claim("w1", 30, search_id=search.id)
     assert first is not None
     running = first
     while (t := store.claim("w2", 30, search_id=search.id)) is not None:
         assert t.config and running.config and t.lease_token and running.lease_token
         assert t.config["params"] != running.config["params"], t.number
+        seen.append(running.config["params"])
+        if len(seen) < 15:
+            assert t.config["params"] not in seen, t.number
         p = running.config["params"]
         store.report(
             running.id, running.lease_token, TrialResult.done({"loss": float((p["a"] - 1) ** 2 + p["b"])})

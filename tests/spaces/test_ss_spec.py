@@ -16,7 +16,7 @@ def test_function_search_defaults() -> None:
     assert spec.algorithm == "tpe"
     assert spec.algorithm_options == {
         "n_startup_trials": 5,  # max_trials 10: default_startup_trials
-        "gamma": 0.25,
+        "gamma": 0.5,
         "n_ei_candidates": 24,
         "prior_weight": 1.0,
     }
@@ -100,8 +100,8 @@ def test_load_accepts_text_and_mappings() -> None:
 
 def test_algorithms() -> None:
     assert validate(model_doc(algorithm="random")).algorithm_options == {}
-    spec = validate(model_doc(algorithm={"type": "tpe", "gamma": 0.5, "n_startup_trials": 0}))
-    assert spec.algorithm_options["gamma"] == 0.5 and spec.algorithm_options["n_startup_trials"] == 0
+    spec = validate(model_doc(algorithm={"type": "tpe", "gamma": 0.25, "n_startup_trials": 0}))
+    assert spec.algorithm_options["gamma"] == 0.25 and spec.algorithm_options["n_startup_trials"] == 0
     assert validate(model_doc(algorithm="anneal")).algorithm_options == {
         "avg_best_idx": 2.0,
         "shrink_coef": 0.1,
