@@ -125,6 +125,10 @@ class ParallelTPE:
         self.redraws = redraws
         self.avoid_finished = avoid_finished
         self._scales: tuple[Domain, dict[str, Scale]] | None = None
+        # the configurations of finished trials, by trial id: a trial's values are fixed once suggested
+        # (as FastTPE assumes), so each finished trial is read once, not on every ask
+        self._finished_tids: set[int] = set()
+        self._finished: set[tuple[tuple[str, Any], ...]] = set()
 
     def scales(self, domain: Domain) -> dict[str, Scale]:
         if self._scales is None or self._scales[0] is not domain:
@@ -133,10 +137,15 @@ class ParallelTPE:
 
     def __call__(self, new_ids: list[int], domain: Domain, trials: Trials, seed: int) -> list[dict[str, Any]]:
         docs = self.tpe(new_ids, domain, trials, seed)
-        in_flight = [d["misc"]["vals"] for d in trials.trials if d["state"] in _IN_FLIGHT]
-        finished: set[Any] = set()
-        if self.avoid_finished:
-            finished = {_exact(d["misc"]["vals"]) for d in trials.trials if d["state"] not in _IN_FLIGHT}
+        in_flight = []
+        seen = self._finished_tids
+        for d in trials.trials:
+            if d["state"] in _IN_FLIGHT:
+                in_flight.append(d["misc"]["vals"])
+            elif self.avoid_finished and d["tid"] not in seen:
+                seen.add(d["tid"])
+                self._finished.add(_exact(d["misc"]["vals"]))
+        finished = self._finished
         if not in_flight and not finished:
             return docs
         scales = self.scales(domain)
