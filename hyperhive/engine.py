@@ -7,7 +7,9 @@ re-decodes the trials whose version changed, then hands the documents to hyperop
 trials that alone costs ~100 ms). Random search needs no history and reads none.
 
 Running trials are passed to hyperopt as running jobs with their sampled values and no loss; TPE counts
-them as observed with infinite loss, so parallel workers are steered away from near-duplicates.
+them as observed with infinite loss (a constant liar), and :class:`~hyperhive.tpe_parallel.ParallelTPE`
+replaces a suggestion that nearly duplicates one of them, so parallel workers do not run the same
+configuration twice at once.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from hyperopt.base import (
 
 from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe_fast import FastTPE
+from hyperhive.tpe_parallel import ParallelTPE
 
 if TYPE_CHECKING:
     from hyperhive.policy import TrialFeed
@@ -49,7 +52,8 @@ def _objective_placeholder(_: Any) -> float:
 
 def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     """hyperopt's ``suggest`` for ``tpe``, ``random`` or ``anneal`` with the search's options bound
-    (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental).
+    (TPE as :class:`~hyperhive.tpe_fast.FastTPE`: the same suggestions, vectorised and incremental,
+    wrapped in :class:`~hyperhive.tpe_parallel.ParallelTPE` against near-duplicates of trials in flight).
     The options are renamed as hyperopt names them by :func:`hyperhive.search_spaces.spec.hyperopt_options`.
 
     Refuses (ValueError naming the option and the limit) an option beyond
@@ -67,7 +71,7 @@ def make_algorithm(name: str, options: dict[str, Any]) -> Algorithm:
     if name == "anneal":
         return functools.partial(anneal.suggest, **kw)
     if name == "tpe":
-        return FastTPE(**kw)
+        return ParallelTPE(FastTPE(**kw))
     raise ValueError(f"unknown algorithm {name!r}")
 
 

@@ -154,7 +154,20 @@ class FastTPE:
             self._observations = _Observations(list(domain.params))
         return self._posterior, self._observations
 
-    def __call__(self, new_ids: list[int], domain: Domain, trials: Trials, seed: int) -> list[dict[str, Any]]:
+    def __call__(
+        self,
+        new_ids: list[int],
+        domain: Domain,
+        trials: Trials,
+        seed: int,
+        *,
+        n_EI_candidates: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """``tpe.suggest(new_ids, domain, trials, seed)`` with this instance's options; ``n_EI_candidates``
+        overrides the instance's for this call (1: a draw from the density of good configurations)."""
+        n_candidates = self.n_EI_candidates if n_EI_candidates is None else n_EI_candidates
+        if n_candidates < 1:
+            raise ValueError(f"n_EI_candidates: must be at least 1, got {n_candidates}")
         # The best document per trial id, and its loss (infinite for unfinished or failed trials),
         # exactly as in tpe.suggest.
         best_docs: dict[int, Any] = {}
@@ -186,7 +199,7 @@ class FastTPE:
             if self.n_startup_jobs > 0:
                 raise AssertionError("no history past the start-up trials")
             fake_id_0 = first_new_id + 2
-        fake_ids = list(range(fake_id_0, fake_id_0 + self.n_EI_candidates))
+        fake_ids = list(range(fake_id_0, fake_id_0 + n_candidates))
 
         memo: dict[Any, Any] = {domain.s_new_ids: fake_ids, domain.s_rng: np.random.default_rng(seed)}
         for label, node in posterior.split_nodes.items():

@@ -6,7 +6,9 @@ Top-level keys of a document (anything else is an error):
 name                       required; 1-100 characters ``[A-Za-z0-9][A-Za-z0-9_.-]*``
 description                optional string
 algorithm                  ``tpe`` (default) | ``random`` | ``anneal``, or
-                           ``{type: tpe, n_startup_trials: 10, gamma: 0.25, ...}``
+                           ``{type: tpe, n_startup_trials: 10, gamma: 0.25, ...}``; TPE's
+                           ``n_startup_trials`` defaults to ``max_trials // 10`` within 5..20,
+                           ``gamma`` to 0.5 (hyperopt: 0.25)
 max_trials                 required; 1..MAX_TRIALS_LIMIT
 seed                       optional; 0..2**31-1
 objective                  ``{metric, mode, function}``, all optional
@@ -81,7 +83,7 @@ _MAXIMISED = re.compile(r"accuracy|precision|recall|f1|auc", re.IGNORECASE)
 ALGORITHM_OPTIONS: Mapping[str, Mapping[str, tuple[Rule, Any]]] = {
     "tpe": {
         "n_startup_trials": (int_rule(0, int(_TPE_MAX["n_startup_trials"])), 20),
-        "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.25),
+        "gamma": (NumberRule(lo=0, hi=1, lo_open=True, hi_open=True), 0.5),
         "n_ei_candidates": (int_rule(1, int(_TPE_MAX["n_ei_candidates"])), 24),
         "prior_weight": (NumberRule(lo=0, hi=_TPE_MAX["prior_weight"], lo_open=True), 1.0),
     },
@@ -198,10 +200,22 @@ class SearchSpec:
         return functools.partial(suggest, **hyperopt_options(self.algorithm, self.algorithm_options))
 
 
-def _algorithm(node: Node | None, errors: ErrorList) -> tuple[str, dict[str, Any]]:
-    """The algorithm name and its options with defaults filled in."""
+def default_startup_trials(max_trials: Any) -> int:
+    """TPE's random start-up trials when the document does not set ``n_startup_trials``: a tenth of
+    ``max_trials``, at least 5 and at most hyperopt's 20 (Optuna's 10 at 100 trials). With hyperopt's
+    fixed 20, a search of 20 trials never got past random search and one of 50 spent 40 % of its budget
+    on it; measured on a table of real trainings by ``benchmarks/search_quality.py``."""
+    if not isinstance(max_trials, int) or isinstance(max_trials, bool):
+        return int(ALGORITHM_OPTIONS["tpe"]["n_startup_trials"][1])
+    return min(int(ALGORITHM_OPTIONS["tpe"]["n_startup_trials"][1]), max(5, max_trials // 10))
+
+
+def _algorithm(node: Node | None, errors: ErrorList, max_trials: Any = None) -> tuple[str, dict[str, Any]]:
+    """The algorithm name and its options with defaults filled in (TPE's ``n_startup_trials`` from
+    ``max_trials``: :func:`default_startup_trials`)."""
     if node is None or (isinstance(node, Const) and node.value is None):
-        return "tpe", {k: d for k, (_, d) in ALGORITHM_OPTIONS["tpe"].items()}
+        defaults = {k: d for k, (_, d) in ALGORITHM_OPTIONS["tpe"].items()}
+        return "tpe", {**defaults, "n_startup_trials": default_startup_trials(max_trials)}
     given: dict[str, Node] = {}
     if isinstance(node, Const):
         name_node: Node = node
@@ -237,6 +251,8 @@ def _algorithm(node: Node | None, errors: ErrorList) -> tuple[str, dict[str, Any
             options[key] = value_node.value if isinstance(value_node, Const) else default
         else:
             options[key] = default
+    if name == "tpe" and "n_startup_trials" not in given:
+        options["n_startup_trials"] = default_startup_trials(max_trials)
     return name, options
 
 
@@ -253,7 +269,7 @@ def validate(doc: Mapping[str, Any]) -> SearchSpec:
     check_keys(root, TOP_LEVEL_KEYS, errors, required=("name", "max_trials"))
     for key, rule in _TOP_RULES.items():
         check(root.items.get(key), rule, errors, allow_dist=False)
-    algorithm, algorithm_options = _algorithm(root.items.get("algorithm"), errors)
+    algorithm, algorithm_options = _algorithm(root.items.get("algorithm"), errors, doc.get("max_trials"))
 
     objective: dict[str, Any] = {}
     objective_node = root.items.get("objective")

@@ -15,8 +15,8 @@ def test_function_search_defaults() -> None:
     assert isinstance(spec, SearchSpec)
     assert spec.algorithm == "tpe"
     assert spec.algorithm_options == {
-        "n_startup_trials": 20,
-        "gamma": 0.25,
+        "n_startup_trials": 5,  # max_trials 10: default_startup_trials
+        "gamma": 0.5,
         "n_ei_candidates": 24,
         "prior_weight": 1.0,
     }
@@ -26,6 +26,25 @@ def test_function_search_defaults() -> None:
     assert (spec.max_consecutive_failures, spec.max_retries) == (5, 2)
     assert spec.model is None and spec.training is None
     assert spec.params == {"x": {"uniform": [0, 1]}}
+
+
+@pytest.mark.parametrize(
+    ("max_trials", "startup"), [(1, 5), (20, 5), (50, 5), (100, 10), (150, 15), (200, 20), (10_000, 20)]
+)
+def test_tpe_start_up_defaults_to_a_tenth_of_the_budget(max_trials: int, startup: int) -> None:
+    for algorithm in (None, "tpe", {"type": "tpe", "gamma": 0.3}):
+        doc = function_doc({"x": {"uniform": [0, 1]}}, max_trials=max_trials)
+        if algorithm is not None:
+            doc["algorithm"] = algorithm
+        assert validate(doc).algorithm_options["n_startup_trials"] == startup, algorithm
+
+
+def test_a_set_tpe_start_up_is_kept() -> None:
+    for n in (0, 20, 300):
+        doc = function_doc(
+            {"x": {"uniform": [0, 1]}}, max_trials=100, algorithm={"type": "tpe", "n_startup_trials": n}
+        )
+        assert validate(doc).algorithm_options["n_startup_trials"] == n
 
 
 def test_model_search_defaults() -> None:
@@ -81,8 +100,8 @@ def test_load_accepts_text_and_mappings() -> None:
 
 def test_algorithms() -> None:
     assert validate(model_doc(algorithm="random")).algorithm_options == {}
-    spec = validate(model_doc(algorithm={"type": "tpe", "gamma": 0.5, "n_startup_trials": 0}))
-    assert spec.algorithm_options["gamma"] == 0.5 and spec.algorithm_options["n_startup_trials"] == 0
+    spec = validate(model_doc(algorithm={"type": "tpe", "gamma": 0.25, "n_startup_trials": 0}))
+    assert spec.algorithm_options["gamma"] == 0.25 and spec.algorithm_options["n_startup_trials"] == 0
     assert validate(model_doc(algorithm="anneal")).algorithm_options == {
         "avg_best_idx": 2.0,
         "shrink_coef": 0.1,
