@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         try:
             yield
         finally:
+            app.state.dashboard_importance.close()  # before the store closes under it
             if owns_store:
                 the_store.close()
 

@@ -2,8 +2,8 @@
 
 A reader of the store interface (through the same store and settings dependencies as the API), plus
 cancel and extend. Pages are rendered on the server (:mod:`.pages`); their scripts fetch JSON from
-``/dashboard-api`` (:mod:`.data`) and draw with plotly.js, served from the installed ``plotly``
-package (no CDN: it works offline). Sign-in and the CSRF guard: :mod:`.session`.
+``/dashboard-api`` (:mod:`.data`) and draw with plotly.js, vendored in static/ (no CDN: it works
+offline). Sign-in and the CSRF guard: :mod:`.session`.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from hyperhive.service.dashboard import data, pages
 from hyperhive.service.dashboard.importance import ImportanceCache
+from hyperhive.service.dashboard.render import PLOTLY_JS
 from hyperhive.service.dashboard.views import RowCache
 
 STATIC = Path(__file__).parent / "static"
@@ -23,29 +24,19 @@ LONG_CACHE = "public, max-age=31536000, immutable"
 static_router = APIRouter(prefix="/dashboard-static", include_in_schema=False)
 
 
-def plotly_bundle() -> Path:
-    import plotly
-
-    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
-
-
-def plotly_version() -> str:
-    import plotly
-
-    return str(plotly.__version__)
-
-
-@static_router.get("/plotly-{version}.min.js")
-def plotly_js(version: str) -> FileResponse:
-    if version != plotly_version():
-        raise HTTPException(404, detail=f"this server has plotly.js {plotly_version()}")
-    return FileResponse(plotly_bundle(), media_type="text/javascript", headers={"Cache-Control": LONG_CACHE})
+@static_router.get("/plotly/{name}")
+def plotly_js(name: str) -> FileResponse:
+    """The vendored plotly.js bundle, cached for a year (its name carries its version)."""
+    if name != PLOTLY_JS:
+        raise HTTPException(404, detail=f"this server has {PLOTLY_JS}")
+    headers = {"Cache-Control": LONG_CACHE}
+    return FileResponse(STATIC / PLOTLY_JS, media_type="text/javascript", headers=headers)
 
 
 @static_router.get("/{version}/{name}")
 def static_file(version: str, name: str) -> FileResponse:
     path = STATIC / name
-    if path.suffix not in STATIC_TYPES or not path.is_file() or path.parent != STATIC:
+    if path.suffix not in STATIC_TYPES or not path.is_file() or path.parent != STATIC or name == PLOTLY_JS:
         raise HTTPException(404, detail="no such file")
     # the URL carries the app's version; a new release is a new URL
     return FileResponse(

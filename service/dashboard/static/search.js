@@ -7,54 +7,92 @@
   const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null,
     curves: new Map(), sample: null, sampleAt: 0, bestShown: initial.best_shown };
   const POLL_MS = 2000;
-  const SAMPLE_ABOVE = initial.plot_cap; // rows with a value: above this the parameter plots draw the server's sample
+  const SAMPLE_ABOVE = initial.plot_cap; // trials with a value: above this the parameter plots draw a sample
   const SAMPLE_EVERY_MS = 10000; // ... fetched again at most this often while trials finish
   const CURVES_MAX_FINISHED = 300;
   const CURVES_PER_REQUEST = 200;
-  const GL_ABOVE = 1500; // points: WebGL scatter instead of SVG above this many
+  const HISTORY_POINTS = 2000; // above this many trials the history draws one point per plot cell
+  const GRID = [800, 200]; // ... cells across and up
   const FINAL = ["completed", "cancelled", "failed"];
   let logScale = false;
 
   // ---------------------------------------------------------------- optimisation history
+  // One trial per cell of a GRID over the plot (the first in each), and every trial that set a new
+  // best: the plot looks the same as with every point, and SVG draws it in a fraction of the time.
+  function thin(rs, yOf, keep) {
+    if (rs.length <= HISTORY_POINTS) return rs;
+    let x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+    for (const r of rs) {
+      const y = yOf(r);
+      x0 = Math.min(x0, r.n); x1 = Math.max(x1, r.n);
+      if (Number.isFinite(y)) { y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
+    }
+    const [w, h] = GRID, seen = new Set(), out = [];
+    for (const r of rs) {
+      const y = yOf(r);
+      const cx = Math.floor(((r.n - x0) / (x1 - x0 || 1)) * w);
+      const cy = Number.isFinite(y) ? Math.floor(((y - y0) / (y1 - y0 || 1)) * h) : -1;
+      const cell = cx * (h + 2) + cy + 1;
+      if (keep.has(r.id) || !seen.has(cell)) { seen.add(cell); out.push(r); }
+    }
+    return out;
+  }
   function drawHistory() {
     const rows = [...st.rows.values()].sort((a, b) => a.n - b.n);
     const mode = st.search.objective_mode;
+    // the best so far: a step line through the trials that improved it (and on to the last trial)
+    const best = [], improved = new Set(); let cur = null;
+    for (const r of rows) {
+      if (r.s === "done" && r.v !== null && (cur === null || (mode === "min" ? r.v < cur : r.v > cur))) {
+        cur = r.v; best.push([r.n, cur]); improved.add(r.id);
+      }
+    }
+    if (best.length && rows.length) best.push([rows[rows.length - 1].n, cur]);
+    const yOf = logScale ? (r) => (r.v > 0 ? Math.log10(r.v) : NaN) : (r) => r.v;
     const traces = [];
+    let drawn = 0, valued = 0;
     for (const state of ["done", "pruned"]) {
-      const rs = rows.filter((r) => r.s === state && r.v !== null);
+      const all = rows.filter((r) => r.s === state && r.v !== null);
+      const rs = thin(all, yOf, improved);
+      valued += all.length; drawn += rs.length;
       traces.push({
-        name: state, type: rows.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
+        name: state, type: "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
         customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 7 },
         hovertemplate: "trial #%{x} (" + state + "): %{y}<extra></extra>",
       });
-    }
-    const best = []; let cur = null;
-    for (const r of rows) {
-      if (r.s === "done" && r.v !== null && (cur === null || (mode === "min" ? r.v < cur : r.v > cur))) cur = r.v;
-      if (cur !== null) best.push([r.n, cur]);
     }
     traces.push({
       name: "best so far", type: "scatter", mode: "lines", line: { shape: "hv", color: "#111", width: 2 },
       x: best.map((p) => p[0]), y: best.map((p) => p[1]), hoverinfo: "skip",
     });
     // Trials without a value (failed, cancelled, running, queued): a strip under the plot.
+    let strip = false;
     for (const state of ["failed", "cancelled", "pruned", "running", "queued"]) {
-      const rs = rows.filter((r) => r.s === state && r.v === null);
+      const rs = thin(rows.filter((r) => r.s === state && r.v === null), () => 0, new Set());
       if (!rs.length) continue;
+      strip = true;
       traces.push({
         name: state, type: "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map(() => state), yaxis: "y2",
         customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 8 },
         hovertemplate: "trial #%{x}: " + state + "<extra></extra>",
       });
     }
+    // With a strip, the trial axis sits under it (its title below both), the strip under the plot.
     const layout = {
-      margin: { t: 20, l: 70, r: 20 }, legend: { orientation: "h" },
-      xaxis: { title: { text: "trial" }, zeroline: false, dtick: rows.length <= 20 ? 1 : undefined },
-      yaxis: { title: { text: st.search.objective_metric }, domain: [0.2, 1], type: logScale ? "log" : "linear" },
-      yaxis2: { domain: [0, 0.12], type: "category", fixedrange: true },
+      margin: { t: 20, l: 80, r: 20, b: 50 }, legend: { orientation: "h", y: -0.18 },
+      xaxis: { title: { text: "trial", standoff: 6 }, zeroline: false, dtick: rows.length <= 20 ? 1 : undefined,
+        anchor: strip ? "y2" : "y" },
+      yaxis: { title: { text: st.search.objective_metric }, domain: strip ? [0.26, 1] : [0, 1],
+        type: logScale ? "log" : "linear" },
     };
+    if (strip) layout.yaxis2 = { domain: [0, 0.16], type: "category", fixedrange: true, automargin: true };
     const div = document.getElementById("history");
     Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
+    document.getElementById("history-note").textContent = drawn < valued
+      ? "Showing " + drawn.toLocaleString("en") + " of " + valued.toLocaleString("en") +
+        " trials with a value: one per cell of a " + GRID[0] + " × " + GRID[1] + " grid over the plot, and every " +
+        "trial that set a new best. Every trial is in the table below."
+      : "";
     if (!div.dataset.wired) {
       div.dataset.wired = "1";
       div.on("plotly_click", (ev) => { const id = ev.points[0].customdata; if (id) location.href = "/trials/" + id; });
@@ -73,23 +111,23 @@
     }
     return [vals, text];
   }
-  // The rows the parameter plots draw: all trials with a value, or above SAMPLE_ABOVE of them the
-  // server's sample (the best ones and a random draw of the others), said so under each plot.
+  // The rows the parameter plots draw, with their parameter values, from the server: every trial with
+  // a value, or above SAMPLE_ABOVE of them the best ones and a random draw of the others, said so
+  // under each plot. Fetched again when trials got a value (above SAMPLE_ABOVE at most every
+  // SAMPLE_EVERY_MS).
   async function plotRows() {
-    const scored = [...st.rows.values()].filter((r) => r.v !== null);
-    let rows = scored, text = "";
-    if (scored.length > SAMPLE_ABOVE) {
-      if (!st.sample || Date.now() - st.sampleAt >= SAMPLE_EVERY_MS) {
-        st.sample = await HH.getJSON(api + "/sample"); st.sampleAt = Date.now();
-      }
-      rows = st.sample.rows;
-      if (st.sample.sampled) {
-        text = "A sample drawn on the server: the best " + st.sample.best + " and a random " + (rows.length - st.sample.best) +
-          " of the other " + (st.sample.scored - st.sample.best) + " trials with a value (" + rows.length + " of " + st.sample.scored + ").";
-      }
-    } else st.sample = null;
+    const scored = [...st.rows.values()].filter((r) => r.v !== null).length;
+    const due = !st.sample || (st.sample.scored !== scored &&
+      (scored <= SAMPLE_ABOVE || Date.now() - st.sampleAt >= SAMPLE_EVERY_MS));
+    if (due) { st.sample = await HH.getJSON(api + "/sample"); st.sampleAt = Date.now(); }
+    const rows = st.sample.rows;
+    let text = "";
+    if (st.sample.sampled) {
+      text = "A sample drawn on the server: the best " + st.sample.best + " and a random " + (rows.length - st.sample.best) +
+        " of the other " + (st.sample.scored - st.sample.best) + " trials with a value (" + rows.length + " of " + st.sample.scored + ").";
+    }
     for (const id of ["parcoords-note", "slices-note"]) document.getElementById(id).textContent = text;
-    return rows.slice().sort((a, b) => a.n - b.n);
+    return rows;
   }
   function drawParcoords(rows) {
     const div = document.getElementById("parcoords");
@@ -172,18 +210,27 @@
   }
 
   // ---------------------------------------------------------------- importance and slices
-  let importanceKey = null, importanceAt = 0;
+  let importanceKey = null, importanceAt = 0, importanceRetry = null;
   const IMPORTANCE_EVERY_MS = 15000; // the forest is refitted on the server: not on every trial
-  async function drawImportance() {
+  const IMPORTANCE_RETRY_MS = 1500; // while the server computes it
+  async function drawImportance(force) {
     const done = [...st.rows.values()].filter((r) => r.s === "done" && r.v !== null).length;
-    if (done === importanceKey || (importanceKey !== null && Date.now() - importanceAt < IMPORTANCE_EVERY_MS)) return;
+    if (!force && (done === importanceKey || (importanceKey !== null && Date.now() - importanceAt < IMPORTANCE_EVERY_MS))) return;
     importanceKey = done; importanceAt = Date.now();
     const div = document.getElementById("importance");
     const data = await HH.getJSON(api + "/importance");
+    if (data.pending && !importanceRetry) { // computed in the background: ask again shortly
+      importanceRetry = setTimeout(() => { importanceRetry = null; drawImportance(true).catch((e) => console.warn(e.message)); }, IMPORTANCE_RETRY_MS);
+    }
+    if (data.params === null) {
+      document.getElementById("importance-note").textContent = "";
+      div.textContent = "Computing the importance of each parameter…"; div.classList.add("muted"); return;
+    }
     const known = data.params.filter((p) => p.importance !== null).reverse();
     const unknown = data.params.filter((p) => p.importance === null);
     document.getElementById("importance-note").textContent = "Random-forest importance over the done trials where each parameter is active" +
-      (unknown.length ? "; too few trials (or no variation) to judge: " + unknown.map((p) => p.label + " (" + p.trials + ")").join(", ") : "") + ".";
+      (unknown.length ? "; too few trials (or no variation) to judge: " + unknown.map((p) => p.label + " (" + p.trials + ")").join(", ") : "") +
+      (data.pending ? "; being updated for the latest trials" : "") + ".";
     if (!known.length) {
       div.textContent = "Needs at least 5 done trials with different values."; div.classList.add("muted"); return;
     }
@@ -214,7 +261,7 @@
       const rs = rows.filter((r) => r.p[i] !== null);
       const axis = k === 0 ? "" : String(k + 1);
       traces.push({
-        type: rs.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
+        type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
         x: rs.map((r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
         customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
         hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
@@ -227,19 +274,19 @@
 
   // ---------------------------------------------------------------- learning curves
   // Curves are read on demand: those of running trials and of the best finished ones, each fetched
-  // again only when its trial changed (its version).
+  // again only when its trial changed (its version); a trial without epochs has an empty curve.
   async function drawCurves() {
     const div = document.getElementById("curves");
-    const withEpochs = [...st.rows.values()].filter((r) => r.e > 0);
-    let rows = withEpochs;
-    const finished = withEpochs.filter((r) => r.s !== "running");
+    const started = [...st.rows.values()].filter((r) => r.s !== "queued");
+    let rows = started;
+    const finished = started.filter((r) => r.s !== "running");
     const note = document.getElementById("curves-note");
     if (finished.length > CURVES_MAX_FINISHED) {
       // every running trial, and the best finished ones (a trial without a value counts as worst)
       const sign = st.search.objective_mode === "min" ? 1 : -1;
       const key = (r) => (r.v === null ? Infinity : sign * r.v);
       finished.sort((a, b) => key(a) - key(b));
-      rows = withEpochs.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
+      rows = started.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
       note.textContent = "Running trials and the best " + CURVES_MAX_FINISHED + " of " + finished.length + " finished ones.";
     } else note.textContent = "";
     const missing = rows.filter((r) => (st.curves.get(r.id) || {}).ver !== r.ver).map((r) => r.id);
@@ -393,7 +440,7 @@
     act("/extend", { n: parseInt(document.getElementById("extend-n").value, 10) }));
   document.getElementById("history-log").addEventListener("click", (e) => {
     logScale = !logScale; e.target.setAttribute("aria-pressed", String(logScale));
-    Plotly.relayout("history", { "yaxis.type": logScale ? "log" : "linear" });
+    drawHistory();
   });
 
   // ---------------------------------------------------------------- polling
@@ -405,12 +452,13 @@
       if (st.epoch) q.set("epoch", st.epoch);
       const data = await HH.getJSON(api + "/rows?" + q);
       if (data.full) { st.rows = new Map(); st.params = data.params || []; }
-      for (const r of data.rows) st.rows.set(r.id, r);
-      changed = data.full || data.rows.length > 0;
+      const c = data.rows; // columns
+      for (let i = 0; i < c.id.length; i++) st.rows.set(c.id[i], { id: c.id[i], n: c.n[i], s: c.s[i], v: c.v[i], ver: c.ver[i] });
+      changed = data.full || c.id.length > 0;
       st.epoch = data.epoch; st.revision = data.revision; st.search = data.search;
       drawSummary();
       if (changed) {
-        // the cheap SVG plots and the table first; parallel coordinates (WebGL) last.
+        // the history first, then the table, then the plots that need more data from the server.
         // performance marks (hh:*) let benchmarks/dashboard.py see where the time goes.
         // Each step yields to the browser, so that it paints each plot and stays responsive.
         const step = () => new Promise((resolve) => setTimeout(resolve, 0));
