@@ -238,12 +238,10 @@ def main() -> None:
                             f"{server.url}/searches/{sid}", (server.url, token), ALL_PLOTS, VISIT_TIMEOUT_S, 3
                         )
                     )
-        theirs = (
-            {}
-            if args.no_optuna
-            else optuna_dashboard_times(store, sid, args.repeat, browser, args.optuna_wait)
-        )
         store.close()
+        theirs = (
+            {} if args.no_optuna else optuna_dashboard_times(db, sid, args.repeat, browser, args.optuna_wait)
+        )
     comparison(args.trials, ours, theirs)
 
 
@@ -321,9 +319,10 @@ def page_times(
         page = ctx.new_page()
         for label in ("first visit", "second visit (scripts cached)", "third visit")[:visits]:
             t0 = time.perf_counter()
-            page.goto(url, wait_until="commit")
             try:
-                page.wait_for_function("window.__firstPlot !== undefined", timeout=wait_s * 1000)
+                page.goto(url, wait_until="commit", timeout=wait_s * 1000)
+                left = max(1.0, wait_s - (time.perf_counter() - t0))
+                page.wait_for_function("window.__firstPlot !== undefined", timeout=left * 1000)
             except PlaywrightTimeout:
                 print(f"  {label:42s} no plot with data within {wait_s:.0f} s")
                 out.append(math.inf)
@@ -390,7 +389,7 @@ def optuna_study(store: SQLiteStore, sid: str) -> tuple[Any, int]:
     return storage, study._study_id
 
 
-def serve_wsgi(app: Any) -> tuple[str, Any]:
+def serve_wsgi(app: Any, port: int = 0) -> tuple[str, Any]:
     """``app`` on 127.0.0.1 in a thread (a threading wsgiref server); its URL and the server."""
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -402,42 +401,70 @@ def serve_wsgi(app: Any) -> tuple[str, Any]:
     class Threading(ThreadingMixIn, WSGIServer):
         daemon_threads = True
 
-    httpd = make_server("127.0.0.1", 0, app, server_class=Threading, handler_class=Quiet)
+    httpd = make_server("127.0.0.1", port, app, server_class=Threading, handler_class=Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{httpd.server_port}", httpd
 
 
-def optuna_dashboard_times(
-    store: SQLiteStore, sid: str, repeat: int, browser: bool, wait_s: float
-) -> dict[str, Any]:
-    """optuna-dashboard over the same trials: its study-detail API (cold: the first request of the
-    process; warm) and its study page's time to the first plot in a fresh chromium (one round: a
-    visit may take minutes)."""
+def serve_optuna(db: Path, sid: str, port: int) -> None:
+    """(In a child process) optuna-dashboard over the search's trials in an in-memory Optuna study."""
+    from optuna_dashboard import wsgi
+
+    store = SQLiteStore(db)
+    storage, _ = optuna_study(store, sid)
+    store.close()
+    url, _ = serve_wsgi(wsgi(storage), port)
+    print(f"serving {url}", flush=True)
+    threading.Event().wait()
+
+
+def optuna_dashboard_times(db: Path, sid: str, repeat: int, browser: bool, wait_s: float) -> dict[str, Any]:
+    """optuna-dashboard over the same trials, served by its own process (as ours is): its
+    study-detail API (cold: the first request of the process; warm) and its study page's time to the
+    first plot in a fresh chromium (one round: a visit may take minutes)."""
     try:
-        from optuna_dashboard import wsgi
+        import optuna_dashboard  # noqa: F401
     except ImportError:
         print("\n(optuna-dashboard is not installed: pip install optuna-dashboard)")
         return {}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     t0 = time.perf_counter()
-    storage, study_id = optuna_study(store, sid)
-    print(
-        f"\noptuna-dashboard {version('optuna-dashboard')}: the same trials in an in-memory Optuna study "
-        f"({time.perf_counter() - t0:.1f}s to build)"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-optuna", str(db), sid, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    url, httpd = serve_wsgi(wsgi(storage))
-    out: dict[str, Any] = {"wait": wait_s}
-    with httpx.Client(base_url=url, timeout=600) as c:
-        api = f"/api/studies/{study_id}?after=0"
-        out["cold"] = timed(c, api, 1)
-        r = c.get(api)
-        out["size"] = len(r.content)
-        out["warm"] = timed(c, api, max(1, min(repeat, 3)))  # each takes seconds
-    print(f"  study API: cold {out['cold'][0]:.0f} ms, warm median {median(out['warm']):.0f} ms")
-    if browser:
-        out["visits"] = [page_times(f"{url}/dashboard/studies/{study_id}", None, (), wait_s, 3)]
-    httpd.shutdown()
-    return out
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "serving URL" once the study is built
+        if not line.startswith("serving "):
+            raise RuntimeError(f"optuna-dashboard did not start: {line!r}")
+        url = line.split()[1]
+        print(
+            f"\noptuna-dashboard {version('optuna-dashboard')}: the same trials in an in-memory Optuna study "
+            f"({time.perf_counter() - t0:.1f}s to build and start)"
+        )
+        out: dict[str, Any] = {"wait": wait_s}
+        with httpx.Client(base_url=url, timeout=600) as c:
+            study_id = c.get("/api/studies").json()["study_summaries"][0]["study_id"]
+            api = f"/api/studies/{study_id}?after=0"
+            out["cold"] = timed(c, api, 1)
+            r = c.get(api)
+            out["size"] = len(r.content)
+            out["warm"] = timed(c, api, max(1, min(repeat, 3)))  # each takes seconds
+        print(f"  study API: cold {out['cold'][0]:.0f} ms, warm median {median(out['warm']):.0f} ms")
+        if browser:
+            out["visits"] = [page_times(f"{url}/dashboard/studies/{study_id}", None, (), wait_s, 3)]
+        return out
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve-optuna"]:
+        serve_optuna(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    else:
+        main()

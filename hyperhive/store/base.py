@@ -604,10 +604,11 @@ class Store(abc.ABC):
         return [TrialRow.of(t) for t in trials], cursor
 
     def trial_heads(self, search_id: str, cursor: Any = None) -> tuple[list[TrialHead], Any]:
-        """:meth:`trial_rows` without ``vals`` and ``epochs`` (:class:`~hyperhive.store.rows.TrialHead`):
-        what a view of every trial of a large search needs first (numbers, states, values, times), read
-        without decoding any JSON. The same change semantics; its cursors are its own. This default
-        derives them from :meth:`trial_rows`; backends override it with a narrower read."""
+        """:meth:`trial_rows` without ``vals``, ``epochs`` and ``worker_id``
+        (:class:`~hyperhive.store.rows.TrialHead`): what a view of every trial of a large search needs
+        first (numbers, states, values, times), read without decoding any JSON. The same change
+        semantics; its cursors are its own. This default derives them from :meth:`trial_rows`;
+        backends override it with a narrower read."""
         rows, cursor = self.trial_rows(search_id, cursor)
         return [TrialHead.of(r) for r in rows], cursor
 

@@ -42,7 +42,7 @@ class TrialRow(NamedTuple):
 
 
 class TrialHead(NamedTuple):
-    """One trial, lighter still: no parameter values and no epoch count (see
+    """One trial, lighter still: no parameter values, epoch count or worker (see
     :meth:`hyperhive.store.base.Store.trial_heads`)."""
 
     id: str
@@ -51,9 +51,8 @@ class TrialHead(NamedTuple):
     value: float | None
     started_at: float | None
     finished_at: float | None
-    worker_id: str | None
     version: int
 
     @classmethod
     def of(cls, r: TrialRow) -> TrialHead:
-        return cls(r.id, r.number, r.state, r.value, r.started_at, r.finished_at, r.worker_id, r.version)
+        return cls(r.id, r.number, r.state, r.value, r.started_at, r.finished_at, r.version)

@@ -115,7 +115,7 @@ CREATE INDEX IF NOT EXISTS trials_search_seq ON trials(search_id, seq);
 -- Covers trial_heads (a reader of every trial of a search, the dashboard): an index-only scan that
 -- never reads the rows' JSON columns.
 CREATE INDEX IF NOT EXISTS trials_search_heads
-    ON trials(search_id, seq, number, state, value, version, started_at, finished_at, worker_id, id);
+    ON trials(search_id, seq, number, state, value, version, started_at, finished_at, id);
 -- A change feed: every insert or version bump of a trial stamps it with the next value of one
 -- counter. Writes hold the database's write lock, so stamps are given in commit order and a reader
 -- that has seen stamp N has seen every change stamped <= N (see trials_changed_since).
@@ -846,7 +846,7 @@ class SQLiteStore(Store):
         since = int(cursor) if cursor is not None else -1
         conn = self._conn()
         sql = (
-            "SELECT id, number, state, value, started_at, finished_at, worker_id, version, seq"
+            "SELECT id, number, state, value, started_at, finished_at, version, seq"
             " FROM trials WHERE search_id = ? AND seq > ? ORDER BY seq"
         )
 
@@ -857,8 +857,8 @@ class SQLiteStore(Store):
 
         rows = self._retry(read)
         states = {str(s): s for s in TrialState}
-        out = [TrialHead(r[0], r[1], states[r[2]], r[3], r[4], r[5], r[6], r[7]) for r in rows]
-        return out, (rows[-1][8] if rows else since)
+        out = [TrialHead(r[0], r[1], states[r[2]], r[3], r[4], r[5], r[6]) for r in rows]
+        return out, (rows[-1][7] if rows else since)
 
     def trial_rows_of(self, trial_ids: Iterable[str]) -> list[TrialRow]:
         ids = list(dict.fromkeys(trial_ids))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from hyperhive.service.dashboard import data, pages
 from hyperhive.service.dashboard.importance import ImportanceCache
-from hyperhive.service.dashboard.render import PLOTLY_JS
+from hyperhive.service.dashboard.render import PLOTLY_JS, compile_templates
 from hyperhive.service.dashboard.views import RowCache
 
 STATIC = Path(__file__).parent / "static"
@@ -48,6 +48,7 @@ def install_dashboard(app: FastAPI) -> None:
     """Mount the dashboard's pages, data endpoints and static files on the API's app."""
     app.state.dashboard_rows = RowCache()
     app.state.dashboard_importance = ImportanceCache()
+    compile_templates()
     app.include_router(static_router)
     app.include_router(data.router)
     app.include_router(pages.router)

@@ -106,6 +106,12 @@ _env.globals.update(
 )
 
 
+def compile_templates() -> None:
+    """Compile every page's template now (at startup) rather than on its first request."""
+    for path in TEMPLATES.glob("*.html"):
+        _env.get_template(path.name)
+
+
 def page(
     request: Request, template: str, user: TokenInfo | None, status_code: int = 200, **context: Any
 ) -> HTMLResponse:

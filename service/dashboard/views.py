@@ -127,7 +127,6 @@ def head_row(h: TrialHead, p: list[float | None] | None = None) -> dict[str, Any
         "ver": h.version,
         "t0": _number(h.started_at),
         "t1": _number(h.finished_at),
-        "w": h.worker_id,
     }
     if p is not None:
         row["p"] = p
@@ -140,7 +139,7 @@ def columns(heads: list[TrialHead]) -> str:
     trials). A state is a ``str`` enum, encoded as its value."""
     if not heads:
         return '{"id":[],"n":[],"s":[],"v":[],"ver":[]}'
-    ids, numbers, states, values, _, _, _, versions = zip(*heads, strict=True)
+    ids, numbers, states, values, _, _, versions = zip(*heads, strict=True)
     if not all(v is None or math.isfinite(v) for v in values):
         values = tuple(v if v is None or math.isfinite(v) else None for v in values)
     return json.dumps(
@@ -182,6 +181,8 @@ class SearchRows:
     """``{trial_id: (version, curve)}``: the curves read so far, valid while the version holds."""
     full_text: tuple[int, str] | None = None
     """The columns of every trial at a revision, encoded once."""
+    memo: dict[str, tuple[Any, bytes]] = field(default_factory=dict)
+    """Answers of other endpoints (``{name: (key, body)}``), valid while their key holds."""
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def refresh(self, store: Store, search_id: str) -> None:

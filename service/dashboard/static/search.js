@@ -269,6 +269,20 @@
       yaxis: { automargin: true },
     }, HH.PLOT_CONFIG);
   }
+  // Ticks for an axis of log10 values: each power of ten in range, with 2x and 5x when it spans under
+  // three decades, labelled with the value itself.
+  function logTicks(logs) {
+    const lo = Math.min(...logs), hi = Math.max(...logs), steps = hi - lo < 3 ? [1, 2, 5] : [1];
+    const tickvals = [], ticktext = [];
+    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+      for (const m of steps) {
+        const t = e + Math.log10(m);
+        if (t >= lo - 0.05 && t <= hi + 0.05) { tickvals.push(t); ticktext.push(HH.fmt(Number((m * 10 ** e).toPrecision(1)))); }
+      }
+    }
+    const pad = hi - lo < 0.1 ? 0.5 : (hi - lo) * 0.05;
+    return { tickvals, ticktext, range: [lo - pad, hi + pad] };
+  }
   function drawSlices(rows) {
     const div = document.getElementById("slices");
     const shown = st.params.map((p, i) => [p, i]).filter(([, i]) => rows.some((r) => r.p[i] !== null));
@@ -281,16 +295,23 @@
       margin: { t: 10, l: 60, r: 30, b: 50 }, height: 260 * nrows,
     };
     shown.forEach(([p, i], k) => {
-      const rs = rows.filter((r) => r.p[i] !== null);
+      const rs = rows.filter((r) => r.p[i] !== null && (!p.log || p.options.length || r.p[i] > 0));
       const axis = k === 0 ? "" : String(k + 1);
+      const logged = p.log && !p.options.length; // drawn over log10 of the value, ticks at 1-2-5 steps
+      const label = (r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : HH.fmt(r.p[i]));
       traces.push({
         type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
-        x: rs.map((r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
-        customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
-        hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
+        x: rs.map((r) => (p.options.length ? label(r) : logged ? Math.log10(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
+        text: rs.map(label), customdata: rs.map((r) => r.n),
+        marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
+        hovertemplate: p.label + " = %{text}<br>trial #%{customdata}: %{y}<extra></extra>",
       });
-      layout["xaxis" + axis] = { title: { text: p.label, font: { size: 11 } }, type: p.options.length ? "category" : (p.log ? "log" : "linear"), dtick: p.log ? "D2" : undefined };
-      layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } } };
+      const xaxis = { title: { text: p.label + (logged ? " (log)" : ""), font: { size: 11 } }, type: p.options.length ? "category" : "linear" };
+      if (logged && rs.length) Object.assign(xaxis, logTicks(rs.map((r) => Math.log10(r.p[i]))));
+      layout["xaxis" + axis] = xaxis;
+      // one objective range for every slice: the plots compare at a glance (and one point is not a range)
+      layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } },
+        matches: k === 0 ? undefined : "y" };
     });
     Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
   }
