@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
 import os
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -142,6 +144,28 @@ class FreshServer:
         self.proc.wait(10)
 
 
+def app_ms(r: httpx.Response) -> float:
+    """The server's own time for the answer (its ``Server-Timing: app;dur=``), NaN without one."""
+    for part in r.headers.get("server-timing", "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "app" and dur:
+            return float(dur)
+    return math.nan
+
+
+def record(
+    out: dict[str, dict[str, list[float]]], label: str, kind: str, c: httpx.Client, url: str
+) -> httpx.Response:
+    """One request: its client-side time under ``kind`` and the server's under ``kind + " app"``."""
+    t0 = time.perf_counter()
+    r = c.get(url)
+    entry = out.setdefault(label, {})
+    entry.setdefault(kind, []).append((time.perf_counter() - t0) * 1000)
+    entry.setdefault(f"{kind} app", []).append(app_ms(r))
+    r.raise_for_status()
+    return r
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else math.nan
 
@@ -174,10 +198,7 @@ def our_http_round(
         curve_ids = ""
         for label, path in ENDPOINTS:
             url = api + path.format(curve_ids=curve_ids)
-            t0 = time.perf_counter()
-            r = c.get(url)
-            out.setdefault(label, {}).setdefault("cold", []).append((time.perf_counter() - t0) * 1000)
-            r.raise_for_status()
+            r = record(out, label, "cold", c, url)
             if path.startswith("/rows"):
                 cols = r.json()["rows"]
                 curve_ids = ",".join(cols["id"][-200:])
@@ -191,13 +212,13 @@ def our_http_round(
                     (time.perf_counter() - t0) * 1000
                 )
         for label, path in ENDPOINTS:
-            out[label].setdefault("warm", []).extend(timed(c, api + path.format(curve_ids=curve_ids), repeat))
+            for _ in range(repeat):
+                record(out, label, "warm", c, api + path.format(curve_ids=curve_ids))
         out["search page HTML"].setdefault("warm", []).extend(timed(c, f"/searches/{sid}", repeat))
         rows = c.get(f"{api}/rows?since=0").json()
         changes = f"{api}/rows?epoch={rows['epoch']}&since={rows['revision']}"
-        out.setdefault("rows: changes since (nothing new)", {}).setdefault("warm", []).extend(
-            timed(c, changes, repeat)
-        )
+        for _ in range(repeat):
+            record(out, "rows: changes since (nothing new)", "warm", c, changes)
 
 
 def main() -> None:
@@ -221,20 +242,27 @@ def main() -> None:
         http: dict[str, dict[str, list[float]]] = {}
         for _ in range(args.rounds):
             our_http_round(db, sid, token, args.repeat, http)
-        print(f"\nHyperhive, {args.rounds} fresh server processes; client-side ms on loopback (medians)")
-        print(f"{'endpoint':50s} {'cold':>8s} {'warm':>8s} {'MB':>6s}")
+        print(f"\nHyperhive, {args.rounds} fresh server processes; medians in ms: server time (from its")
+        print("Server-Timing header) and, in brackets, as seen by a client on loopback")
+        print(f"{'endpoint':50s} {'cold':>14s} {'warm':>14s} {'MB':>6s}")
+
+        def cell(m: dict[str, list[float]], kind: str) -> str:
+            if not m.get(kind):
+                return f"{'':>14s}"
+            app = median(m.get(f"{kind} app", []))
+            client = median(m[kind])
+            return f"{client:14.0f}" if math.isnan(app) else f"{app:6.0f} ({client:5.0f})"
+
         for label, m in http.items():
             size = f"{m['size'][0] / 1e6:6.2f}" if "size" in m else ""
-            cold = f"{median(m.get('cold', [])):8.0f}" if m.get("cold") else f"{'':>8s}"
-            warm = f"{median(m.get('warm', [])):8.1f}" if m.get("warm") else f"{'':>8s}"
-            print(f"{label:50s} {cold} {warm} {size}")
+            print(f"{label:50s} {cell(m, 'cold')} {cell(m, 'warm')} {size}")
         ours: dict[str, Any] = {"http": http, "visits": []}
         if browser:
             print("\nHyperhive's search page in headless chromium (fresh server and browser each round):")
             for _ in range(args.rounds):
                 with FreshServer(db) as server:
                     ours["visits"].append(
-                        page_times(
+                        visits_in_child(
                             f"{server.url}/searches/{sid}", (server.url, token), ALL_PLOTS, VISIT_TIMEOUT_S, 3
                         )
                     )
@@ -267,8 +295,10 @@ def comparison(n: int, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
     print(f"{'':44s} {'Hyperhive':>12s} {'optuna-dashboard':>18s}")
     wait = theirs.get("wait", VISIT_TIMEOUT_S)
     lines = [
-        ("search/study data, first request (cold)", ms(rows.get("cold")), ms(theirs.get("cold"))),
-        ("search/study data, again (warm)", ms(rows.get("warm")), ms(theirs.get("warm"))),
+        ("search/study data, cold: server time", ms(rows.get("cold app")), "-"),
+        ("search/study data, cold: client on loopback", ms(rows.get("cold")), ms(theirs.get("cold"))),
+        ("search/study data, warm: server time", ms(rows.get("warm app")), "-"),
+        ("search/study data, warm: client on loopback", ms(rows.get("warm")), ms(theirs.get("warm"))),
         (
             "search/study data, size (MB)",
             f"{rows['size'][0] / 1e6:.2f}" if rows.get("size") else "-",
@@ -291,6 +321,31 @@ new MutationObserver((_, obs) => {
   if (drawn && window.__firstPlot === undefined) { window.__firstPlot = performance.now(); obs.disconnect(); }
 }).observe(document, { childList: true, subtree: true });
 """
+
+
+def visits_in_child(
+    url: str, session: tuple[str, str] | None, rest: tuple[str, ...], wait_s: float, visits: int
+) -> list[float]:
+    """:func:`page_times` in a child process (its own session) that is killed with its browser when it
+    overruns ``visits * wait_s`` plus a minute: a page that keeps the browser's main thread busy can
+    hold Playwright past its own timeouts. A killed child counts as no plot."""
+    args = json.dumps([url, session, list(rest), wait_s, visits])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--visit", args], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=visits * wait_s + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        print(
+            f"  first visit                                no plot with data within {wait_s:.0f} s (killed)"
+        )
+        return [math.inf]
+    lines = out.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    found = [json.loads(line[7:]) for line in lines if line.startswith("RESULT ")]
+    return [math.inf if t is None else t for t in found[0]] if found else [math.inf]
 
 
 def page_times(
@@ -456,7 +511,7 @@ def optuna_dashboard_times(db: Path, sid: str, repeat: int, browser: bool, wait_
             out["warm"] = timed(c, api, max(1, min(repeat, 3)))  # each takes seconds
         print(f"  study API: cold {out['cold'][0]:.0f} ms, warm median {median(out['warm']):.0f} ms")
         if browser:
-            out["visits"] = [page_times(f"{url}/dashboard/studies/{study_id}", None, (), wait_s, 3)]
+            out["visits"] = [visits_in_child(f"{url}/dashboard/studies/{study_id}", None, (), wait_s, 3)]
         return out
     finally:
         proc.kill()
@@ -466,5 +521,9 @@ def optuna_dashboard_times(db: Path, sid: str, repeat: int, browser: bool, wait_
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--serve-optuna"]:
         serve_optuna(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1:2] == ["--visit"]:
+        url, session, rest, wait_s, visits = json.loads(sys.argv[2])
+        times = page_times(url, tuple(session) if session else None, tuple(rest), wait_s, visits)
+        print("RESULT " + json.dumps([None if math.isinf(t) else t for t in times]), flush=True)
     else:
         main()

@@ -51,7 +51,7 @@ BENCHES = [
         "dashboard",
         "dashboard endpoints and pages on a large search",
         (),
-        ("--trials", "2000", "--repeat", "3"),
+        ("--trials", "2000", "--repeat", "3", "--rounds", "1"),
     ),
     Bench(
         "load",

@@ -857,7 +857,8 @@ class SQLiteStore(Store):
 
         rows = self._retry(read)
         states = {str(s): s for s in TrialState}
-        out = [TrialHead(r[0], r[1], states[r[2]], r[3], r[4], r[5], r[6]) for r in rows]
+        make = tuple.__new__  # TrialHead's own __new__ is a Python function: a third slower here
+        out = [make(TrialHead, (r[0], r[1], states[r[2]], r[3], r[4], r[5], r[6])) for r in rows]
         return out, (rows[-1][7] if rows else since)
 
     def trial_rows_of(self, trial_ids: Iterable[str]) -> list[TrialRow]:

@@ -8,6 +8,7 @@ offline). Sign-in and the CSRF guard: :mod:`.session`.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
@@ -16,6 +17,7 @@ from hyperhive.service.dashboard import data, pages
 from hyperhive.service.dashboard.importance import ImportanceCache
 from hyperhive.service.dashboard.render import PLOTLY_JS, compile_templates
 from hyperhive.service.dashboard.views import RowCache
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}
@@ -44,6 +46,31 @@ def static_file(version: str, name: str) -> FileResponse:
     )
 
 
+class ServerTiming:
+    """Adds ``Server-Timing: app;dur=<ms>`` to the dashboard's data answers: the time from the request
+    reaching the app to its answer's first byte (what benchmarks/dashboard.py reports as server time)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/dashboard-api/"):
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+
+        async def timed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                ms = (time.perf_counter() - start) * 1000
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"server-timing", f"app;dur={ms:.1f}".encode()),
+                ]
+            await send(message)
+
+        await self.app(scope, receive, timed_send)
+
+
 def install_dashboard(app: FastAPI) -> None:
     """Mount the dashboard's pages, data endpoints and static files on the API's app."""
     app.state.dashboard_rows = RowCache()
@@ -53,3 +80,4 @@ def install_dashboard(app: FastAPI) -> None:
     app.include_router(data.router)
     app.include_router(pages.router)
     app.add_exception_handler(pages.SignIn, pages.sign_in_redirect)
+    app.add_middleware(ServerTiming)

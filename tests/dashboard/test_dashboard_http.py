@@ -184,7 +184,9 @@ def test_changes_since_sends_only_what_changed(client: TestClient, store: SQLite
     run_fake_trials(store, search, 2)
     sign_in(client, alice)
     url = f"/dashboard-api/searches/{search.id}/rows"
-    first = client.get(url).json()
+    answer = client.get(url)
+    assert answer.headers["server-timing"].startswith("app;dur="), "the server's own time, for benchmarks"
+    first = answer.json()
     assert first["full"] and len(rows_of(first)) == 2 and first["params"]
     assert set(first["rows"]) == {"id", "n", "s", "v", "ver"}, "no parameter values, curves or epochs"
     same = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()

@@ -394,7 +394,12 @@
           table.sort = key; table.page = 1; drawTable();
         });
         th.appendChild(b);
-      } else th.textContent = c;
+      } else { // a parameter's path may wrap after each dot (a <wbr>), never inside a name
+        c.split(".").forEach((part, i) => {
+          if (i) { th.appendChild(document.createTextNode(".")); th.appendChild(document.createElement("wbr")); }
+          th.appendChild(document.createTextNode(part));
+        });
+      }
       head.appendChild(th);
     }
     thead.replaceChildren(head);
