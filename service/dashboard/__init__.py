@@ -8,11 +8,12 @@ offline). Sign-in and the CSRF guard: :mod:`.session`.
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from hyperhive.service.dashboard import data, pages
 from hyperhive.service.dashboard.importance import ImportanceCache
 from hyperhive.service.dashboard.render import PLOTLY_JS, compile_templates
@@ -26,13 +27,25 @@ LONG_CACHE = "public, max-age=31536000, immutable"
 static_router = APIRouter(prefix="/dashboard-static", include_in_schema=False)
 
 
+COMPILE_HINT = b"//# allFunctionsCalledOnLoad\n"
+"""Chromium's explicit compile hint: compile every function of the file eagerly, off the main thread
+while the script streams in. A first visit then draws its first plot ~15% sooner (measured 1.47 s
+against 1.75 s to a drawn plot in a fresh headless chromium); other browsers read a comment."""
+
+
+@functools.cache
+def plotly_bytes() -> bytes:
+    """The vendored bundle as served: the compile hint, then the file unchanged (licence header first)."""
+    return COMPILE_HINT + (STATIC / PLOTLY_JS).read_bytes()
+
+
 @static_router.get("/plotly/{name}")
-def plotly_js(name: str) -> FileResponse:
+def plotly_js(name: str) -> Response:
     """The vendored plotly.js bundle, cached for a year (its name carries its version)."""
     if name != PLOTLY_JS:
         raise HTTPException(404, detail=f"this server has {PLOTLY_JS}")
     headers = {"Cache-Control": LONG_CACHE}
-    return FileResponse(STATIC / PLOTLY_JS, media_type="text/javascript", headers=headers)
+    return Response(plotly_bytes(), media_type="text/javascript", headers=headers)
 
 
 @static_router.get("/{version}/{name}")
