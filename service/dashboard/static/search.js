@@ -307,6 +307,7 @@
         hovertemplate: p.label + " = %{text}<br>trial #%{customdata}: %{y}<extra></extra>",
       });
       const xaxis = { title: { text: p.label + (logged ? " (log)" : ""), font: { size: 11 } }, type: p.options.length ? "category" : "linear" };
+      if (p.options.length) Object.assign(xaxis, { categoryorder: "array", categoryarray: p.options }); // the document's order
       if (logged && rs.length) Object.assign(xaxis, logTicks(rs.map((r) => Math.log10(r.p[i]))));
       layout["xaxis" + axis] = xaxis;
       // one objective range for every slice: the plots compare at a glance (and one point is not a range)
