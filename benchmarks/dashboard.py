@@ -1,11 +1,20 @@
-"""Dashboard at scale: one search with 10,000 trials in a real SQLite store, served by uvicorn.
+"""Dashboard at scale: one search with 10,000 trials in a real SQLite store, beside optuna-dashboard.
 
-Prints, per data endpoint of the search page, the median and p95 request time seen by a client on the
-same machine (loopback; close to server time), cold (first request, empty caches) and warm; and, in
-headless chromium (Debian's, through Playwright), the time from navigation to the first plot and to
-all plots of the search page. The trials are synthetic: 30 real claims and reports through the store
-give the configurations, which are copied (with fresh values and 20-epoch histories) into an export
-bundle that ``Store.import_search`` loads.
+Ours: each round starts ``create_app`` under uvicorn in a FRESH PROCESS (empty caches, nothing
+imported yet; the operating system's file cache is warm), asks each data endpoint of the search page
+once in the order the page does (cold), then again ``--repeat`` times (warm); times are seen by a
+client on the same machine (loopback: server time plus a few ms). Then a fresh server and a fresh
+headless chromium (Debian's, through Playwright; empty browser cache) visit the search page three
+times: the time from navigation to the first plot holding data, and to every plot. Medians over
+``--rounds`` rounds.
+
+optuna-dashboard: the same trials in an in-memory Optuna study (the fastest storage it reads), its
+study-detail API (``/api/studies/{id}``) cold and warm, and its study page's time to the first plot
+in a fresh chromium, waiting at most ``--optuna-wait`` seconds per visit.
+
+The trials are synthetic: 30 real claims and reports through the store give the configurations,
+which are copied (with fresh values and 20-epoch histories) into an export bundle that
+``Store.import_search`` loads.
 
 Run: ``.venv/bin/python benchmarks/dashboard.py`` (``--trials 2000`` for a quicker run). Numbers move by
 2x on a shared machine: read medians.
@@ -15,9 +24,15 @@ from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
+import os
 import shutil
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -28,12 +43,10 @@ from typing import Any
 
 import httpx
 import numpy as np
-import uvicorn
 import yaml
 from hyperhive.search_spaces import load
 
 from hyperhive.models import TrialResult
-from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -92,103 +105,215 @@ def timed(client: httpx.Client, url: str, repeat: int) -> list[float]:
     return out
 
 
-def row(name: str, ms: list[float], size: int | None = None) -> None:
-    p95 = sorted(ms)[max(0, int(len(ms) * 0.95) - 1)]
-    extra = f"{size / 1e6:8.2f} MB" if size is not None else ""
-    print(f"{name:44s} {statistics.median(ms):9.1f} {p95:9.1f} {len(ms):4d} {extra}")
+SERVE = """
+import sys, uvicorn
+from pathlib import Path
+from hyperhive.service.app import create_app
+from hyperhive.settings import Settings
+db, home, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+settings = Settings(store=f"sqlite:///{db}", home=Path(home))
+uvicorn.run(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+"""
+
+
+class FreshServer:
+    """Hyperhive's app over the store file in a new process (nothing cached, nothing imported)."""
+
+    def __init__(self, db: Path) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SERVE, str(db), str(db.parent / "home"), str(port)],
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+
+    def __enter__(self) -> FreshServer:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{self.url}/healthz", timeout=1).status_code < 500:
+                    return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the server did not start")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+def app_ms(r: httpx.Response) -> float:
+    """The server's own time for the answer (its ``Server-Timing: app;dur=``), NaN without one."""
+    for part in r.headers.get("server-timing", "").split(","):
+        name, _, dur = part.strip().partition(";dur=")
+        if name == "app" and dur:
+            return float(dur)
+    return math.nan
+
+
+def record(
+    out: dict[str, dict[str, list[float]]], label: str, kind: str, c: httpx.Client, url: str
+) -> httpx.Response:
+    """One request: its client-side time under ``kind`` and the server's under ``kind + " app"``."""
+    t0 = time.perf_counter()
+    r = c.get(url)
+    entry = out.setdefault(label, {})
+    entry.setdefault(kind, []).append((time.perf_counter() - t0) * 1000)
+    entry.setdefault(f"{kind} app", []).append(app_ms(r))
+    r.raise_for_status()
+    return r
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else math.nan
+
+
+ENDPOINTS = [  # (label, path under /dashboard-api/searches/{id}) in the order the page asks
+    ("rows: every trial (the history's data)", "/rows?since=0"),
+    ("table: page 1 by number", "/table?page=1&size=25&sort=number&desc=false"),
+    ("sample: the parameter plots' 500 rows", "/sample"),
+    ("curves: 200 trials", "/curves?ids={curve_ids}"),
+    ("importance (answers at once; fit in background)", "/importance"),
+    ("best configuration", "/best"),
+    ("table: page 200 by value, desc", "/table?page=200&size=25&sort=value&desc=true"),
+]
+
+
+def our_http_round(
+    db: Path, sid: str, token: str, repeat: int, out: dict[str, dict[str, list[float]]]
+) -> None:
+    """One fresh server: each endpoint once cold (in page order), then ``repeat`` times warm."""
+    with (
+        FreshServer(db) as server,
+        httpx.Client(base_url=server.url, cookies={"hyperhive_session": token}, timeout=120) as c,
+    ):
+        api = f"/dashboard-api/searches/{sid}"
+        t0 = time.perf_counter()
+        c.get(f"/searches/{sid}").raise_for_status()
+        out.setdefault("search page HTML", {}).setdefault("cold", []).append(
+            (time.perf_counter() - t0) * 1000
+        )
+        curve_ids = ""
+        for label, path in ENDPOINTS:
+            url = api + path.format(curve_ids=curve_ids)
+            r = record(out, label, "cold", c, url)
+            if path.startswith("/rows"):
+                cols = r.json()["rows"]
+                curve_ids = ",".join(cols["id"][-200:])
+                out[label]["size"] = [len(r.content)]
+            if path == "/importance":  # the background fit: until the answer is no longer pending
+                t0 = time.perf_counter()
+                while r.json()["pending"]:
+                    time.sleep(0.05)
+                    r = c.get(url)
+                out.setdefault("importance fit (background, until ready)", {}).setdefault("cold", []).append(
+                    (time.perf_counter() - t0) * 1000
+                )
+        for label, path in ENDPOINTS:
+            for _ in range(repeat):
+                record(out, label, "warm", c, api + path.format(curve_ids=curve_ids))
+        out["search page HTML"].setdefault("warm", []).extend(timed(c, f"/searches/{sid}", repeat))
+        rows = c.get(f"{api}/rows?since=0").json()
+        changes = f"{api}/rows?epoch={rows['epoch']}&since={rows['revision']}"
+        for _ in range(repeat):
+            record(out, "rows: changes since (nothing new)", "warm", c, changes)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--trials", type=int, default=10_000)
-    ap.add_argument("--repeat", type=int, default=10)
+    ap.add_argument("--repeat", type=int, default=10, help="warm requests per endpoint and round")
+    ap.add_argument("--rounds", type=int, default=3, help="fresh servers (and browsers) per measurement")
+    ap.add_argument(
+        "--optuna-wait", type=float, default=60, help="seconds to wait for optuna-dashboard's plot"
+    )
     ap.add_argument("--no-browser", action="store_true", help="HTTP timings only")
     ap.add_argument("--no-optuna", action="store_true", help="skip optuna-dashboard")
     args = ap.parse_args()
     browser = not args.no_browser and shutil.which("chromium") is not None
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory() as d:
+        db = Path(d) / "bench.db"
         t0 = time.perf_counter()
-        store, sid, token = build_store(Path(d) / "bench.db", args.trials)
+        store, sid, token = build_store(db, args.trials)
         print(f"built a search of {args.trials} trials in {time.perf_counter() - t0:.1f}s")
-        from hyperhive.service.app import create_app
+        http: dict[str, dict[str, list[float]]] = {}
+        for _ in range(args.rounds):
+            our_http_round(db, sid, token, args.repeat, http)
+        print(f"\nHyperhive, {args.rounds} fresh server processes; medians in ms: server time (from its")
+        print("Server-Timing header) and, in brackets, as seen by a client on loopback")
+        print(f"{'endpoint':50s} {'cold':>14s} {'warm':>14s} {'MB':>6s}")
 
-        settings = Settings(store=f"sqlite:///{d}/bench.db", home=Path(d) / "home")  # type: ignore[call-arg]
-        server = uvicorn.Server(uvicorn.Config(create_app(settings, store), port=0, log_level="warning"))
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started:
-            time.sleep(0.02)
-        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
-        cookies = {"hyperhive_session": token}
-        ours: dict[str, Any] = {}
-        print(f"\n{'endpoint (client-side ms on loopback)':44s} {'median':>9s} {'p95':>9s} {'n':>4s}")
-        with httpx.Client(base_url=url, cookies=cookies, timeout=120) as c:
-            api = f"/dashboard-api/searches/{sid}"
-            cold = timed(c, f"{api}/rows", 1)
-            full = c.get(f"{api}/rows")
-            ours.update(cold=cold, size=len(full.content), warm=timed(c, f"{api}/rows", args.repeat))
-            row("rows, all (cold cache)", cold, len(full.content))
-            row("rows, all (warm cache)", ours["warm"], len(full.content))
-            data = full.json()
-            row(
-                "rows, changes since (nothing new)",
-                timed(c, f"{api}/rows?epoch={data['epoch']}&since={data['revision']}", args.repeat),
-            )
-            row("table page 1 by number", timed(c, f"{api}/table?page=1&size=25", args.repeat))
-            row(
-                "table page 200 by value, desc",
-                timed(c, f"{api}/table?page=200&size=25&sort=value&desc=true", args.repeat),
-            )
-            curve_ids = ",".join(r["id"] for r in data["rows"][-200:])
-            row("curves of 200 trials (cold)", timed(c, f"{api}/curves?ids={curve_ids}", 1))
-            row("curves of 200 trials (cached)", timed(c, f"{api}/curves?ids={curve_ids}", args.repeat))
-            row("parameter-plot sample", timed(c, f"{api}/sample", args.repeat))
-            row("best configuration", timed(c, f"{api}/best", args.repeat))
-            row("importance (cold: fits the forests)", timed(c, f"{api}/importance", 1))
-            row("importance (cached)", timed(c, f"{api}/importance", args.repeat))
-            row("search page HTML", timed(c, f"/searches/{sid}", args.repeat))
+        def cell(m: dict[str, list[float]], kind: str) -> str:
+            if not m.get(kind):
+                return f"{'':>14s}"
+            app = median(m.get(f"{kind} app", []))
+            client = median(m[kind])
+            return f"{client:14.0f}" if math.isnan(app) else f"{app:6.0f} ({client:5.0f})"
+
+        for label, m in http.items():
+            size = f"{m['size'][0] / 1e6:6.2f}" if "size" in m else ""
+            print(f"{label:50s} {cell(m, 'cold')} {cell(m, 'warm')} {size}")
+        ours: dict[str, Any] = {"http": http, "visits": []}
         if browser:
-            print("\nHyperhive's search page in headless chromium:")
-            ours["page"] = page_times(f"{url}/searches/{sid}", (url, token), "#history .main-svg", ALL_PLOTS)
-        server.should_exit = True
-        thread.join(10)
-        theirs = {} if args.no_optuna else optuna_dashboard_times(store, sid, args.repeat, browser)
+            print("\nHyperhive's search page in headless chromium (fresh server and browser each round):")
+            for _ in range(args.rounds):
+                with FreshServer(db) as server:
+                    ours["visits"].append(
+                        visits_in_child(
+                            f"{server.url}/searches/{sid}", (server.url, token), ALL_PLOTS, VISIT_TIMEOUT_S, 3
+                        )
+                    )
         store.close()
+        theirs = (
+            {} if args.no_optuna else optuna_dashboard_times(db, sid, args.repeat, browser, args.optuna_wait)
+        )
     comparison(args.trials, ours, theirs)
 
 
 def comparison(n: int, ours: dict[str, Any], theirs: dict[str, Any]) -> None:
-    """One table: Hyperhive's dashboard beside optuna-dashboard on the same trials."""
+    """One table: Hyperhive's dashboard beside optuna-dashboard on the same trials (medians)."""
+    rows = ours["http"].get("rows: every trial (the history's data)", {})
 
     def ms(v: list[float] | None) -> str:
-        return "-" if not v else f"{statistics.median(v):.0f}"
+        return "-" if not v else f"{median(v):.0f}"
 
-    def page(d: dict[str, Any], i: int) -> str:
-        visits = d.get("page") or []
-        if len(visits) <= i:
+    def visit(d: dict[str, Any], i: int, wait: float) -> str:
+        times = [v[i] for v in d.get("visits", []) if len(v) > i]
+        if not times:
             return "-"
-        return f">{VISIT_TIMEOUT_MS}" if math.isinf(visits[i]) else f"{visits[i]:.0f}"
+        drawn = [t for t in times if not math.isinf(t)]
+        if not drawn:
+            return f"no plot in {wait:.0f} s"
+        note = f" ({len(times) - len(drawn)} of {len(times)} none)" if len(drawn) < len(times) else ""
+        return f"{median(drawn):.0f}{note}"
 
-    print(f"\nSide by side, {n} trials (ms; data: client-side on loopback; page: navigation to first plot)")
-    print(f"{'':44s} {'Hyperhive':>12s} {'optuna-dashboard':>17s}")
+    print(f"\nSide by side, {n} trials: medians in ms (data: client-side on loopback; page: navigation to")
+    print("the first plot holding data, in a fresh headless chromium; a first visit has an empty cache)")
+    print(f"{'':44s} {'Hyperhive':>12s} {'optuna-dashboard':>18s}")
+    wait = theirs.get("wait", VISIT_TIMEOUT_S)
     lines = [
-        ("study/search data, first request (cold)", ms(ours.get("cold")), ms(theirs.get("cold"))),
-        ("study/search data, again (median)", ms(ours.get("warm")), ms(theirs.get("warm"))),
+        ("search/study data, cold: server time", ms(rows.get("cold app")), "-"),
+        ("search/study data, cold: client on loopback", ms(rows.get("cold")), ms(theirs.get("cold"))),
+        ("search/study data, warm: server time", ms(rows.get("warm app")), "-"),
+        ("search/study data, warm: client on loopback", ms(rows.get("warm")), ms(theirs.get("warm"))),
         (
-            "study/search data, size (MB)",
-            f"{ours.get('size', 0) / 1e6:.2f}",
-            f"{theirs.get('size', 0) / 1e6:.2f}" if theirs else "-",
+            "search/study data, size (MB)",
+            f"{rows['size'][0] / 1e6:.2f}" if rows.get("size") else "-",
+            f"{theirs['size'] / 1e6:.2f}" if theirs.get("size") else "-",
         ),
-        ("page: first plot, first visit", page(ours, 0), page(theirs, 0)),
-        ("page: first plot, second visit", page(ours, 1), page(theirs, 1)),
-        ("page: first plot, third visit", page(ours, 2), page(theirs, 2)),
+        ("page: first plot, first visit", visit(ours, 0, VISIT_TIMEOUT_S), visit(theirs, 0, wait)),
+        ("page: first plot, second visit", visit(ours, 1, VISIT_TIMEOUT_S), visit(theirs, 1, wait)),
+        ("page: first plot, third visit", visit(ours, 2, VISIT_TIMEOUT_S), visit(theirs, 2, wait)),
     ]
     for name, a, b in lines:
-        print(f"{name:44s} {a:>12s} {b:>17s}")
+        print(f"{name:44s} {a:>12s} {b:>18s}")
 
 
-VISIT_TIMEOUT_MS = 120_000
-ALL_PLOTS = ("#curves", "#parcoords", "#slices", "#importance")
+VISIT_TIMEOUT_S = 120.0
+ALL_PLOTS = ("#history", "#curves", "#parcoords", "#slices", "#importance")
 FIRST_PLOT_PROBE = """
 new MutationObserver((_, obs) => {
   const drawn = [...document.querySelectorAll('.js-plotly-plot')].some(
@@ -198,17 +323,43 @@ new MutationObserver((_, obs) => {
 """
 
 
-def page_times(
-    url: str, session: tuple[str, str] | None, first: str, rest: tuple[str, ...] = ()
+def visits_in_child(
+    url: str, session: tuple[str, str] | None, rest: tuple[str, ...], wait_s: float, visits: int
 ) -> list[float]:
-    """Three visits of ``url`` in headless chromium (the first with an empty cache): the time from
-    navigation to the first plot holding data (a plotly plot with a trace of 2+ points, seen by a
-    MutationObserver in the page) and, seen from outside, to every ``rest`` plot; the first-plot times."""
+    """:func:`page_times` in a child process (its own session) that is killed with its browser when it
+    overruns ``visits * wait_s`` plus a minute: a page that keeps the browser's main thread busy can
+    hold Playwright past its own timeouts. A killed child counts as no plot."""
+    args = json.dumps([url, session, list(rest), wait_s, visits])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--visit", args], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, _ = proc.communicate(timeout=visits * wait_s + 60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        print(
+            f"  first visit                                no plot with data within {wait_s:.0f} s (killed)"
+        )
+        return [math.inf]
+    lines = out.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    found = [json.loads(line[7:]) for line in lines if line.startswith("RESULT ")]
+    return [math.inf if t is None else t for t in found[0]] if found else [math.inf]
+
+
+def page_times(
+    url: str, session: tuple[str, str] | None, rest: tuple[str, ...], wait_s: float, visits: int
+) -> list[float]:
+    """Up to ``visits`` visits of ``url`` in a new headless chromium (the first with an empty cache):
+    the time from navigation to the first plot holding data (a plotly plot with a trace of 2+ points,
+    seen by a MutationObserver in the page; ``inf`` when none within ``wait_s``; no further visit then)
+    and, seen from outside, to every ``rest`` plot."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
     from playwright.sync_api import sync_playwright
 
     path = shutil.which("chromium")
-    out = []
+    out: list[float] = []
     print(f"{'  visit (ms after navigation)':44s} {'first plot':>10s} {'all plots':>10s}")
     with sync_playwright() as pw:
         b = pw.chromium.launch(
@@ -221,19 +372,19 @@ def page_times(
         # page itself, since a check from outside waits until the page is idle
         ctx.add_init_script(FIRST_PLOT_PROBE)
         page = ctx.new_page()
-        for label in ("first visit", "second visit (scripts cached)", "third visit"):
+        for label in ("first visit", "second visit (scripts cached)", "third visit")[:visits]:
             t0 = time.perf_counter()
-            page.goto(url, wait_until="commit")
             try:
-                page.wait_for_selector(first, timeout=VISIT_TIMEOUT_MS)
-                page.wait_for_function("window.__firstPlot !== undefined", timeout=VISIT_TIMEOUT_MS)
+                page.goto(url, wait_until="commit", timeout=wait_s * 1000)
+                left = max(1.0, wait_s - (time.perf_counter() - t0))
+                page.wait_for_function("window.__firstPlot !== undefined", timeout=left * 1000)
             except PlaywrightTimeout:
-                print(f"  {label:42s} no plot with data within {VISIT_TIMEOUT_MS / 1000:.0f} s")
+                print(f"  {label:42s} no plot with data within {wait_s:.0f} s")
                 out.append(math.inf)
-                continue
+                break
             out.append(page.evaluate("window.__firstPlot"))
             for sel in rest:
-                page.wait_for_selector(f"{sel} .main-svg", timeout=180_000)
+                page.wait_for_selector(f"{sel} .main-svg", timeout=wait_s * 1000)
             total = f"{(time.perf_counter() - t0) * 1000:10.0f}" if rest else f"{'':10s}"
             print(f"  {label:42s} {out[-1]:10.0f} {total}")
             if rest:
@@ -277,8 +428,9 @@ def optuna_study(store: SQLiteStore, sid: str) -> tuple[Any, int]:
             k: (int(v) if isinstance(dists[k], CategoricalDistribution) else float(v))
             for k, v in active.items()
         }
-        done = r.value is not None
-        curve = {e: r.value * (0.5 + e / 40) for e in range(1, 21)} if done else {}
+        value = r.value
+        done = value is not None
+        curve = {e: value * (0.5 + e / 40) for e in range(1, 21)} if value is not None else {}
         trials.append(
             optuna.trial.create_trial(
                 state=OptunaState.COMPLETE if done else OptunaState.RUNNING,
@@ -292,7 +444,7 @@ def optuna_study(store: SQLiteStore, sid: str) -> tuple[Any, int]:
     return storage, study._study_id
 
 
-def serve_wsgi(app: Any) -> tuple[str, Any]:
+def serve_wsgi(app: Any, port: int = 0) -> tuple[str, Any]:
     """``app`` on 127.0.0.1 in a thread (a threading wsgiref server); its URL and the server."""
     from socketserver import ThreadingMixIn
     from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
@@ -304,38 +456,74 @@ def serve_wsgi(app: Any) -> tuple[str, Any]:
     class Threading(ThreadingMixIn, WSGIServer):
         daemon_threads = True
 
-    httpd = make_server("127.0.0.1", 0, app, server_class=Threading, handler_class=Quiet)
+    httpd = make_server("127.0.0.1", port, app, server_class=Threading, handler_class=Quiet)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return f"http://127.0.0.1:{httpd.server_port}", httpd
 
 
-def optuna_dashboard_times(store: SQLiteStore, sid: str, repeat: int, browser: bool) -> dict[str, Any]:
-    """optuna-dashboard over the same trials: its study-detail API (cold and warm) and its study page's
-    time to the first plot."""
+def serve_optuna(db: Path, sid: str, port: int) -> None:
+    """(In a child process) optuna-dashboard over the search's trials in an in-memory Optuna study."""
+    from optuna_dashboard import wsgi
+
+    store = SQLiteStore(db)
+    storage, _ = optuna_study(store, sid)
+    store.close()
+    url, _ = serve_wsgi(wsgi(storage), port)
+    print(f"serving {url}", flush=True)
+    threading.Event().wait()
+
+
+def optuna_dashboard_times(db: Path, sid: str, repeat: int, browser: bool, wait_s: float) -> dict[str, Any]:
+    """optuna-dashboard over the same trials, served by its own process (as ours is): its
+    study-detail API (cold: the first request of the process; warm) and its study page's time to the
+    first plot in a fresh chromium (one round: a visit may take minutes)."""
     try:
-        from optuna_dashboard import wsgi
+        import optuna_dashboard  # noqa: F401
     except ImportError:
         print("\n(optuna-dashboard is not installed: pip install optuna-dashboard)")
         return {}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     t0 = time.perf_counter()
-    storage, study_id = optuna_study(store, sid)
-    print(
-        f"\noptuna-dashboard {version('optuna-dashboard')}: the same trials in an in-memory Optuna study "
-        f"({time.perf_counter() - t0:.1f}s to build)"
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve-optuna", str(db), sid, str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
-    url, httpd = serve_wsgi(wsgi(storage))
-    out: dict[str, Any] = {}
-    with httpx.Client(base_url=url, timeout=300) as c:
-        api = f"/api/studies/{study_id}?after=0"
-        out["cold"] = timed(c, api, 1)
-        r = c.get(api)
-        out["size"] = len(r.content)
-        out["warm"] = timed(c, api, repeat)
-    if browser:
-        out["page"] = page_times(f"{url}/dashboard/studies/{study_id}", None, ".js-plotly-plot .main-svg")
-    httpd.shutdown()
-    return out
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()  # "serving URL" once the study is built
+        if not line.startswith("serving "):
+            raise RuntimeError(f"optuna-dashboard did not start: {line!r}")
+        url = line.split()[1]
+        print(
+            f"\noptuna-dashboard {version('optuna-dashboard')}: the same trials in an in-memory Optuna study "
+            f"({time.perf_counter() - t0:.1f}s to build and start)"
+        )
+        out: dict[str, Any] = {"wait": wait_s}
+        with httpx.Client(base_url=url, timeout=600) as c:
+            study_id = c.get("/api/studies").json()["study_summaries"][0]["study_id"]
+            api = f"/api/studies/{study_id}?after=0"
+            out["cold"] = timed(c, api, 1)
+            r = c.get(api)
+            out["size"] = len(r.content)
+            out["warm"] = timed(c, api, max(1, min(repeat, 3)))  # each takes seconds
+        print(f"  study API: cold {out['cold'][0]:.0f} ms, warm median {median(out['warm']):.0f} ms")
+        if browser:
+            out["visits"] = [visits_in_child(f"{url}/dashboard/studies/{study_id}", None, (), wait_s, 3)]
+        return out
+    finally:
+        proc.kill()
+        proc.wait(10)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--serve-optuna"]:
+        serve_optuna(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
+    elif sys.argv[1:2] == ["--visit"]:
+        url, session, rest, wait_s, visits = json.loads(sys.argv[2])
+        times = page_times(url, tuple(session) if session else None, tuple(rest), wait_s, visits)
+        print("RESULT " + json.dumps([None if math.isinf(t) else t for t in times]), flush=True)
+    else:
+        main()

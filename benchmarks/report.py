@@ -62,7 +62,7 @@ KNOWN = [
         "dashboard",
         "dashboard endpoints and pages on a large search, against optuna-dashboard",
         (),
-        ("--trials", "2000", "--repeat", "3"),
+        ("--trials", "2000", "--repeat", "3", "--rounds", "1"),
     ),
     Bench(
         "load",

@@ -7,6 +7,7 @@ thread-safe), except those that stream a request body.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -50,9 +51,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.no_auth:
             log.warning(NO_AUTH_WARNING)
+        # Everything imported so far lives as long as the process: out of the cyclic collector's
+        # sight, a full collection no longer walks ~140,000 objects (300 ms in the middle of a
+        # request reading a 10,000-trial search for the dashboard).
+        gc.freeze()
         try:
             yield
         finally:
+            app.state.dashboard_importance.close()  # before the store closes under it
             if owns_store:
                 the_store.close()
 

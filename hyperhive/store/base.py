@@ -143,7 +143,7 @@ from hyperhive.models import (
 )
 from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
 from hyperhive.policy import Policy, default_policy
-from hyperhive.store.rows import TrialRow
+from hyperhive.store.rows import TrialHead, TrialRow
 from hyperhive.store.rules import no_success_error, worker_lost_error
 
 if TYPE_CHECKING:
@@ -674,6 +674,20 @@ class Store(abc.ABC):
         histories. This default reads full trials; backends override it with a narrow read."""
         trials, cursor = self.trials_changed_since(search_id, cursor)
         return [TrialRow.of(t) for t in trials], cursor
+
+    def trial_heads(self, search_id: str, cursor: Any = None) -> tuple[list[TrialHead], Any]:
+        """:meth:`trial_rows` without ``vals``, ``epochs`` and ``worker_id``
+        (:class:`~hyperhive.store.rows.TrialHead`): what a view of every trial of a large search needs
+        first (numbers, states, values, times), read without decoding any JSON. The same change
+        semantics; its cursors are its own. This default derives them from :meth:`trial_rows`;
+        backends override it with a narrower read."""
+        rows, cursor = self.trial_rows(search_id, cursor)
+        return [TrialHead.of(r) for r in rows], cursor
+
+    def trial_rows_of(self, trial_ids: Iterable[str]) -> list[TrialRow]:
+        """The compact rows (as in :meth:`trial_rows`) of these trials, in no particular order; ids of no
+        trial are left out. This default reads full trials; backends override it with a narrow read."""
+        return [TrialRow.of(t) for t in self.get_trials(trial_ids)]
 
     def best_trial(self, search_id: str) -> Trial | None:
         """The done trial with the best value for the search's objective mode, or ``None``."""

@@ -39,3 +39,20 @@ class TrialRow(NamedTuple):
             t.worker_id,
             t.version,
         )
+
+
+class TrialHead(NamedTuple):
+    """One trial, lighter still: no parameter values, epoch count or worker (see
+    :meth:`hyperhive.store.base.Store.trial_heads`)."""
+
+    id: str
+    number: int
+    state: TrialState
+    value: float | None
+    started_at: float | None
+    finished_at: float | None
+    version: int
+
+    @classmethod
+    def of(cls, r: TrialRow) -> TrialHead:
+        return cls(r.id, r.number, r.state, r.value, r.started_at, r.finished_at, r.version)

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
-from hyperhive.service.dashboard.importance import ImportanceCache
+from hyperhive.service.dashboard.importance import MAX_ROWS as MAX_IMPORTANCE_ROWS
+from hyperhive.service.dashboard.importance import ImportanceCache, importances
 from hyperhive.service.dashboard.render import dataset_label, elapsed, number, to_json, to_yaml
 from hyperhive.service.dashboard.session import DataUser, check_csrf
-from hyperhive.service.dashboard.views import RowCache, param_meta
+from hyperhive.service.dashboard.views import RowCache, SearchRows, head_row
 from hyperhive.service.deps import SettingsDep, StoreDep, owned_search
 from hyperhive.service.schemas import ExtendRequest
 from pydantic import BaseModel, Field
 
 from hyperhive.errors import NotFound
-from hyperhive.models import Search
+from hyperhive.models import Search, TrialState
+from hyperhive.store.base import Store
+from hyperhive.store.rows import TrialHead
 
 router = APIRouter(prefix="/dashboard-api", tags=["dashboard"], include_in_schema=False)
 
@@ -82,22 +86,24 @@ def search_rows(
     epoch: Annotated[str | None, Query(max_length=64)] = None,
     since: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """The search's compact trial rows changed after revision ``since`` of cache ``epoch`` (all rows
-    when the epoch is not the current one), its parameters and its summary."""
+    """The search's trials changed after revision ``since`` of cache ``epoch`` (all of them when the
+    epoch is not the current one) as columns (see :mod:`.views`), its parameters and its summary."""
     search = owned_search(store, user, search_id)
     rows = cache.rows(store, search)
     full = epoch != rows.epoch
-    sent = rows.since(0 if full else since)
     head = {
         "epoch": rows.epoch,
         "revision": rows.revision,
         "full": full,
-        "params": param_meta(search) if full else None,
+        "params": rows.params if full else None,
         "search": search_summary(search, store.clock()),
     }
-    # the rows are JSON already (encoded once per change): splice them in
+    # the columns are JSON already (all of them encoded once per revision): splice them in
     text = (
-        json.dumps(head, separators=(",", ":"), allow_nan=False)[:-1] + ',"rows":' + rows.encoded(sent) + "}"
+        json.dumps(head, separators=(",", ":"), allow_nan=False)[:-1]
+        + ',"rows":'
+        + rows.encoded_since(0 if full else since)
+        + "}"
     )
     return Response(text, media_type="application/json")
 
@@ -121,42 +127,60 @@ def curves(
     return fast_json({"curves": cache.rows(store, search).curves_of(store, wanted)})
 
 
-def plot_sample(rows: list[dict[str, Any]], mode: str, seed: str) -> tuple[list[dict[str, Any]], int]:
-    """The rows with a value that the parameter plots draw: all of them up to
+def plot_sample(heads: list[TrialHead], mode: str, seed: str) -> tuple[list[TrialHead], int]:
+    """The trials with a value that the parameter plots draw: all of them up to
     :data:`PLOT_BEST` + :data:`PLOT_RANDOM`, else the best :data:`PLOT_BEST` and a random
     :data:`PLOT_RANDOM` of the others (the same draw for the same trials); and how many had a value."""
-    scored = sorted((r for r in rows if r["v"] is not None), key=lambda r: r["n"])
+    scored = sorted((h for h in heads if h.value is not None and math.isfinite(h.value)), key=_number_of)
     if len(scored) <= PLOT_BEST + PLOT_RANDOM:
         return scored, len(scored)
     sign = 1.0 if mode == "min" else -1.0
-    ranked = sorted(scored, key=lambda r: (sign * r["v"], r["n"]))
-    rest = sorted(ranked[PLOT_BEST:], key=lambda r: r["n"])
+    ranked = sorted(scored, key=lambda h: (sign * (h.value or 0.0), h.number))
+    rest = sorted(ranked[PLOT_BEST:], key=_number_of)
     rng = random.Random(f"{seed}:{len(scored)}")
     picked = ranked[:PLOT_BEST] + rng.sample(rest, PLOT_RANDOM)
-    return sorted(picked, key=lambda r: r["n"]), len(scored)
+    return sorted(picked, key=_number_of), len(scored)
+
+
+def _number_of(h: TrialHead) -> int:
+    return h.number
+
+
+def with_values(rows: SearchRows, store: Store, heads: list[TrialHead]) -> list[dict[str, Any]]:
+    """``heads`` as rows with their parameter values (trials deleted meanwhile left out)."""
+    values = rows.values_of(store, heads)
+    return [head_row(h, values[h.id]) for h in heads if h.id in values]
 
 
 @router.get("/searches/{search_id}/sample")
 def sample(search_id: str, store: StoreDep, user: DataUser, cache: Rows) -> Response:
-    """The rows the parallel coordinates and slice plots draw (see :func:`plot_sample`), with how many
-    trials had a value: a plot of 10,000 lines or points would neither draw fast nor read well."""
+    """The rows the parallel coordinates and slice plots draw (see :func:`plot_sample`), with their
+    parameter values and how many trials had a value: a plot of 10,000 lines or points would neither
+    draw fast nor read well."""
     search = owned_search(store, user, search_id)
-    rows = cache.rows(store, search).all_rows()
-    picked, scored = plot_sample(rows, search.objective_mode, search.id)
-    return fast_json(
+    rows = cache.rows(store, search)
+    key = (rows.revision, PLOT_BEST, PLOT_RANDOM)
+    hit = rows.memo.get("sample")
+    if hit is not None and hit[0] == key:
+        return Response(hit[1], media_type="application/json")
+    picked, scored = plot_sample(rows.all_heads(), search.objective_mode, search.id)
+    out = with_values(rows, store, picked)
+    response = fast_json(
         {
-            "rows": picked,
+            "rows": out,
             "scored": scored,
-            "best": min(PLOT_BEST, len(picked)),
+            "best": min(PLOT_BEST, len(out)),
             "sampled": len(picked) < scored,
         }
     )
+    rows.memo["sample"] = (key, bytes(response.body))
+    return response
 
 
-def _duration(row: dict[str, Any]) -> float:
-    if row["t0"] is None or row["t1"] is None:
+def _duration(h: TrialHead) -> float:
+    if h.started_at is None or h.finished_at is None:
         return -1.0
-    return float(row["t1"] - row["t0"])
+    return float(h.finished_at - h.started_at)
 
 
 @router.get("/searches/{search_id}/table")
@@ -173,23 +197,37 @@ def trial_table(
 ) -> Response:
     """One page of the trial table, sorted and filtered on the server (rows as in ``/rows``)."""
     search = owned_search(store, user, search_id)
-    rows = cache.rows(store, search).all_rows()
+    rows = cache.rows(store, search)
+    heads = rows.all_heads()
     if state:
-        rows = [r for r in rows if r["s"] == state]
-    missing = [r for r in rows if sort == "value" and r["v"] is None]
-    present = [r for r in rows if not (sort == "value" and r["v"] is None)]
-    keys = {
-        "number": lambda r: r["n"],
-        "value": lambda r: r["v"],
-        "state": lambda r: (r["s"], r["n"]),
+        heads = [h for h in heads if h.state.value == state]
+    valued = sort != "value"
+    missing = [h for h in heads if not valued and h.value is None]
+    present = [h for h in heads if valued or h.value is not None]
+    keys: dict[str, Any] = {
+        "number": _number_of,
+        "value": lambda h: h.value,
+        "state": lambda h: (h.state.value, h.number),
         "duration": _duration,
     }
     present.sort(key=keys[sort], reverse=desc)
     ordered = present + missing
     start = (page - 1) * size
-    return fast_json(
-        {"total": len(ordered), "page": page, "size": size, "rows": ordered[start : start + size]}
-    )
+    shown = with_values(rows, store, ordered[start : start + size])
+    return fast_json({"total": len(ordered), "page": page, "size": size, "rows": shown})
+
+
+def importance_rows(rows: SearchRows, store: Store) -> list[dict[str, Any]]:
+    """The done trials with a value that importance is computed over (a fixed-seed sample of at most
+    :data:`.importance.MAX_ROWS`), with their parameter values."""
+    done = sorted((h for h in rows.all_heads() if _is_scored_done(h)), key=_number_of)
+    if len(done) > MAX_IMPORTANCE_ROWS:
+        done = sorted(random.Random(0).sample(done, MAX_IMPORTANCE_ROWS), key=_number_of)
+    return with_values(rows, store, done)
+
+
+def _is_scored_done(h: TrialHead) -> bool:
+    return h.state is TrialState.DONE and h.value is not None and math.isfinite(h.value)
 
 
 @router.get("/searches/{search_id}/importance")
@@ -197,11 +235,18 @@ def importance(
     search_id: str, store: StoreDep, user: DataUser, cache: Rows, imp: Importances
 ) -> dict[str, Any]:
     """Random-forest importance of each parameter over the done trials where it is active (see
-    :mod:`.importance`); cached until another trial finishes."""
+    :mod:`.importance`): computed in the background and cached until another trial finishes;
+    ``pending`` says a newer result is on its way (``params`` is then the previous one, or null)."""
     search = owned_search(store, user, search_id)
-    rows = cache.rows(store, search).all_rows()
-    done = sum(1 for r in rows if r["s"] == "done" and r["v"] is not None)
-    return {"params": imp.get(search.id, done, rows, param_meta(search)), "trials": done}
+    rows = cache.rows(store, search)
+    done = sum(1 for h in rows.all_heads() if _is_scored_done(h))
+    params = rows.params
+
+    def compute() -> list[dict[str, Any]]:
+        return importances(importance_rows(rows, store), params)
+
+    result, fresh = imp.get(search.id, (rows.epoch, done), compute)
+    return {"params": result, "trials": done, "pending": not fresh}
 
 
 @router.get("/searches/{search_id}/best")

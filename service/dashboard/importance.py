@@ -6,14 +6,18 @@ active in the same trials, one forest is fitted on those trials, and a parameter
 share in that forest. The forest's features are the parameters active in all of those trials (so whether
 an optional block is chosen counts for the choice, not for the absence of the block's own parameters).
 Choices are their option index, log-scaled parameters their log10. At most :data:`MAX_ROWS` trials are
-used (a fixed-seed sample), and results are cached per search until another trial is done.
+used (a fixed-seed sample); the forests are fitted in a background thread and the results cached
+per search until another trial is done (:class:`ImportanceCache`).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -22,6 +26,8 @@ MAX_ROWS = 1000
 MIN_TRIALS = 5
 TREES = 32
 CACHE_SIZE = 32
+
+log = logging.getLogger(__name__)
 
 
 def _features(rows: list[dict[str, Any]], params: list[dict[str, Any]]) -> np.ndarray:
@@ -73,22 +79,53 @@ def importances(rows: list[dict[str, Any]], params: list[dict[str, Any]]) -> lis
 
 
 class ImportanceCache:
-    """Importances per search, recomputed only when the set of done trials changed."""
+    """Importances per search, computed off the request path: one background thread fits the forests
+    (a search at a time, each search queued at most once), and a request gets the latest result at
+    once, with ``fresh`` false while a newer one is being computed (the page asks again)."""
 
-    def __init__(self) -> None:
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
         self._items: OrderedDict[str, tuple[Any, list[dict[str, Any]]]] = OrderedDict()
+        self._queued: set[str] = set()
         self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
 
-    def get(self, search_id: str, key: Any, rows: list[dict[str, Any]], params: list[dict[str, Any]]) -> Any:
+    def get(
+        self, search_id: str, key: Any, compute: Callable[[], list[dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]] | None, bool]:
+        """The latest importances of the search (``None`` before the first is done) and whether they
+        are for ``key``; when not, ``compute`` is queued unless it already is."""
         with self._lock:
             hit = self._items.get(search_id)
-            if hit is not None and hit[0] == key:
+            if hit is not None:
                 self._items.move_to_end(search_id)
-                return hit[1]
-        result = importances(rows, params)
+                if hit[0] == key:
+                    return hit[1], True
+            if search_id not in self._queued:
+                self._queued.add(search_id)
+                if self._pool is None:
+                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hh-importance")
+                self._pool.submit(self._run, search_id, key, compute)
+        return (hit[1] if hit is not None else None), False
+
+    def _run(self, search_id: str, key: Any, compute: Callable[[], list[dict[str, Any]]]) -> None:
+        try:
+            result = compute()
+        except Exception:  # the store went away, the search was deleted: the next request retries
+            log.exception("parameter importance of search %s failed", search_id)
+            result = None
         with self._lock:
+            self._queued.discard(search_id)
+            if result is None:
+                return
             self._items[search_id] = (key, result)
             self._items.move_to_end(search_id)
-            while len(self._items) > CACHE_SIZE:
+            while len(self._items) > self.size:
                 self._items.popitem(last=False)
-        return result
+
+    def close(self) -> None:
+        """Drop queued work and wait for a fit in progress (it reads the store)."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -169,6 +169,8 @@ def search_page(search_id: str, request: Request, store: StoreDep, user: PageUse
         except NotFound:
             best = None
     may_change = user.admin or search.owner == user.name
+    # what search.js asks for first, exactly as it spells it (see prefetch.js)
+    api = f"/dashboard-api/searches/{quote(search.id, safe='')}"
     return page(
         request,
         "search.html",
@@ -178,6 +180,11 @@ def search_page(search_id: str, request: Request, store: StoreDep, user: PageUse
         may_change=may_change,
         summary=search_summary(search, store.clock()),
         plot_cap=data.PLOT_BEST + data.PLOT_RANDOM,
+        prefetch=[
+            api + "/rows?since=0",
+            api + "/table?page=1&size=25&sort=number&desc=false",
+            api + "/sample",
+        ],
     )
 
 

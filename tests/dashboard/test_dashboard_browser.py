@@ -186,7 +186,7 @@ def test_another_users_search_and_trial_are_not_found(world: World, tab_factory:
     assert api.status == 404
 
 
-@pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
+@pytest.mark.slow  # draws plotly plots: 5-25 s on a busy 2-core machine
 def test_search_page_draws_every_plot_and_the_table(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)
     tab.goto(f"/searches/{world.search_id}")
@@ -244,7 +244,7 @@ def test_compare_two_trials_picked_in_the_table(world: World, tab_factory: Any) 
     assert tab.errors == []
 
 
-@pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
+@pytest.mark.slow  # draws plotly plots: 5-25 s on a busy 2-core machine
 def test_trial_page_shows_curves_confusion_matrix_and_provenance(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)
     tab.goto(f"/trials/{world.done_id}")
@@ -261,7 +261,7 @@ def test_trial_page_shows_curves_confusion_matrix_and_provenance(world: World, t
     assert tab.errors == []
 
 
-@pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
+@pytest.mark.slow  # draws plotly plots: 5-25 s on a busy 2-core machine
 def test_user_text_is_shown_as_text_never_run(world: World, tab_factory: Any) -> None:
     tab = tab_factory(world.alice)
     tab.goto(f"/trials/{world.failed_id}")
@@ -276,7 +276,7 @@ def test_user_text_is_shown_as_text_never_run(world: World, tab_factory: Any) ->
     assert tab.errors == []
 
 
-@pytest.mark.slow  # draws plotly plots (WebGL in software): 5-25 s on a busy 2-core machine
+@pytest.mark.slow  # draws plotly plots: 5-25 s on a busy 2-core machine
 def test_above_the_cap_the_parameter_plots_draw_a_sample_and_say_so(
     world: World, tab_factory: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

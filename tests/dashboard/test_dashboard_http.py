@@ -4,9 +4,11 @@ and the changes-since feed. The real app under TestClient over a real SQLite sto
 from __future__ import annotations
 
 import json
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -44,6 +46,22 @@ def client(tmp_path: Path, store: SQLiteStore) -> TestClient:
 def sign_in(client: TestClient, token: str) -> None:
     r = client.post("/login", data={"token": token, "next": "/"}, follow_redirects=False)
     assert r.status_code == 303, r.text
+
+
+def rows_of(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The trials of a ``/rows`` answer (sent as columns) as one dict each."""
+    cols = data["rows"]
+    return [dict(zip(cols, values, strict=True)) for values in zip(*cols.values(), strict=True)]
+
+
+def importance_of(client: TestClient, search_id: str) -> dict[str, Any]:
+    """The importance answer once the background fit is done."""
+    deadline = time.monotonic() + 60
+    while True:
+        data: dict[str, Any] = client.get(f"/dashboard-api/searches/{search_id}/importance").json()
+        if not data["pending"] or time.monotonic() > deadline:
+            return data
+        time.sleep(0.05)
 
 
 def csrf_of(client: TestClient, search_id: str) -> str:
@@ -166,19 +184,28 @@ def test_changes_since_sends_only_what_changed(client: TestClient, store: SQLite
     run_fake_trials(store, search, 2)
     sign_in(client, alice)
     url = f"/dashboard-api/searches/{search.id}/rows"
-    first = client.get(url).json()
-    assert first["full"] and len(first["rows"]) == 2 and first["params"]
+    answer = client.get(url)
+    assert answer.headers["server-timing"].startswith("app;dur="), "the server's own time, for benchmarks"
+    first = answer.json()
+    assert first["full"] and len(rows_of(first)) == 2 and first["params"]
+    assert set(first["rows"]) == {"id", "n", "s", "v", "ver"}, "no parameter values, curves or epochs"
     same = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()
-    assert not same["full"] and same["rows"] == []
+    assert not same["full"] and rows_of(same) == []
     trial = store.claim("w", 60.0, search_id=search.id)
     assert trial is not None and trial.lease_token is not None
     store.heartbeat(trial.id, trial.lease_token, history=fake_result(trial.number).history[:1])
     moved = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()
-    assert [(r["id"], r["s"], r["e"]) for r in moved["rows"]] == [(trial.id, "running", 1)]
-    assert all("c" not in r for r in first["rows"]), "curves are read on demand, not in every load"
+    assert [(r["id"], r["s"], r["ver"]) for r in rows_of(moved)] == [
+        (trial.id, "running", store.get_trial(trial.id).version)
+    ]
+    store.report(trial.id, trial.lease_token, fake_result(trial.number))
+    done = client.get(url, params={"epoch": first["epoch"], "since": moved["revision"]}).json()
+    assert [(r["id"], r["s"], r["v"]) for r in rows_of(done)] == [
+        (trial.id, "done", store.get_trial(trial.id).value)
+    ]
     # a stale epoch (a restarted server) gets everything again
     again = client.get(url, params={"epoch": "old", "since": 99}).json()
-    assert again["full"] and len(again["rows"]) == 3
+    assert again["full"] and len(rows_of(again)) == 3
 
 
 def test_inactive_parameters_are_null_not_zero(client: TestClient, store: SQLiteStore) -> None:
@@ -186,11 +213,13 @@ def test_inactive_parameters_are_null_not_zero(client: TestClient, store: SQLite
     search = create_search(store, "alice", "s1", 12)
     run_fake_trials(store, search, 12)
     sign_in(client, alice)
-    data = client.get(f"/dashboard-api/searches/{search.id}/rows").json()
-    labels = [p["label"] for p in data["params"]]
+    params = client.get(f"/dashboard-api/searches/{search.id}/rows").json()["params"]
+    data = client.get(f"/dashboard-api/searches/{search.id}/sample").json()
+    assert len(data["rows"]) == 12
+    labels = [p["label"] for p in params]
     block, filters = labels.index("model.layers[1]"), labels.index("model.layers[1].extra_block[0].filters")
-    assert data["params"][block]["options"] == ["none", "extra_block"]
-    assert data["params"][labels.index("model.layers[0].filters")]["options"] == ["16", "32"]
+    assert params[block]["options"] == ["none", "extra_block"]
+    assert params[labels.index("model.layers[0].filters")]["options"] == ["16", "32"]
     for row in data["rows"]:
         assert (row["p"][filters] is None) == (row["p"][block] == 0)
     assert {row["p"][block] for row in data["rows"]} == {0, 1}
@@ -214,13 +243,21 @@ def test_pages_carry_a_content_security_policy(client: TestClient, store: SQLite
     assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
 
 
-def test_plotly_is_served_offline_with_long_caching(client: TestClient) -> None:
-    import plotly
+def test_plotly_is_served_offline_with_long_caching(client: TestClient, store: SQLiteStore) -> None:
+    import re
 
-    r = client.get(f"/dashboard-static/plotly-{plotly.__version__}.min.js")
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 2)
+    sign_in(client, alice)
+    (url,) = re.findall(
+        r'<script src="(/dashboard-static/plotly/[^"]+)"', client.get(f"/searches/{search.id}").text
+    )
+    r = client.get(url)
     assert r.status_code == 200 and "immutable" in r.headers["cache-control"]
     assert r.headers["content-type"].startswith("text/javascript") and len(r.content) > 1_000_000
-    assert client.get("/dashboard-static/plotly-0.0.1.min.js").status_code == 404
+    hint = b"//# allFunctionsCalledOnLoad\n"  # Chromium's compile hint, then the file as vendored
+    assert r.content.startswith(hint + b"/**\n* plotly.js"), "the vendored bundle, its licence header first"
+    assert client.get("/dashboard-static/plotly/plotly-0.0.1.min.js").status_code == 404
     for bad in ("x/..%2F..%2Fapp.py", "x/__init__.py", "x/nothing.js"):
         assert client.get(f"/dashboard-static/{bad}").status_code == 404
     assert client.get("/dashboard-static/x/dashboard.css").status_code == 200
@@ -257,8 +294,8 @@ def test_importance_ranks_the_parameter_that_drives_the_objective(
         x = trial.config["params"]["x"]
         store.report(trial.id, trial.lease_token, TrialResult.done({"loss": 10 * x}))
     sign_in(client, alice)
-    data = client.get(f"/dashboard-api/searches/{search.id}/importance").json()
-    assert data["trials"] == 40
+    data = importance_of(client, search.id)
+    assert data["trials"] == 40 and not data["pending"]
     ranked = data["params"]
     assert ranked[0]["label"] == "params.x" and ranked[0]["importance"] > 0.8
     assert {p["label"] for p in ranked} == {"params.x", "params.y", "params.z"}
@@ -272,7 +309,7 @@ def test_importance_needs_enough_trials(client: TestClient, store: SQLiteStore) 
     search = create_search(store, "alice", "few", 5)
     run_fake_trials(store, search, 2)
     sign_in(client, alice)
-    data = client.get(f"/dashboard-api/searches/{search.id}/importance").json()
+    data = importance_of(client, search.id)
     assert data["params"] and all(p["importance"] is None for p in data["params"])
 
 
@@ -371,10 +408,45 @@ def test_changes_since_on_mongodb(tmp_path: Path) -> None:
         sign_in(client, alice)
         url = f"/dashboard-api/searches/{search.id}/rows"
         first = client.get(url).json()
-        assert first["full"] and len(first["rows"]) == 2
+        assert first["full"] and len(rows_of(first)) == 2
         (new,) = run_fake_trials(store, search, 1)
         moved = client.get(url, params={"epoch": first["epoch"], "since": first["revision"]}).json()
-        assert [r["id"] for r in moved["rows"]] == [new]
+        assert [r["id"] for r in rows_of(moved)] == [new]
+        sample = client.get(f"/dashboard-api/searches/{search.id}/sample").json()
+        assert len(sample["rows"]) == 3 and all(len(r["p"]) == len(first["params"]) for r in sample["rows"])
+        table = client.get(f"/dashboard-api/searches/{search.id}/table", params={"sort": "value"}).json()
+        assert table["total"] == 3 and [r["p"] for r in table["rows"]] == [
+            r["p"] for r in sorted(sample["rows"], key=lambda r: r["v"])
+        ]
         assert client.get(f"/searches/{search.id}").status_code == 200
     finally:
         store.close()
+
+
+def test_the_caches_stay_bounded(
+    client: TestClient, store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Curves and parameter values are kept per search up to a limit, and the row cache drops the
+    least recently viewed searches beyond a number of trials: viewing many trials cannot grow memory
+    without end."""
+    from hyperhive.service.dashboard import views
+
+    monkeypatch.setattr(views, "MAX_CACHED_CURVES", 2)
+    monkeypatch.setattr(views, "MAX_CACHED_PARAMS", 3)
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 5)
+    ids = run_fake_trials(store, search, 5)
+    sign_in(client, alice)
+    api = f"/dashboard-api/searches/{search.id}"
+    curves = client.get(f"{api}/curves", params={"ids": ",".join(ids)}).json()["curves"]
+    assert set(curves) == set(ids) and all(len(c["c"]) == 4 for c in curves.values())
+    assert len(client.get(f"{api}/table", params={"size": 5}).json()["rows"]) == 5
+    entry = client.app.state.dashboard_rows._items[search.id]  # type: ignore[attr-defined]
+    assert len(entry.curves) == 2 and len(entry.values) == 3
+
+    cache = views.RowCache(size=16, max_trials=4)
+    other = create_search(store, "alice", "s2", 3)
+    run_fake_trials(store, other, 3)
+    cache.rows(store, store.get_search(search.id))
+    cache.rows(store, store.get_search(other.id))
+    assert list(cache._items) == [other.id], "5 + 3 trials are over the limit: the older search goes"

@@ -11,8 +11,13 @@ const HH = (() => {
     running: { color: "#2ca02c", symbol: "diamond" },
     queued: { color: "#bcbd22", symbol: "circle-open" },
   };
+  function prefetched(url) { // started by prefetch.js; used once
+    const pending = window.HH_PREFETCH && window.HH_PREFETCH[url];
+    if (pending) delete window.HH_PREFETCH[url];
+    return pending;
+  }
   async function getJSON(url) {
-    const r = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const r = await (prefetched(url) || fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } }));
     if (r.status === 401) { window.location = "/login?next=" + encodeURIComponent(location.pathname); }
     if (!r.ok) throw new Error(url + ": HTTP " + r.status);
     return r.json();

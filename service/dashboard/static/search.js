@@ -1,60 +1,121 @@
 // The search page: plots and the trial table, kept up to date by polling /dashboard-api/.../rows.
 "use strict";
 (() => {
+  performance.mark("hh:script"); // plotly.js and the page scripts are parsed and run
   const initial = JSON.parse(document.getElementById("page-data").textContent);
   const searchId = initial.search.id;
   const api = "/dashboard-api/searches/" + encodeURIComponent(searchId);
   const st = { epoch: null, revision: 0, rows: new Map(), params: [], search: initial.search, timer: null,
     curves: new Map(), sample: null, sampleAt: 0, bestShown: initial.best_shown };
   const POLL_MS = 2000;
-  const SAMPLE_ABOVE = initial.plot_cap; // rows with a value: above this the parameter plots draw the server's sample
+  const SAMPLE_ABOVE = initial.plot_cap; // trials with a value: above this the parameter plots draw a sample
   const SAMPLE_EVERY_MS = 10000; // ... fetched again at most this often while trials finish
   const CURVES_MAX_FINISHED = 300;
   const CURVES_PER_REQUEST = 200;
-  const GL_ABOVE = 1500; // points: WebGL scatter instead of SVG above this many
+  const HISTORY_POINTS = 1500; // trials with a value: above this the history draws their density
+  const STRIP_CELLS = 800; // trials without a value: at most one marker per state and 1/800 of the axis
   const FINAL = ["completed", "cancelled", "failed"];
   let logScale = false;
 
   // ---------------------------------------------------------------- optimisation history
+  // At most one trial per STRIP_CELLS-th of the trial axis (the first in each).
+  function thin(rs) {
+    if (rs.length <= STRIP_CELLS) return rs;
+    const x0 = rs[0].n, span = rs[rs.length - 1].n - x0 || 1, seen = new Set();
+    return rs.filter((r) => {
+      const cell = Math.floor(((r.n - x0) / span) * STRIP_CELLS);
+      if (seen.has(cell)) return false;
+      seen.add(cell); return true;
+    });
+  }
+  // Trials per cell of a DENSITY_CELLS grid over (trial number, value), as a heatmap (empty cells
+  // transparent): binned here, a few ms for 10,000 trials, and drawn by plotly as one image.
+  const DENSITY_CELLS = [160, 50];
+  function density(xs, ys, metric) {
+    const [nx, ny] = DENSITY_CELLS;
+    let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    if (x1 === x0) { x0 -= 0.5; x1 += 0.5; }
+    if (y1 === y0) { y0 -= 0.5; y1 += 0.5; }
+    const z = Array.from({ length: ny }, () => new Array(nx).fill(null));
+    xs.forEach((x, i) => {
+      const cx = Math.min(nx - 1, Math.floor(((x - x0) / (x1 - x0)) * nx));
+      const cy = Math.min(ny - 1, Math.floor(((ys[i] - y0) / (y1 - y0)) * ny));
+      z[cy][cx] = (z[cy][cx] || 0) + 1;
+    });
+    const centres = (lo, hi, k) => [...Array(k).keys()].map((i) => lo + ((i + 0.5) * (hi - lo)) / k);
+    return {
+      type: "heatmap", name: "trials", x: centres(x0, x1, nx), y: centres(y0, y1, ny), z, zmin: 0, hoverongaps: false,
+      colorscale: [[0, "#deebf7"], [0.5, "#6baed6"], [1, "#08306b"]],
+      colorbar: { title: { text: "trials" }, thickness: 12, len: 0.6, y: 0.62 },
+      hovertemplate: "near trial #%{x:.0f}, " + metric + " %{y:.4g}: %{z} trials<extra></extra>",
+    };
+  }
   function drawHistory() {
     const rows = [...st.rows.values()].sort((a, b) => a.n - b.n);
-    const mode = st.search.objective_mode;
-    const traces = [];
-    for (const state of ["done", "pruned"]) {
-      const rs = rows.filter((r) => r.s === state && r.v !== null);
-      traces.push({
-        name: state, type: rows.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
-        customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 7 },
-        hovertemplate: "trial #%{x} (" + state + "): %{y}<extra></extra>",
-      });
-    }
-    const best = []; let cur = null;
+    const mode = st.search.objective_mode, metric = st.search.objective_metric;
+    // the best so far: a step line through the trials that improved it (and on to the last trial)
+    const best = [], improved = []; let cur = null;
     for (const r of rows) {
-      if (r.s === "done" && r.v !== null && (cur === null || (mode === "min" ? r.v < cur : r.v > cur))) cur = r.v;
-      if (cur !== null) best.push([r.n, cur]);
+      if (r.s === "done" && r.v !== null && (cur === null || (mode === "min" ? r.v < cur : r.v > cur))) {
+        cur = r.v; best.push([r.n, cur]); improved.push(r);
+      }
+    }
+    if (best.length && rows.length) best.push([rows[rows.length - 1].n, cur]);
+    const valued = rows.filter((r) => (r.s === "done" || r.s === "pruned") && r.v !== null);
+    const dense = valued.length > HISTORY_POINTS;
+    const traces = [];
+    if (dense) {
+      // Thousands of markers take seconds to draw in SVG and hide each other: the trials' density
+      // (trials per cell) instead, with the trials that set a new best as markers on top.
+      const shown = logScale ? valued.filter((r) => r.v > 0) : valued;
+      traces.push(density(shown.map((r) => r.n), shown.map((r) => (logScale ? Math.log10(r.v) : r.v)), metric));
+      traces.push({
+        name: "new best", type: "scatter", mode: "markers", x: improved.map((r) => r.n),
+        y: improved.map((r) => (logScale ? Math.log10(r.v) : r.v)), customdata: improved.map((r) => r.id),
+        marker: { color: "#111", symbol: "star", size: 9 }, hovertemplate: "trial #%{x}: new best<extra></extra>",
+      });
+    } else {
+      for (const state of ["done", "pruned"]) {
+        const rs = valued.filter((r) => r.s === state);
+        traces.push({
+          name: state, type: "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map((r) => r.v),
+          customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 7 },
+          hovertemplate: "trial #%{x} (" + state + "): %{y}<extra></extra>",
+        });
+      }
     }
     traces.push({
       name: "best so far", type: "scatter", mode: "lines", line: { shape: "hv", color: "#111", width: 2 },
-      x: best.map((p) => p[0]), y: best.map((p) => p[1]), hoverinfo: "skip",
+      x: best.map((p) => p[0]), y: best.map((p) => (dense && logScale ? Math.log10(p[1]) : p[1])), hoverinfo: "skip",
     });
     // Trials without a value (failed, cancelled, running, queued): a strip under the plot.
+    let strip = false;
     for (const state of ["failed", "cancelled", "pruned", "running", "queued"]) {
-      const rs = rows.filter((r) => r.s === state && r.v === null);
+      const rs = thin(rows.filter((r) => r.s === state && r.v === null));
       if (!rs.length) continue;
+      strip = true;
       traces.push({
         name: state, type: "scatter", mode: "markers", x: rs.map((r) => r.n), y: rs.map(() => state), yaxis: "y2",
         customdata: rs.map((r) => r.id), marker: { color: HH.STATES[state].color, symbol: HH.STATES[state].symbol, size: 8 },
         hovertemplate: "trial #%{x}: " + state + "<extra></extra>",
       });
     }
+    // With a strip, the trial axis sits under it (its title below both), the strip under the plot.
+    // A density on a log scale is binned over log10 of the values (the axis says so).
     const layout = {
-      margin: { t: 20, l: 70, r: 20 }, legend: { orientation: "h" },
-      xaxis: { title: { text: "trial" }, zeroline: false, dtick: rows.length <= 20 ? 1 : undefined },
-      yaxis: { title: { text: st.search.objective_metric }, domain: [0.2, 1], type: logScale ? "log" : "linear" },
-      yaxis2: { domain: [0, 0.12], type: "category", fixedrange: true },
+      margin: { t: 20, l: 80, r: 20, b: 50 }, legend: { orientation: "h", y: -0.18 },
+      xaxis: { title: { text: "trial", standoff: 6 }, zeroline: false, dtick: rows.length <= 20 ? 1 : undefined,
+        anchor: strip ? "y2" : "y" },
+      yaxis: { title: { text: dense && logScale ? "log10 " + metric : metric }, domain: strip ? [0.26, 1] : [0, 1],
+        type: logScale && !dense ? "log" : "linear" },
     };
+    if (strip) layout.yaxis2 = { domain: [0, 0.16], type: "category", fixedrange: true, automargin: true };
     const div = document.getElementById("history");
     Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
+    document.getElementById("history-note").textContent = dense
+      ? valued.length.toLocaleString("en") + " trials with a value, drawn as their density (trials per cell); " +
+        "the stars are the trials that set a new best (click one to open it). Every trial is in the table below."
+      : "";
     if (!div.dataset.wired) {
       div.dataset.wired = "1";
       div.on("plotly_click", (ev) => { const id = ev.points[0].customdata; if (id) location.href = "/trials/" + id; });
@@ -73,23 +134,23 @@
     }
     return [vals, text];
   }
-  // The rows the parameter plots draw: all trials with a value, or above SAMPLE_ABOVE of them the
-  // server's sample (the best ones and a random draw of the others), said so under each plot.
+  // The rows the parameter plots draw, with their parameter values, from the server: every trial with
+  // a value, or above SAMPLE_ABOVE of them the best ones and a random draw of the others, said so
+  // under each plot. Fetched again when trials got a value (above SAMPLE_ABOVE at most every
+  // SAMPLE_EVERY_MS).
   async function plotRows() {
-    const scored = [...st.rows.values()].filter((r) => r.v !== null);
-    let rows = scored, text = "";
-    if (scored.length > SAMPLE_ABOVE) {
-      if (!st.sample || Date.now() - st.sampleAt >= SAMPLE_EVERY_MS) {
-        st.sample = await HH.getJSON(api + "/sample"); st.sampleAt = Date.now();
-      }
-      rows = st.sample.rows;
-      if (st.sample.sampled) {
-        text = "A sample drawn on the server: the best " + st.sample.best + " and a random " + (rows.length - st.sample.best) +
-          " of the other " + (st.sample.scored - st.sample.best) + " trials with a value (" + rows.length + " of " + st.sample.scored + ").";
-      }
-    } else st.sample = null;
+    const scored = [...st.rows.values()].filter((r) => r.v !== null).length;
+    const due = !st.sample || (st.sample.scored !== scored &&
+      (scored <= SAMPLE_ABOVE || Date.now() - st.sampleAt >= SAMPLE_EVERY_MS));
+    if (due) { st.sample = await HH.getJSON(api + "/sample"); st.sampleAt = Date.now(); }
+    const rows = st.sample.rows;
+    let text = "";
+    if (st.sample.sampled) {
+      text = "A sample drawn on the server: the best " + st.sample.best + " and a random " + (rows.length - st.sample.best) +
+        " of the other " + (st.sample.scored - st.sample.best) + " trials with a value (" + rows.length + " of " + st.sample.scored + ").";
+    }
     for (const id of ["parcoords-note", "slices-note"]) document.getElementById(id).textContent = text;
-    return rows.slice().sort((a, b) => a.n - b.n);
+    return rows;
   }
   function drawParcoords(rows) {
     const div = document.getElementById("parcoords");
@@ -172,18 +233,27 @@
   }
 
   // ---------------------------------------------------------------- importance and slices
-  let importanceKey = null, importanceAt = 0;
+  let importanceKey = null, importanceAt = 0, importanceRetry = null;
   const IMPORTANCE_EVERY_MS = 15000; // the forest is refitted on the server: not on every trial
-  async function drawImportance() {
+  const IMPORTANCE_RETRY_MS = 1500; // while the server computes it
+  async function drawImportance(force) {
     const done = [...st.rows.values()].filter((r) => r.s === "done" && r.v !== null).length;
-    if (done === importanceKey || (importanceKey !== null && Date.now() - importanceAt < IMPORTANCE_EVERY_MS)) return;
+    if (!force && (done === importanceKey || (importanceKey !== null && Date.now() - importanceAt < IMPORTANCE_EVERY_MS))) return;
     importanceKey = done; importanceAt = Date.now();
     const div = document.getElementById("importance");
     const data = await HH.getJSON(api + "/importance");
+    if (data.pending && !importanceRetry) { // computed in the background: ask again shortly
+      importanceRetry = setTimeout(() => { importanceRetry = null; drawImportance(true).catch((e) => console.warn(e.message)); }, IMPORTANCE_RETRY_MS);
+    }
+    if (data.params === null) {
+      document.getElementById("importance-note").textContent = "";
+      div.textContent = "Computing the importance of each parameter…"; div.classList.add("muted"); return;
+    }
     const known = data.params.filter((p) => p.importance !== null).reverse();
     const unknown = data.params.filter((p) => p.importance === null);
     document.getElementById("importance-note").textContent = "Random-forest importance over the done trials where each parameter is active" +
-      (unknown.length ? "; too few trials (or no variation) to judge: " + unknown.map((p) => p.label + " (" + p.trials + ")").join(", ") : "") + ".";
+      (unknown.length ? "; too few trials (or no variation) to judge: " + unknown.map((p) => p.label + " (" + p.trials + ")").join(", ") : "") +
+      (data.pending ? "; being updated for the latest trials" : "") + ".";
     if (!known.length) {
       div.textContent = "Needs at least 5 done trials with different values."; div.classList.add("muted"); return;
     }
@@ -199,6 +269,20 @@
       yaxis: { automargin: true },
     }, HH.PLOT_CONFIG);
   }
+  // Ticks for an axis of log10 values: each power of ten in range, with 2x and 5x when it spans under
+  // three decades, labelled with the value itself.
+  function logTicks(logs) {
+    const lo = Math.min(...logs), hi = Math.max(...logs), steps = hi - lo < 3 ? [1, 2, 5] : [1];
+    const tickvals = [], ticktext = [];
+    for (let e = Math.floor(lo); e <= Math.ceil(hi); e++) {
+      for (const m of steps) {
+        const t = e + Math.log10(m);
+        if (t >= lo - 0.05 && t <= hi + 0.05) { tickvals.push(t); ticktext.push(HH.fmt(Number((m * 10 ** e).toPrecision(1)))); }
+      }
+    }
+    const pad = hi - lo < 0.1 ? 0.5 : (hi - lo) * 0.05;
+    return { tickvals, ticktext, range: [lo - pad, hi + pad] };
+  }
   function drawSlices(rows) {
     const div = document.getElementById("slices");
     const shown = st.params.map((p, i) => [p, i]).filter(([, i]) => rows.some((r) => r.p[i] !== null));
@@ -211,35 +295,43 @@
       margin: { t: 10, l: 60, r: 30, b: 50 }, height: 260 * nrows,
     };
     shown.forEach(([p, i], k) => {
-      const rs = rows.filter((r) => r.p[i] !== null);
+      const rs = rows.filter((r) => r.p[i] !== null && (!p.log || p.options.length || r.p[i] > 0));
       const axis = k === 0 ? "" : String(k + 1);
+      const logged = p.log && !p.options.length; // drawn over log10 of the value, ticks at 1-2-5 steps
+      const label = (r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : HH.fmt(r.p[i]));
       traces.push({
-        type: rs.length > GL_ABOVE ? "scattergl" : "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
-        x: rs.map((r) => (p.options.length ? p.options[r.p[i]] ?? String(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
-        customdata: rs.map((r) => r.n), marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
-        hovertemplate: p.label + " = %{x}<br>trial #%{customdata}: %{y}<extra></extra>",
+        type: "scatter", mode: "markers", xaxis: "x" + axis, yaxis: "y" + axis,
+        x: rs.map((r) => (p.options.length ? label(r) : logged ? Math.log10(r.p[i]) : r.p[i])), y: rs.map((r) => r.v),
+        text: rs.map(label), customdata: rs.map((r) => r.n),
+        marker: { size: 6, color: rs.map((r) => r.n), colorscale: [[0, "#9ecae1"], [1, "#08306b"]] },
+        hovertemplate: p.label + " = %{text}<br>trial #%{customdata}: %{y}<extra></extra>",
       });
-      layout["xaxis" + axis] = { title: { text: p.label, font: { size: 11 } }, type: p.options.length ? "category" : (p.log ? "log" : "linear"), dtick: p.log ? "D2" : undefined };
-      layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } } };
+      const xaxis = { title: { text: p.label + (logged ? " (log)" : ""), font: { size: 11 } }, type: p.options.length ? "category" : "linear" };
+      if (p.options.length) Object.assign(xaxis, { categoryorder: "array", categoryarray: p.options }); // the document's order
+      if (logged && rs.length) Object.assign(xaxis, logTicks(rs.map((r) => Math.log10(r.p[i]))));
+      layout["xaxis" + axis] = xaxis;
+      // one objective range for every slice: the plots compare at a glance (and one point is not a range)
+      layout["yaxis" + axis] = { title: { text: k % cols === 0 ? st.search.objective_metric : "", font: { size: 11 } },
+        matches: k === 0 ? undefined : "y" };
     });
     Plotly.react(div, traces, layout, HH.PLOT_CONFIG);
   }
 
   // ---------------------------------------------------------------- learning curves
   // Curves are read on demand: those of running trials and of the best finished ones, each fetched
-  // again only when its trial changed (its version).
+  // again only when its trial changed (its version); a trial without epochs has an empty curve.
   async function drawCurves() {
     const div = document.getElementById("curves");
-    const withEpochs = [...st.rows.values()].filter((r) => r.e > 0);
-    let rows = withEpochs;
-    const finished = withEpochs.filter((r) => r.s !== "running");
+    const started = [...st.rows.values()].filter((r) => r.s !== "queued");
+    let rows = started;
+    const finished = started.filter((r) => r.s !== "running");
     const note = document.getElementById("curves-note");
     if (finished.length > CURVES_MAX_FINISHED) {
       // every running trial, and the best finished ones (a trial without a value counts as worst)
       const sign = st.search.objective_mode === "min" ? 1 : -1;
       const key = (r) => (r.v === null ? Infinity : sign * r.v);
       finished.sort((a, b) => key(a) - key(b));
-      rows = withEpochs.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
+      rows = started.filter((r) => r.s === "running").concat(finished.slice(0, CURVES_MAX_FINISHED));
       note.textContent = "Running trials and the best " + CURVES_MAX_FINISHED + " of " + finished.length + " finished ones.";
     } else note.textContent = "";
     const missing = rows.filter((r) => (st.curves.get(r.id) || {}).ver !== r.ver).map((r) => r.id);
@@ -303,7 +395,12 @@
           table.sort = key; table.page = 1; drawTable();
         });
         th.appendChild(b);
-      } else th.textContent = c;
+      } else { // a parameter's path may wrap after each dot (a <wbr>), never inside a name
+        c.split(".").forEach((part, i) => {
+          if (i) { th.appendChild(document.createTextNode(".")); th.appendChild(document.createElement("wbr")); }
+          th.appendChild(document.createTextNode(part));
+        });
+      }
       head.appendChild(th);
     }
     thead.replaceChildren(head);
@@ -393,7 +490,7 @@
     act("/extend", { n: parseInt(document.getElementById("extend-n").value, 10) }));
   document.getElementById("history-log").addEventListener("click", (e) => {
     logScale = !logScale; e.target.setAttribute("aria-pressed", String(logScale));
-    Plotly.relayout("history", { "yaxis.type": logScale ? "log" : "linear" });
+    drawHistory();
   });
 
   // ---------------------------------------------------------------- polling
@@ -405,12 +502,13 @@
       if (st.epoch) q.set("epoch", st.epoch);
       const data = await HH.getJSON(api + "/rows?" + q);
       if (data.full) { st.rows = new Map(); st.params = data.params || []; }
-      for (const r of data.rows) st.rows.set(r.id, r);
-      changed = data.full || data.rows.length > 0;
+      const c = data.rows; // columns
+      for (let i = 0; i < c.id.length; i++) st.rows.set(c.id[i], { id: c.id[i], n: c.n[i], s: c.s[i], v: c.v[i], ver: c.ver[i] });
+      changed = data.full || c.id.length > 0;
       st.epoch = data.epoch; st.revision = data.revision; st.search = data.search;
       drawSummary();
       if (changed) {
-        // the cheap SVG plots and the table first; parallel coordinates (WebGL) last.
+        // the history first, then the table, then the plots that need more data from the server.
         // performance marks (hh:*) let benchmarks/dashboard.py see where the time goes.
         // Each step yields to the browser, so that it paints each plot and stays responsive.
         const step = () => new Promise((resolve) => setTimeout(resolve, 0));
