@@ -55,7 +55,7 @@ KNOWN = [
         "search_quality",
         "how soon each optimiser finds the optimum of a table of real trainings (digits CNNs)",
         (),
-        ("--quick",),
+        None,
     ),
     Bench("worker_overhead", "time per Keras trial spent outside model.fit", (), ("--quick",)),
     Bench(
