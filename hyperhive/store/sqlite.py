@@ -905,19 +905,8 @@ class SQLiteStore(Store):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Trial]:
-        if sort not in TRIAL_SORT_FIELDS:
-            raise ValueError(f"sort must be one of {', '.join(TRIAL_SORT_FIELDS)}")
-        where, args = "search_id = ?", [search_id]
-        if state is not None:
-            where += " AND state = ?"
-            args.append(str(TrialState(state)))
-        direction = "DESC" if descending else "ASC"
-        order = f"{sort} IS NULL, {sort} {direction}, number"
-        rows = self._read(
-            f"{_SELECT_TRIALS} WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*args, -1 if limit is None else limit, offset],
-        )
-        return [self._trial(r) for r in rows]
+        page, args = _trial_page(search_id, state, sort, descending, limit, offset)
+        return [self._trial(r) for r in self._read(f"{_SELECT_TRIALS} {page}", args)]
 
     def list_trials_brief(
         self,
@@ -931,19 +920,8 @@ class SQLiteStore(Store):
     ) -> list[Trial]:
         """One narrow SELECT (no history, appended epochs or info); the page's JSON columns are decoded
         in one parse."""
-        if sort not in TRIAL_SORT_FIELDS:
-            raise ValueError(f"sort must be one of {', '.join(TRIAL_SORT_FIELDS)}")
-        where, args = "search_id = ?", [search_id]
-        if state is not None:
-            where += " AND state = ?"
-            args.append(str(TrialState(state)))
-        direction = "DESC" if descending else "ASC"
-        # number is NOT NULL: ordering by it alone lets SQLite walk the (search_id, number) index
-        order = f"number {direction}" if sort == "number" else f"{sort} IS NULL, {sort} {direction}, number"
-        rows = self._read(
-            f"SELECT {_BRIEF_COLUMNS} FROM trials WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?",
-            [*args, -1 if limit is None else limit, offset],
-        )
+        page, args = _trial_page(search_id, state, sort, descending, limit, offset)
+        rows = self._read(f"SELECT {_BRIEF_COLUMNS} FROM trials {page}", args)
         decoded = json.loads(
             "[" + ",".join(f"[{r[4] or 'null'},{r[5] or 'null'},{r[11]}]" for r in rows) + "]"
         )
@@ -1216,3 +1194,25 @@ class SQLiteStore(Store):
             raise Conflict(
                 f"search {search.id} or one of its trial ids already exists in this store"
             ) from exc
+
+
+def _trial_page(
+    search_id: str,
+    state: TrialState | str | None,
+    sort: str,
+    descending: bool,
+    limit: int | None,
+    offset: int,
+) -> tuple[str, list[Any]]:
+    """The ``WHERE ... ORDER BY ... LIMIT ... OFFSET`` of one page of a search's trials, and its arguments:
+    trials without a ``sort`` value last, ties by number."""
+    if sort not in TRIAL_SORT_FIELDS:
+        raise ValueError(f"sort must be one of {', '.join(TRIAL_SORT_FIELDS)}")
+    where, args = "search_id = ?", [search_id]
+    if state is not None:
+        where += " AND state = ?"
+        args.append(str(TrialState(state)))
+    direction = "DESC" if descending else "ASC"
+    # number is NOT NULL: ordering by it alone lets SQLite walk the (search_id, number) index
+    order = f"number {direction}" if sort == "number" else f"{sort} IS NULL, {sort} {direction}, number"
+    return f"WHERE {where} ORDER BY {order} LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
