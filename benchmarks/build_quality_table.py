@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ["CUDA_VISIBLE_DEVICES"] = ""
     import keras
+
     from hyperhive.workers.datasets import load_digits
 
     data = load_digits()

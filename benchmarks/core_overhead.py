@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hyperhive.search_spaces import validate
 from hyperopt import STATUS_OK, Trials, fmin, hp, rand, tpe
 from hyperopt.base import Domain
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store
 
 

@@ -44,9 +44,9 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
-from hyperhive.search_spaces import load
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import load
 from hyperhive.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -403,9 +403,10 @@ def optuna_study(store: SQLiteStore, sid: str) -> tuple[Any, int]:
     numeric parameters as float distributions over their observed range, choices categorical,
     inactive parameters absent, the 20-epoch curve as intermediate values. Its storage and study id."""
     import optuna
-    from hyperhive.service.dashboard.views import param_meta
     from optuna.distributions import CategoricalDistribution, FloatDistribution
     from optuna.trial import TrialState as OptunaState
+
+    from hyperhive.service.dashboard.views import param_meta
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     search = store.get_search(sid)

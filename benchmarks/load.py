@@ -36,9 +36,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store, open_store
 
 REPO = Path(__file__).resolve().parents[1]

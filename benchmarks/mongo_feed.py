@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import validate
 from hyperhive.store.sqlite import SQLiteStore
 from hyperhive.testing import mongo_test_store
 

@@ -33,10 +33,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from hyperhive.search_spaces import validate
 
 from hyperhive.client import Client
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore
 
 OBJECTIVE = {"function": "hyperhive.demo_objectives:quadratic", "metric": "loss", "mode": "min"}

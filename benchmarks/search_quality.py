@@ -147,8 +147,9 @@ Run = Callable[[int, int], list[Point]]
 
 def run_hyperopt(algo: Any) -> Run:
     def run(seed: int, n: int) -> list[Point]:
-        from hyperhive.search_spaces import validate
         from hyperopt import Trials, fmin
+
+        from hyperhive.search_spaces import validate
 
         spec = validate(document(seed, n))
         values: list[Point] = []
@@ -210,9 +211,8 @@ def run_hyperhive(workers: int, algorithm: Any = "tpe") -> Run:
     docstring). Each run uses a fresh SQLite file."""
 
     def run(seed: int, n: int) -> list[Point]:
-        from hyperhive.search_spaces import validate
-
         from hyperhive.models import TrialResult
+        from hyperhive.search_spaces import validate
         from hyperhive.store import open_store
 
         with tempfile.TemporaryDirectory() as tmp:

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from hyperhive.search_spaces import validate
-from hyperhive.workers.daemon import Worker, WorkerOptions
-
 from hyperhive.store import SQLiteStore
+from hyperhive.workers.daemon import Worker, WorkerOptions
 
 
 def lecture_cnn(max_trials: int, epochs: int) -> dict[str, Any]:

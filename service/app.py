@@ -15,13 +15,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
+
+import hyperhive
 from hyperhive.service.dashboard import install_dashboard
 from hyperhive.service.errors import install_error_handlers
 from hyperhive.service.http_policy import HttpPolicy, allowed_hosts
 from hyperhive.service.middleware import RequestGuard
 from hyperhive.service.routes import datasets, health, quotas, searches, trials, workers
-
-import hyperhive
 from hyperhive.settings import Settings, get_settings
 from hyperhive.store import open_store
 from hyperhive.store.base import Store

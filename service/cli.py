@@ -7,6 +7,7 @@ Importing this module is cheap: FastAPI, uvicorn and the store are imported when
 from __future__ import annotations
 
 import typer
+
 from hyperhive.service import cli_client, cli_quota, cli_server
 
 

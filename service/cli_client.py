@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
+
 from hyperhive.service.cli_common import (
     JSON_OPTION,
     TOKEN_OPTION,
@@ -32,7 +34,6 @@ from hyperhive.service.cli_render import (
     trials_table,
     workers_table,
 )
-from rich.markup import escape
 
 
 class ExportFormat(StrEnum):

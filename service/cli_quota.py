@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import typer
+
 from hyperhive.service.cli_common import (
     JSON_OPTION,
     TOKEN_OPTION,

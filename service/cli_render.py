@@ -6,11 +6,11 @@ import datetime as dt
 import json
 from typing import Any
 
-from hyperhive.service.flatten import flatten
 from rich.markup import escape
 from rich.table import Table
 
 from hyperhive.models import TrialState
+from hyperhive.service.flatten import flatten
 
 STATUS_STYLE = {
     "pending": "yellow",

@@ -19,6 +19,10 @@ from pathlib import Path
 from types import FrameType
 
 import typer
+from rich.markup import escape
+from rich.panel import Panel
+
+from hyperhive.private_files import create_private_file
 from hyperhive.service.cli_common import (
     JSON_OPTION,
     cli_errors,
@@ -28,10 +32,6 @@ from hyperhive.service.cli_common import (
     settings_for,
 )
 from hyperhive.service.cli_hyperas import is_script, script_document, submit_path
-from rich.markup import escape
-from rich.panel import Panel
-
-from hyperhive.private_files import create_private_file
 from hyperhive.store import redact_url
 
 LECTURE_EXAMPLE = "lecture-cnn.yaml"
@@ -81,6 +81,7 @@ def serve(
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs)."""
     import uvicorn
+
     from hyperhive.service.app import NO_AUTH_WARNING, create_app
 
     settings = settings_for(store=store, host=host, port=port, no_auth=True if no_auth else None)
@@ -145,8 +146,9 @@ def token_create(
 @cli_errors
 def token_list(store: str | None = STORE_OPTION, as_json: bool = JSON_OPTION) -> None:
     """The tokens (never their secrets)."""
-    from hyperhive.service.cli_render import when
     from rich.table import Table
+
+    from hyperhive.service.cli_render import when
 
     with _open_store(store) as s:
         tokens = s.list_tokens()  # type: ignore[attr-defined]
@@ -208,11 +210,10 @@ def run_embedded(
 ) -> int:
     """Start the embedded deployment, optionally submit and follow a search, wait for Ctrl-C/SIGTERM (or
     for the searches to end with ``exit_when_done``), stop everything. Returns the exit status."""
+    from hyperhive.client import Client, ClientError
     from hyperhive.service.cli_client import exit_status, follow_and_report, no_result_note
     from hyperhive.service.cli_render import search_table, trial_table
     from hyperhive.service.embedded import Embedded, EmbeddedError
-
-    from hyperhive.client import Client, ClientError
     from hyperhive.settings import DEFAULT_OBJECTIVE_MODULES, parse_objective_prefixes
 
     if exit_when_done and workers < 1 and not gpus:

@@ -30,10 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from hyperhive.service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
-
 from hyperhive.errors import HyperhiveError
 from hyperhive.private_files import open_private_append, private_dir
+from hyperhive.service.cli_common import TOKEN_FILE, UP_FILE, pid_alive, read_up_file, write_private
 from hyperhive.settings import LAUNCHER_ENV, Settings
 from hyperhive.store import open_store, sqlite_path
 from hyperhive.store.base import Store
@@ -130,6 +129,7 @@ class Embedded:
     def start(self) -> None:
         """Open the store, make sure of the admin token, start the API and the workers."""
         import uvicorn
+
         from hyperhive.service.app import create_app
 
         private_dir(self.home / "logs")  # and the home folder: 0700 when created here

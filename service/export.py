@@ -21,10 +21,9 @@ import datetime as dt
 import io
 from typing import Any
 
+from hyperhive.models import Search, Trial
 from hyperhive.service.flatten import flatten, scalar_metrics
 from hyperhive.service.schemas import PRIVATE_TRIAL_INFO
-
-from hyperhive.models import Search, Trial
 
 BASE_COLUMNS = (
     "number",

@@ -31,11 +31,11 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from hyperhive.service.middleware import ASGIApp, Receive, Scope, Send
-from hyperhive.service.uploads import RAW_TYPES
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 
+from hyperhive.service.middleware import ASGIApp, Receive, Scope, Send
+from hyperhive.service.uploads import RAW_TYPES
 from hyperhive.settings import Settings
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")

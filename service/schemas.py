@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Generic, Literal, TypeVar
 
-from hyperhive.service.flatten import scalar_metrics
 from pydantic import BaseModel, Field, create_model
 
 from hyperhive.models import DatasetInfo, Search, SearchStatus, TokenInfo, Trial, TrialState, WorkerInfo
+from hyperhive.service.flatten import scalar_metrics
 
 T = TypeVar("T")
 

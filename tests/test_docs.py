@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from hyperhive.search_spaces import load
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,9 +21,9 @@ from typing import Any
 
 import uvicorn
 import yaml
-from hyperhive.search_spaces import load
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import load
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
 

@@ -242,11 +242,10 @@ def retrain(
     log_level: str = LOG_LEVEL_OPTION,
 ) -> None:
     """Retrain the best trial's configuration of SEARCH_ID with its seed, save the model, print metrics."""
+    from hyperhive.console import console
     from hyperhive.workers.backend import configure_devices
     from hyperhive.workers.datasets import DatasetError
     from hyperhive.workers.retrain import retrain as do_retrain
-
-    from hyperhive.console import console
 
     _setup_logging(log_level)
     configure_devices(cpu=cpu)

@@ -54,6 +54,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TypeVar
 
+from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
+from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
+from hyperhive.settings import Settings
+from hyperhive.store.base import Store
 from hyperhive.workers.execution import (
     HOST,
     ExecutionContext,
@@ -63,11 +67,6 @@ from hyperhive.workers.execution import (
     execute_trial,
 )
 from hyperhive.workers.hyperas_run import CodeLimits
-
-from hyperhive.errors import LeaseLost, NotFound, StoreUnavailable
-from hyperhive.models import Search, Trial, TrialResult, TrialState, WorkerInfo
-from hyperhive.settings import Settings
-from hyperhive.store.base import Store
 
 T = TypeVar("T")
 

@@ -36,11 +36,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hyperhive.workers.backend import devices_used, library_versions
-from hyperhive.workers.hyperas_run import CodeLimits
-
 from hyperhive.errors import HyperhiveError
 from hyperhive.models import Search, Trial, TrialResult, TrialState
+from hyperhive.workers.backend import devices_used, library_versions
+from hyperhive.workers.hyperas_run import CodeLimits
 
 if TYPE_CHECKING:
     from hyperhive.store.base import Store
@@ -218,6 +217,8 @@ def _run_function(
     params = (trial.config or {}).get("params")
     control.in_function = True
     try:
+        if control.is_set():  # a stop (a signal) landed after the claim, before the handler could interrupt
+            raise TrialInterrupted()
         try:
             fn = resolve(function, ctx.allow_objective)
         except ObjectiveError as exc:

@@ -137,6 +137,7 @@ def _json_scalar(value: Any) -> Any:
 def _model_metrics(model: Any, data: tuple[Any, ...]) -> dict[str, Any]:
     """The standard metrics of a returned Keras classifier on ``x_test, y_test`` (data()'s 3rd and 4th)."""
     import numpy as np
+
     from hyperhive.workers.metrics import split_metrics
 
     if len(data) < 4 or not hasattr(model, "predict"):

@@ -23,9 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
-from hyperhive.search_spaces.metric_names import SPLIT_SCALARS
 
 from hyperhive.payloads import MAX_MATRIX_CLASSES, MAX_PER_CLASS_CLASSES
+from hyperhive.search_spaces.metric_names import SPLIT_SCALARS
 
 SCALARS = SPLIT_SCALARS
 

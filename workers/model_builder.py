@@ -21,11 +21,10 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hyperhive.errors import HyperhiveError
 from hyperhive.search_spaces.keras_names import COMPOSITE_BLOCKS, LAYER_TYPES
 from hyperhive.workers.backend import import_keras
 from hyperhive.workers.blocks import BLOCK_BUILDERS, BlockError
-
-from hyperhive.errors import HyperhiveError
 
 HEAD_NAME = "predictions"
 AUGMENTATION_KEYS = ("flip", "rotation", "translation", "zoom", "contrast")

@@ -15,10 +15,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from hyperhive.errors import HyperhiveError
 from hyperhive.search_spaces import TRAINING_DEFAULTS
 from hyperhive.search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
-
-from hyperhive.errors import HyperhiveError
 
 DECAY_STEP_SCHEDULES = ("ExponentialDecay", "CosineDecay", "InverseTimeDecay", "PolynomialDecay")
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from hyperhive.search_spaces import TRAINING_DEFAULTS
 from hyperhive.workers.backend import import_keras, release_trial_memory
 from hyperhive.workers.datasets import Dataset

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
 from hyperhive.service.dashboard import data, pages
 from hyperhive.service.dashboard.importance import ImportanceCache
 from hyperhive.service.dashboard.render import PLOTLY_JS, compile_templates
 from hyperhive.service.dashboard.views import RowCache
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 STATIC = Path(__file__).parent / "static"
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css"}

@@ -12,6 +12,10 @@ import random
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from hyperhive.errors import NotFound
+from hyperhive.models import Search, TrialState
 from hyperhive.service.dashboard.importance import MAX_ROWS as MAX_IMPORTANCE_ROWS
 from hyperhive.service.dashboard.importance import ImportanceCache, importances
 from hyperhive.service.dashboard.render import dataset_label, elapsed, number, to_json, to_yaml
@@ -19,10 +23,6 @@ from hyperhive.service.dashboard.session import DataUser, check_csrf
 from hyperhive.service.dashboard.views import RowCache, SearchRows, head_row
 from hyperhive.service.deps import SettingsDep, StoreDep, owned_search
 from hyperhive.service.schemas import ExtendRequest
-from pydantic import BaseModel, Field
-
-from hyperhive.errors import NotFound
-from hyperhive.models import Search, TrialState
 from hyperhive.store.base import Store
 from hyperhive.store.rows import TrialHead
 

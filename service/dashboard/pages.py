@@ -9,6 +9,9 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from hyperhive.errors import NotFound
+from hyperhive.models import SearchStatus, TokenInfo
 from hyperhive.service.dashboard import data
 from hyperhive.service.dashboard.data import search_summary
 from hyperhive.service.dashboard.render import elapsed, page
@@ -20,9 +23,6 @@ from hyperhive.service.dashboard.session import (
     safe_next,
 )
 from hyperhive.service.deps import SettingsDep, StoreDep, may_see, owned_search, owned_trial
-
-from hyperhive.errors import NotFound
-from hyperhive.models import SearchStatus, TokenInfo
 
 router = APIRouter(include_in_schema=False)
 

@@ -17,9 +17,9 @@ import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
-from hyperhive.service.deps import LOCAL_USER, SettingsDep, StoreDep
 
 from hyperhive.models import TokenInfo
+from hyperhive.service.deps import LOCAL_USER, SettingsDep, StoreDep
 
 COOKIE = "hyperhive_session"
 COOKIE_MAX_AGE = 7 * 24 * 3600

@@ -14,14 +14,14 @@ from pathlib import Path
 from fastapi import APIRouter, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from hyperhive.service.deps import CurrentUser, SettingsDep, StoreDep, may_see
-from hyperhive.service.quotas import refuse_if_full, within_quota
-from hyperhive.service.schemas import DatasetPublic, ValidationErrorResponse
-from hyperhive.service.uploads import receive_file
 
 from hyperhive.errors import Conflict, NotFound
 from hyperhive.models import DatasetInfo
 from hyperhive.npz import DatasetError, Limits, inspect_npz
+from hyperhive.service.deps import CurrentUser, SettingsDep, StoreDep, may_see
+from hyperhive.service.quotas import refuse_if_full, within_quota
+from hyperhive.service.schemas import DatasetPublic, ValidationErrorResponse
+from hyperhive.service.uploads import receive_file
 from hyperhive.store.base import new_id
 
 router = APIRouter(prefix="/api/datasets", tags=["datasets"])

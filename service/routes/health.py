@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from hyperhive.service.deps import CurrentUser, StoreDep
-from hyperhive.service.schemas import Health, TokenPublic
 
 import hyperhive
 from hyperhive.errors import StoreUnavailable
+from hyperhive.service.deps import CurrentUser, StoreDep
+from hyperhive.service.schemas import Health, TokenPublic
 
 router = APIRouter(tags=["health"])
 

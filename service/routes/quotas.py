@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Response, status
-from hyperhive.service.deps import AdminUser, CurrentUser, SettingsDep, StoreDep
-from hyperhive.service.quotas import limits_for
 from pydantic import BaseModel, ConfigDict, Field
 
 from hyperhive.models import TokenInfo
+from hyperhive.service.deps import AdminUser, CurrentUser, SettingsDep, StoreDep
+from hyperhive.service.quotas import limits_for
 
 router = APIRouter(prefix="/api/quotas", tags=["quotas"])
 

@@ -25,6 +25,10 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+
+from hyperhive.errors import LimitExceeded, NotFound
+from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
+from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.search_spaces import MAX_TRIALS_LIMIT
 from hyperhive.service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from hyperhive.service.export import export_filename, public_bundle, trials_csv
@@ -39,10 +43,6 @@ from hyperhive.service.schemas import (
     TrialPublic,
     ValidationErrorResponse,
 )
-
-from hyperhive.errors import LimitExceeded, NotFound
-from hyperhive.models import Search, SearchStatus, TokenInfo, TrialState
-from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.store.base import Store, runs_code
 
 router = APIRouter(prefix="/api/searches", tags=["searches"])

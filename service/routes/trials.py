@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+
 from hyperhive.service.deps import CurrentUser, StoreDep, owned_trial
 from hyperhive.service.sampled import sampled_params
 from hyperhive.service.schemas import TrialDetail

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from hyperhive.service.deps import CurrentUser, SettingsDep, StoreDep, may_see
-from hyperhive.service.schemas import WorkerPublic
 
 from hyperhive.errors import NotFound
+from hyperhive.service.deps import CurrentUser, SettingsDep, StoreDep, may_see
+from hyperhive.service.schemas import WorkerPublic
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from hyperhive.models import SearchStatus, TrialCounts, TrialState
 from hyperhive.search_spaces.spec import ALGORITHM_OPTIONS, HYPEROPT_OPTION_NAMES, hyperopt_options
 from hyperhive.service.schemas import (
     Counts,
@@ -15,8 +16,6 @@ from hyperhive.service.schemas import (
     TrialPublic,
     TrialSummary,
 )
-
-from hyperhive.models import SearchStatus, TrialCounts, TrialState
 
 
 def enum_values(model: type, field: str) -> list[str]:

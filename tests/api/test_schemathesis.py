@@ -34,6 +34,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "search_spaces" / "examples"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import uvicorn
+
     from hyperhive.service.app import create_app
 
     tmp = tmp_path_factory.mktemp("schemathesis")

@@ -9,15 +9,15 @@ from typing import Any
 
 import pytest
 import typer
+from typer.testing import CliRunner
+
+from hyperhive.cli import app
 from hyperhive.service.cli_client import (
     exit_status,
     follow_and_report,
     follow_until_interrupted,
     no_result_note,
 )
-from typer.testing import CliRunner
-
-from hyperhive.cli import app
 
 ERROR = "ObjectiveRefused: objective function 'os:system' refused"
 
@@ -178,9 +178,10 @@ def test_follow_into_a_pipe_prints_progress_lines_and_says_when_no_worker_is_ali
     """Regression: `follow` printed nothing until the end when its output was a pipe or a file."""
     import io
 
+    from rich.console import Console
+
     from hyperhive.service import follow as follow_module
     from hyperhive.service.follow import NO_WORKER, follow
-    from rich.console import Console
 
     monkeypatch.setattr(follow_module, "WORKER_CHECK_SECONDS", 0.0)
 

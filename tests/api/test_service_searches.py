@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 import yaml
-from hyperhive.service.errors import loc_parts
 from servicekit import EXAMPLES, Users, function_yaml, good_npz, make_client, run_trials
 
 from hyperhive.models import TrialResult
+from hyperhive.service.errors import loc_parts
 from hyperhive.settings import Settings
 from hyperhive.store.base import Store
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.service.embedded import Embedded, EmbeddedError, bind_socket
 from servicekit import cli_env, default_signals, free_port, function_yaml, hyperhive, wait_ready
 
 from hyperhive.client import Client
+from hyperhive.service.embedded import Embedded, EmbeddedError, bind_socket
 from hyperhive.settings import Settings
 
 pytestmark = pytest.mark.slow

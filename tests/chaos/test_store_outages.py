@@ -135,7 +135,6 @@ def test_api_answers_503_when_the_lock_outlasts_its_patience(tmp_path: Path) -> 
     import warnings
 
     from hyperhive.service.app import create_app
-
     from hyperhive.settings import Settings
 
     with warnings.catch_warnings():

@@ -15,9 +15,9 @@ from typing import Any
 
 import uvicorn
 import yaml
-from hyperhive.search_spaces import load
 
 from hyperhive.models import Search, TrialResult
+from hyperhive.search_spaces import load
 from hyperhive.settings import Settings
 from hyperhive.store.base import Store
 

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 
 from hyperhive import demo_objectives as objectives
 from hyperhive.engine import Engine, trial_to_doc
 from hyperhive.models import TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 
 from hyperhive.models import TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store
 
 ALGORITHMS = [

@@ -7,10 +7,10 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hyperhive.search_spaces import validate
 from hyperopt import Trials, rand, tpe
 from hyperopt.base import STATUS_OK, Domain
 
+from hyperhive.search_spaces import validate
 from hyperhive.tpe import CachedTPE
 
 

@@ -15,11 +15,11 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from hyperhive.search_spaces import validate
 from hyperopt import STATUS_FAIL, STATUS_OK, Trials, fmin, hp, rand, tpe, trials_from_docs
 from hyperopt.base import JOB_STATE_DONE, JOB_STATE_ERROR, JOB_STATE_RUNNING, Domain
 from hyperopt.pyll import scope
 
+from hyperhive.search_spaces import validate
 from hyperhive.tpe_fast import FastTPE
 
 test_domains = pytest.importorskip("hyperopt.tests.unit.test_domains")

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperhive.search_spaces import validate
 from hyperopt import STATUS_OK, Trials, hp, tpe
 from hyperopt.base import JOB_STATE_DONE, JOB_STATE_NEW, JOB_STATE_RUNNING, STATUS_NEW, Domain
 
 from hyperhive.models import TrialResult
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore
 from hyperhive.tpe_fast import FastTPE
 from hyperhive.tpe_parallel import ParallelTPE, near_duplicate, parameter_scales

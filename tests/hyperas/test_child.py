@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hyperhive.workers.hyperas_child import Keras2History, keras3_hint, outcome
 
 

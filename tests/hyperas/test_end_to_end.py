@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from hyperaskit import README, SCRIPTS
-from hyperhive.workers.daemon import Worker, WorkerOptions
 
 from hyperhive.models import SearchStatus, TrialState
 from hyperhive.store.base import Store
+from hyperhive.workers.daemon import Worker, WorkerOptions
 
 
 @pytest.mark.slow

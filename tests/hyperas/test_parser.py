@@ -6,9 +6,9 @@ import math
 from pathlib import Path
 
 import pytest
-from hyperhive.search_spaces.hyperas import parse_script
 
 from hyperhive import search_spaces as ss
+from hyperhive.search_spaces.hyperas import parse_script
 
 README = (Path(__file__).parent / "scripts" / "readme_example.py.txt").read_text()
 

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.workers.daemon import Worker, WorkerOptions
-from hyperhive.workers.hyperas_run import CodeLimits
 
 from hyperhive import search_spaces as ss
 from hyperhive.models import SearchStatus, TrialState
 from hyperhive.store import SQLiteStore
 from hyperhive.store.base import Store
+from hyperhive.workers.daemon import Worker, WorkerOptions
+from hyperhive.workers.hyperas_run import CodeLimits
 
 HEAD = """\
 import os

@@ -8,7 +8,6 @@ import os
 from typing import Any
 
 from hyperhive.search_spaces import validate
-
 from hyperhive.testing import MONGO_URL_VARIABLE, FakeClock, search_document
 from hyperhive.testing import assert_mongo_consistent as assert_consistent
 from hyperhive.testing import fresh_database_name as unique_db

@@ -12,12 +12,12 @@ from typing import Any
 import mongomock
 import pytest
 import yaml
-from hyperhive.search_spaces import validate
 from mongokit import FakeClock, make_mongo_store
 from typer.testing import CliRunner
 
 from hyperhive.cli import app
 from hyperhive.models import DatasetInfo, Search, TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store
 from hyperhive.store.exchange import export_searches, import_records
 from hyperhive.store.mongo import MongoStore

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import MAX_TRIALS_LIMIT, validate
 
 from hyperhive.errors import LimitExceeded
+from hyperhive.search_spaces import MAX_TRIALS_LIMIT, validate
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore, Store
 

@@ -98,8 +98,8 @@ def _npz() -> bytes:
 
 def test_the_api_upload_folder_is_private(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
-    from hyperhive.service.app import create_app
 
+    from hyperhive.service.app import create_app
     from hyperhive.settings import Settings
 
     home = tmp_path / "home"

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.workers.daemon import Worker, WorkerOptions
 
 from hyperhive import search_spaces
 from hyperhive.models import TrialState
 from hyperhive.store import SQLiteStore
+from hyperhive.workers.daemon import Worker, WorkerOptions
 
 PKG = "hhsec_objs"  # the allowed package (a unique name: modules stay imported for the whole session)
 EVIL = "hhsec_objs_evil"  # shares the allowed prefix as text, not as a dotted module path
@@ -237,8 +237,8 @@ def test_submit_refuses_attribute_chains_and_private_names(function: str) -> Non
 
 def test_the_api_answers_422_naming_objective_function(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
-    from hyperhive.service.app import create_app
 
+    from hyperhive.service.app import create_app
     from hyperhive.settings import Settings
 
     settings = Settings(store=f"sqlite:///{tmp_path / 'api.db'}", home=tmp_path / "home", no_auth=True)  # type: ignore[call-arg]

@@ -14,11 +14,11 @@ from typing import Any
 
 import bson
 import pytest
+
 from hyperhive.search_spaces import validate
+from hyperhive.store import SQLiteStore, Store
 from hyperhive.workers.daemon import Heartbeat
 from hyperhive.workers.execution import TrialControl
-
-from hyperhive.store import SQLiteStore, Store
 
 DOC = {
     "name": "long-training",

@@ -20,12 +20,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "store"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from hyperhive.search_spaces import parse_text, validate
 from servicekit import EXAMPLES, bearer, make_client
 from storekit import BACKENDS, make_store, search_doc
 
 from hyperhive.models import TrialResult
 from hyperhive.payloads import MAX_HISTORY_EPOCHS, MAX_MATRIX_CLASSES, MAX_METRICS
+from hyperhive.search_spaces import parse_text, validate
 from hyperhive.settings import Settings
 from hyperhive.store import Store
 

@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
-from hyperhive.service.http_policy import allowed_hosts
 from servicekit import bearer, cli_env, function_yaml, good_npz, hyperhive, make_client
 
 from hyperhive.client import Client, ClientError
+from hyperhive.service.http_policy import allowed_hosts
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
 
@@ -166,6 +166,7 @@ def test_no_auth_refuses_worker_files_with_403(
 def live(settings: Settings, store: SQLiteStore) -> Iterator[str]:
     """The app under a real uvicorn server on 127.0.0.1 in a thread."""
     import uvicorn
+
     from hyperhive.service.app import create_app
 
     sock = socket.socket()

@@ -18,6 +18,9 @@ import pytest
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from servicekit import bearer, function_yaml, make_client
+
+from hyperhive.engine import make_algorithm
 from hyperhive.search_spaces import SpecError, validate
 from hyperhive.search_spaces.limits import (
     ALGORITHM_MAXIMA,
@@ -30,9 +33,6 @@ from hyperhive.search_spaces.limits import (
     MAX_STRING_CHARS,
     TRAINING_MAXIMA,
 )
-from servicekit import bearer, function_yaml, make_client
-
-from hyperhive.engine import make_algorithm
 from hyperhive.settings import Settings
 from hyperhive.store import SQLiteStore
 

@@ -228,7 +228,6 @@ def test_concurrent_submits_do_not_pass_the_quota(tmp_path: Path) -> None:
 
 def test_cli_sets_and_shows_quotas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hyperhive.service.cli_quota as cli_quota
-
     from hyperhive.cli import app
     from hyperhive.client import Client
 

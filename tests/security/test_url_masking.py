@@ -99,7 +99,6 @@ def test_hyperhive_up_gives_its_workers_the_store_url_outside_argv(tmp_path: obj
     from pathlib import Path
 
     from hyperhive.service.embedded import Embedded
-
     from hyperhive.settings import Settings
 
     home = Path(str(tmp_path)) / "home"

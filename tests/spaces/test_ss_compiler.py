@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hyperopt import STATUS_OK, Trials, fmin
+from spacekit import model_doc, spec_of
+
 from hyperhive.search_spaces import (
     MAX_PARAMETERS,
     SpecError,
@@ -18,8 +21,6 @@ from hyperhive.search_spaces import (
     sample,
     validate,
 )
-from hyperopt import STATUS_OK, Trials, fmin
-from spacekit import model_doc, spec_of
 
 NESTED: dict[str, Any] = {
     "model": {

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperhive.search_spaces import parameter_labels, parameters
 from spacekit import assert_error, errors_of, function_doc, spec_of
+
+from hyperhive.search_spaces import parameter_labels, parameters
 
 N = 300
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from hyperhive.search_spaces import MAX_BYTES, MAX_DEPTH, MAX_NODES, SpecError, parse_text
 from hyperhive.search_spaces.document import normalize_document
 

@@ -7,10 +7,10 @@ import math
 from pathlib import Path
 
 import pytest
-from hyperhive.search_spaces import flatten_layers, load, parse_text
 
 from hyperhive import demo_objectives as objectives
 from hyperhive import search_spaces
+from hyperhive.search_spaces import flatten_layers, load, parse_text
 
 EXAMPLES = sorted((Path(search_spaces.__file__).parent / "examples").glob("*.yaml"))
 

@@ -10,9 +10,10 @@ import json
 import os
 from typing import Any
 
-from hyperhive.search_spaces import DISTRIBUTION_NAMES, SearchSpec, SpecError, load, parse_text, validate
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+from hyperhive.search_spaces import DISTRIBUTION_NAMES, SearchSpec, SpecError, load, parse_text, validate
 
 EXAMPLES = int(os.environ.get("SEARCH_SPACES_FUZZ_EXAMPLES", "200"))
 KEYS = sorted(

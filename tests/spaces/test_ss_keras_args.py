@@ -7,6 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from spacekit import assert_error, errors_of, function_doc, model_doc
+
 from hyperhive.search_spaces import TRAINING_DEFAULTS, SpecError, keras_table, load, validate
 from hyperhive.search_spaces.keras_names import (
     COMPOSITE_BLOCK_ARGUMENTS,
@@ -16,7 +18,6 @@ from hyperhive.search_spaces.keras_names import (
     OPTIMIZER_TYPES,
 )
 from hyperhive.search_spaces.metric_names import KERAS_OBJECTIVE_METRICS
-from spacekit import assert_error, errors_of, function_doc, model_doc
 
 FIRST_HOUR = """\
 name: first-hour

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hyperhive.search_spaces import keras_table
 from hyperhive.search_spaces.keras_args import AUTO_FILLED_SCHEDULE_ARGUMENTS
 

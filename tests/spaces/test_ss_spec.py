@@ -6,8 +6,9 @@ import json
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import MAX_TRIALS_LIMIT, SearchSpec, SpecError, load, validate
 from spacekit import assert_error, errors_of, function_doc, model_doc
+
+from hyperhive.search_spaces import MAX_TRIALS_LIMIT, SearchSpec, SpecError, load, validate
 
 
 def test_function_search_defaults() -> None:

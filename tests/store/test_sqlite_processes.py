@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import search_doc
 
 from hyperhive.models import SearchStatus, TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore
 
 

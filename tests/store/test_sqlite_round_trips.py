@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import search_doc
 
 from hyperhive.models import TrialResult, WorkerInfo
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore
 from hyperhive.store import sqlite as sqlite_module
 

@@ -7,10 +7,10 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import search_doc
 
 from hyperhive.errors import StoreUnavailable
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore
 
 

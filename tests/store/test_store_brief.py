@@ -6,10 +6,10 @@ import itertools
 from dataclasses import replace
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import search_doc
 
 from hyperhive.models import TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import Store
 
 

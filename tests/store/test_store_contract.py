@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import FakeClock, make_store, search_doc
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound
@@ -16,6 +15,7 @@ from hyperhive.models import (
     TrialState,
     WorkerInfo,
 )
+from hyperhive.search_spaces import validate
 from hyperhive.store import SQLiteStore, Store
 from hyperhive.store.base import hash_token
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from hyperhive.search_spaces import validate
 from storekit import FakeClock, search_doc
 
 from hyperhive.models import Trial, TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import Store
 
 

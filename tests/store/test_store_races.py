@@ -11,11 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 from storekit import assert_backend_consistent, search_doc
 
 from hyperhive.errors import LeaseLost
 from hyperhive.models import SearchStatus, TrialResult, TrialState
+from hyperhive.search_spaces import validate
 from hyperhive.store import Store
 
 LEASE = 0.05

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hyperhive.search_spaces import validate
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -35,6 +34,7 @@ from storekit import FakeClock, assert_backend_consistent, make_store, search_do
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound
 from hyperhive.models import SearchStatus, TrialResult, TrialState, is_better
+from hyperhive.search_spaces import validate
 from hyperhive.store.base import hash_token
 
 OPEN = (TrialState.QUEUED, TrialState.RUNNING)

@@ -7,12 +7,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hyperhive.workers.daemon import Heartbeat, HeartbeatThread, Worker, WorkerOptions
-from hyperhive.workers.execution import TrialControl
 from workerkit import create_search, function_doc
 
 from hyperhive.models import HeartbeatAction, HeartbeatReply, Trial, TrialState
 from hyperhive.store import SQLiteStore
+from hyperhive.workers.daemon import Heartbeat, HeartbeatThread, Worker, WorkerOptions
+from hyperhive.workers.execution import TrialControl
 
 
 class Beats:

@@ -12,8 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hyperhive.workers import daemon
-from hyperhive.workers.daemon import ExitReason, Worker
 from typer.testing import CliRunner
 from workerkit import (
     FlakyStore,
@@ -30,6 +28,8 @@ from workerkit import (
 from hyperhive.cli import app
 from hyperhive.models import TrialState
 from hyperhive.store import SQLiteStore
+from hyperhive.workers import daemon
+from hyperhive.workers.daemon import ExitReason, Worker
 
 
 def test_function_search_completes_and_records_provenance(store: SQLiteStore, tmp_path: Path) -> None:
@@ -312,3 +312,22 @@ def test_a_search_deleted_right_after_the_claim_is_dropped(store: SQLiteStore, t
     worker = run_worker(store, tmp_path)
     assert worker.exit_reason == ExitReason.BURST
     assert store.get_search(survivor.id).counts.done == 2
+
+
+def test_a_stop_that_lands_between_claim_and_function_still_stops_it(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """Regression (seen in CI): SIGTERM after the claim but before the function started only set the trial's
+    stop flag, so a 60 s objective ran to its end and the supervisor's SIGTERM timed out. The function
+    must not start once the flag is set; the trial is handed back."""
+    from hyperhive.workers.execution import ExecutionContext, StopReason, TrialControl, execute_trial
+
+    search = create_search(store, function_doc(max_trials=1, sleep=60))
+    trial = store.claim("w-race", 60.0, search_id=search.id)
+    assert trial is not None
+    control = TrialControl()
+    control.stop(StopReason.SHUTDOWN)  # what the signal handler does when no function is running yet
+    ctx = ExecutionContext(store, "w-race", ["hh_objectives"], tmp_path)
+    t0 = time.monotonic()
+    assert execute_trial(trial, store.get_search(search.id), ctx, control) is None  # nothing to report
+    assert time.monotonic() - t0 < 30 and control.reason == StopReason.SHUTDOWN

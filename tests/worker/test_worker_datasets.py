@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperhive.workers import datasets
-from hyperhive.workers.datasets import DatasetError, load_dataset
 
 from hyperhive.models import DatasetInfo
 from hyperhive.store import SQLiteStore
+from hyperhive.workers import datasets
+from hyperhive.workers.datasets import DatasetError, load_dataset
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperhive.search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
-from hyperhive.workers.backend import import_keras
-from hyperhive.workers.daemon import Worker
-from hyperhive.workers.datasets import load_dataset
-from hyperhive.workers.model_builder import ModelBuildError, build_model, layer_summary
-from hyperhive.workers.optimizers import TrainingConfigError, build_optimizer
-from hyperhive.workers.training import run_keras_trial
 from typer.testing import CliRunner
 from workerkit import (
     GOOD_TRAINING,
@@ -31,7 +24,14 @@ from workerkit import (
 from hyperhive import search_spaces
 from hyperhive.cli import app
 from hyperhive.models import TrialState
+from hyperhive.search_spaces.keras_names import LR_SCHEDULES, OPTIMIZER_TYPES
 from hyperhive.store import SQLiteStore
+from hyperhive.workers.backend import import_keras
+from hyperhive.workers.daemon import Worker
+from hyperhive.workers.datasets import load_dataset
+from hyperhive.workers.model_builder import ModelBuildError, build_model, layer_summary
+from hyperhive.workers.optimizers import TrainingConfigError, build_optimizer
+from hyperhive.workers.training import run_keras_trial
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(search_spaces.__file__).parent / "examples"

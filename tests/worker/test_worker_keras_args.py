@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from hyperhive.search_spaces import keras_table, validate
 
 pytestmark = pytest.mark.slow  # imports Keras

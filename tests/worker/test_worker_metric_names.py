@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+from workerkit import TINY_CNN
+
 from hyperhive.search_spaces.metric_names import (
     EPOCH_LOG_METRICS,
     KERAS_OBJECTIVE_METRICS,
@@ -14,7 +16,6 @@ from hyperhive.search_spaces.metric_names import (
     VALIDATION_METRICS,
 )
 from hyperhive.workers.metrics import split_metrics
-from workerkit import TINY_CNN
 
 
 def scalar_names(metrics: dict[str, Any]) -> set[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hyperhive.workers.objectives import ObjectiveError, ObjectiveRefused, is_allowed, run_function_objective
 
 ALLOWED = ["hyperhive.demo_objectives", "hh_objectives"]

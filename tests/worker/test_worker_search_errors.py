@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from hyperhive.workers.daemon import Worker
 from workerkit import FlakyStore, create_search, function_doc, keras_doc, run_worker, worker_options
 
 from hyperhive.models import DatasetInfo, SearchStatus, TrialState
 from hyperhive.store import SQLiteStore
+from hyperhive.workers.daemon import Worker
 
 
 def assert_failed_at_once(store: SQLiteStore, search_id: str, *expected: str) -> None:

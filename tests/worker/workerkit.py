@@ -12,12 +12,11 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from hyperhive.workers.daemon import Worker, WorkerOptions
-
 from hyperhive import search_spaces
 from hyperhive.errors import StoreUnavailable
 from hyperhive.models import Search, Trial
 from hyperhive.store.base import Store
+from hyperhive.workers.daemon import Worker, WorkerOptions
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
