@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,23 +108,30 @@ class Stack:
             time.sleep(POLL_SECONDS)
         raise TimeoutError(f"search {search_id} not done after {timeout} s")
 
-    def stamps(self, search_id: str) -> list[tuple[float, float]]:
-        """(started_at, finished_at) of every trial, by number, read over the API."""
-        out: list[tuple[float, float]] = []
+    def trials(self, search_id: str) -> list[dict[str, Any]]:
+        """Every trial of the search as the API lists it, by number."""
+        out: list[dict[str, Any]] = []
         offset = 0
         while True:
             page = self.client.trials(search_id, limit=500, offset=offset)
             items = page["items"]
-            out += [(t["started_at"], t["finished_at"]) for t in items]
+            out += items
             offset += len(items)
             if not items or offset >= page["total"]:
                 return out
 
+    def stamps(self, search_id: str) -> list[tuple[float, float]]:
+        """(started_at, finished_at) of every trial, by number, read over the API."""
+        return [(t["started_at"], t["finished_at"]) for t in self.trials(search_id)]
+
 
 @contextlib.contextmanager
-def stack(workers: int) -> Iterator[Stack]:
+def stack(
+    workers: int, worker_args: Sequence[str] = (), worker_env: Mapping[str, str] | None = None
+) -> Iterator[Stack]:
     """``hyperhive serve --no-auth`` on a fresh SQLite file and ``workers`` ``hyperhive worker --cpu``
-    processes, warmed up on a small search (imports done, store opened) before it is yielded."""
+    processes (with ``worker_args`` added to their command line and ``worker_env`` to their
+    environment), warmed up on a small search (imports done, store opened) before it is yielded."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url = f"sqlite:///{folder / 'hh.db'}"
@@ -142,8 +149,16 @@ def stack(workers: int) -> Iterator[Stack]:
         ]
         try:
             for _ in range(workers):
-                cmd = [*py, "worker", "--store", url, "--cpu"]  # the default log level, into log.txt
-                procs.append(subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT))
+                cmd = [
+                    *py,
+                    "worker",
+                    "--store",
+                    url,
+                    "--cpu",
+                    *worker_args,
+                ]  # default log level, into log.txt
+                env = {**_env(), **(worker_env or {})}
+                procs.append(subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT))
             client = Client(f"http://127.0.0.1:{port}")
             deadline = time.monotonic() + 60
             while not client.ready():

@@ -75,8 +75,9 @@ KNOWN = [
 is listed as absent in the report (benchmarks are added and renamed by other work); a script in this
 folder that is not named here runs after them with its own defaults (``--quick`` when it takes one)."""
 
-# modules the benchmarks import (real_path: core_overhead's harness) and scripts that build data, not figures
-NOT_BENCHMARKS = {"report", "real_path", "build_quality_table"}
+# modules the benchmarks import (real_path: core_overhead's harness; quality_objective: search_quality's
+# objective for workers) and scripts that build data, not figures
+NOT_BENCHMARKS = {"report", "real_path", "quality_objective", "build_quality_table"}
 
 
 def discover(folder: Path | None = None) -> tuple[list[Bench], list[str]]:

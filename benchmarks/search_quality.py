@@ -23,17 +23,42 @@ for that configuration, reports it, and claims again, so with 2 or 4 workers eve
 the other workers' trials are running, exactly as through the service (the engine sees them as running
 trials with their sampled values).
 
+With ``--through-service`` the table also has the rows ``service-1``, ``service-2`` and ``service-4``
+(``--service-workers`` picks the counts): Hyperhive as a user runs it. Per worker count, one
+``hyperhive serve --no-auth`` on a fresh SQLite file and that many ``hyperhive worker --cpu`` processes
+(:func:`real_path.stack`, started once and warmed up), with ``--allow-objective quality_objective`` and
+``benchmarks/`` on their ``PYTHONPATH``; per seed, the search is submitted over REST with the objective
+``quality_objective:table_objective`` (the same lookup, which also sleeps the row's recorded training
+seconds times ``--time-scale``, default 0.01, so that trials stay in flight in proportion to their
+training time), waited for until the API says ``completed``, and its trials are read back over the API
+(value, configuration, and the store's ``started_at``/``finished_at`` stamps, from which
+``dup-running`` counts the trials claimed while another trial of the same configuration was running;
+the progress line on stderr also gives how many other trials were running at a claim, about N - 1 when
+every worker was busy).
+Their ``s/seed`` includes starting the server and workers. ``--before`` cannot apply to them (it patches
+this process's engine only).
+
 Run: ``nice .venv/bin/python benchmarks/search_quality.py`` (``--seeds 20 --trials 100``; ``--quick``
 for a smoke run; ``--only hyperhive-2`` etc. for some rows; ``--algorithm '{"type": "tpe", ...}'`` sets
 Hyperhive's algorithm section, e.g. to compare options; ``--before`` runs Hyperhive's engine without
 :class:`~hyperhive.tpe_parallel.ParallelTPE`; with ``--algorithm '{"type": "tpe", "n_startup_trials": 20,
-"gamma": 0.25}'`` that is the engine as it was before issue 11 item 3).
+"gamma": 0.25}'`` that is the engine as it was before issue 11 item 3; ``--through-service
+--service-workers 2 --seeds 5 --trials 50`` adds Hyperhive through the service with 2 workers).
 
 Measured (2026-12-01, the shared 2-core machine, 40 seeds, 100 trials; optimum hits by 25/50/100
 trials): random 4/10/17, hyperopt's fmin 3/7/13, Optuna's TPE 4/15/21; Hyperhive before: 1 worker
 4/10/16, 2 workers 4/12/20 (14 % of claims got a configuration still running), 4 workers 6/16/20;
 after: 1 worker 10/25/36, 2 workers 15/23/33, 4 workers 13/18/34 (no claim got a running
 configuration).
+
+Through the service (same machine, ``--seeds 10 --trials 50 --through-service --service-workers 1 2 4``,
+time scale 0.01; optimum hits by 25/50): service-1 5/6, service-2 3/6, service-4 2/4 (1 % of claims got a
+running configuration: workers suggest outside the store's write lock, so two claims at once can pick
+the same one), next to the same run's in-process hyperhive-1 5/6, hyperhive-2 3/6, hyperhive-4 4/7 and
+Optuna's TPE 1/2; other trials running at a claim: 0.00 / 0.98 / 2.87 (median over seeds).
+With ``--seeds 20 --trials 100 --through-service --service-workers 2`` (hits by 25/50/100): service-2
+11/14/18 (0 % running configurations, 0.98 other trials running at a claim, 9.1 s per seed), in-process
+hyperhive-2 11/13/17, hyperhive-1 7/16/19, Optuna's TPE 3/6/10, random 2/5/11, hyperopt's fmin 2/3/5.
 """
 
 from __future__ import annotations
@@ -101,6 +126,11 @@ def params_key(params: dict[str, Any]) -> str:
 def lookup(params: dict[str, Any]) -> tuple[float, float]:
     """The table row of a Hyperhive configuration's ``params``: ``(val_accuracy, seconds)``."""
     return table_rows()[params_key(params)]
+
+
+def row_lookup(table: Path, params: dict[str, Any]) -> tuple[float, float]:
+    """:func:`lookup` in the table at ``table`` (what :mod:`quality_objective` runs in a worker)."""
+    return _rows(table)[params_key(params)]
 
 
 def table_objective(params: dict[str, Any]) -> dict[str, float]:
@@ -252,8 +282,82 @@ def run_hyperhive(workers: int, algorithm: Any = "tpe") -> Run:
     return run
 
 
-DUPLICATES: dict[Run, list[int]] = {}
+Batch = Callable[[list[int], int], list[list[Point]]]
+"""``(seeds, n_trials) -> per seed, (accuracy, row key) of each trial by number``."""
+
+SERVICE_OBJECTIVE = "quality_objective:table_objective"
+HERE = Path(__file__).resolve().parent
+
+
+def run_service(workers: int, algorithm: Any = "tpe", time_scale: float = 0.01) -> Batch:
+    """Hyperhive through the service (see the module docstring): one ``hyperhive serve`` and ``workers``
+    ``hyperhive worker --cpu`` processes (:func:`real_path.stack`) for all seeds, one search per seed
+    submitted over REST and waited for, its trials read back over the API."""
+
+    def run(seeds: list[int], n: int) -> list[list[Point]]:
+        import real_path
+        from quality_objective import TABLE_ENV, TIME_SCALE_ENV
+
+        env = {"PYTHONPATH": str(HERE), TABLE_ENV: str(_table_path[0]), TIME_SCALE_ENV: repr(time_scale)}
+        longest = max(seconds for _, seconds in table_rows().values())
+        out = []
+        with real_path.stack(workers, ["--allow-objective", "quality_objective"], env) as s:
+            for seed in seeds:
+                doc = document(seed, n, algorithm)
+                doc["name"] = f"digits-cnn-table-seed-{seed}"
+                doc["objective"] = {**doc["objective"], "function": SERVICE_OBJECTIVE}
+                search_id = s.submit(doc)
+                try:
+                    s.wait_done(search_id, timeout=300 + n * (1 + longest * time_scale))
+                except (RuntimeError, TimeoutError) as exc:
+                    search = s.client.get_search(search_id)
+                    log = (s.folder / "log.txt").read_text(errors="replace")[-3000:]
+                    raise RuntimeError(f"{exc} ({search.get('error')}); the log ends:\n{log}") from None
+                trials = s.trials(search_id)
+                points, dups = service_points(trials)
+                out.append(points)
+                DUPLICATES[run].append(dups)
+                IN_FLIGHT[run].append(in_flight(trials))
+        return out
+
+    DUPLICATES[run] = []
+    IN_FLIGHT[run] = []
+    return run
+
+
+def in_flight(trials: list[dict[str, Any]]) -> float:
+    """The mean number of other trials running when a trial was claimed (by the store's stamps): about
+    ``workers - 1`` when every worker was busy."""
+    starts = [t["started_at"] for t in trials]
+    return statistics.fmean(
+        sum(u["started_at"] < start < u["finished_at"] for u in trials) for start in starts
+    )
+
+
+def service_points(trials: list[dict[str, Any]]) -> tuple[list[Point], int]:
+    """A finished search's trials as the API lists them: ``(val_accuracy, row key)`` by trial number,
+    and how many trials were claimed while another trial of the same configuration was running (by
+    the store's ``started_at``/``finished_at`` stamps, written by the workers)."""
+    for t in trials:
+        if t["state"] != "done":
+            raise RuntimeError(f"trial {t['number']} ended {t['state']}: {t['error']}")
+    trials = sorted(trials, key=lambda t: t["number"])
+    keys = [params_key(t["config"]["params"]) for t in trials]
+    points = [(float(t["value"]), key) for t, key in zip(trials, keys, strict=True)]
+    dups = sum(
+        any(
+            j != i and keys[j] == key and u["started_at"] < t["started_at"] < u["finished_at"]
+            for j, u in enumerate(trials)
+        )
+        for i, (t, key) in enumerate(zip(trials, keys, strict=True))
+    )
+    return points, dups
+
+
+DUPLICATES: dict[Callable[..., Any], list[int]] = {}
 """Per Hyperhive run, per seed: how many claims got the configuration of a trial still running."""
+IN_FLIGHT: dict[Callable[..., Any], list[float]] = {}
+"""Per service run, per seed: :func:`in_flight`."""
 
 
 def optimisers(algorithm: Any) -> dict[str, Run]:
@@ -282,6 +386,15 @@ def summarise(runs: list[list[Point]], optimum: float, checkpoints: tuple[int, .
     return cells
 
 
+def _per_seed(run: Run) -> Batch:
+    def batch(seeds: list[int], n: int) -> list[list[Point]]:
+        return [run(seed, n) for seed in seeds]
+
+    if run in DUPLICATES:
+        DUPLICATES[batch] = DUPLICATES[run]
+    return batch
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, default=20)
@@ -296,18 +409,51 @@ def main(argv: list[str] | None = None) -> int:
         help="Hyperhive's engine without ParallelTPE (hyperopt's handling of trials in flight; "
         "add --algorithm for the old defaults)",
     )
+    parser.add_argument(
+        "--through-service",
+        action="store_true",
+        help="also the rows service-N: Hyperhive through hyperhive serve and N hyperhive worker processes",
+    )
+    parser.add_argument(
+        "--service-workers",
+        type=int,
+        nargs="+",
+        default=[1, 2, 4],
+        help="worker counts of the service rows (default 1 2 4)",
+    )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=0.01,
+        help="service rows: each trial sleeps its recorded training seconds times this (default 0.01)",
+    )
     parser.add_argument("--table", type=Path, default=TABLE, help="the table of trainings")
     parser.add_argument("--json", type=Path, default=None, help="also write the per-seed values here")
     args = parser.parse_args(argv)
     if args.quick:
         args.seeds, args.trials = 3, 50
+    if args.before and args.through_service:
+        parser.error("--before patches this process's engine only; the service rows run the installed one")
+    if not 0 <= args.time_scale <= 1:
+        parser.error(f"--time-scale must be within 0..1, got {args.time_scale:g}")
+    if any(not 1 <= w <= 16 for w in args.service_workers):
+        parser.error("--service-workers: each count must be within 1..16")
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
-    _table_path[0] = args.table
+    _table_path[0] = args.table.resolve()
     if args.before:
         import hyperhive.engine
 
         hyperhive.engine.ParallelTPE = lambda tpe: tpe  # type: ignore[assignment,misc]
 
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    batches: dict[str, Batch] = {name: _per_seed(run) for name, run in optimisers(args.algorithm).items()}
+    if args.through_service:
+        for w in args.service_workers:
+            batches[f"service-{w}"] = run_service(w, args.algorithm, args.time_scale)
+    unknown = sorted(set(args.only or ()) - set(batches))
+    if unknown:
+        hint = " (the service-N rows need --through-service)" if any("service" in u for u in unknown) else ""
+        parser.error(f"--only: no row named {', '.join(unknown)}; rows: {', '.join(batches)}{hint}")
     rows = table_rows()
     accs = [a for a, _ in rows.values()]
     optimum = max(accs)
@@ -319,6 +465,12 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.trials} trials; "
         f"Hyperhive algorithm: {json.dumps(args.algorithm)}"
         + (" (before: no ParallelTPE)" if args.before else "")
+        + (
+            f"; service-N: hyperhive serve + N worker processes, trials sleep {args.time_scale:g} x "
+            "their training seconds"
+            if args.through_service
+            else ""
+        )
     )
     cut = checkpoints[1] if len(checkpoints) > 1 else checkpoints[0]
     header = [
@@ -330,17 +482,23 @@ def main(argv: list[str] | None = None) -> int:
     ]
     lines = []
     dump: dict[str, list[list[Point]]] = {}
-    for name, run in optimisers(args.algorithm).items():
+    for name, run in batches.items():
         if args.only and name not in args.only:
             continue
         t0 = time.perf_counter()
-        runs = [run(seed, args.trials) for seed in range(args.first_seed, args.first_seed + args.seeds)]
+        runs = run(seeds, args.trials)
         elapsed = (time.perf_counter() - t0) / args.seeds
         dump[name] = runs
         dups = DUPLICATES.get(run)
         dup_cell = f"{sum(dups) / (args.seeds * args.trials):.0%}" if dups is not None else "-"
         lines.append([name, *summarise(runs, optimum, checkpoints), dup_cell, f"{elapsed:.1f}"])
-        print("  done:", name, lines[-1][1:], file=sys.stderr, flush=True)
+        busy = IN_FLIGHT.get(run)
+        note = (
+            f" (other trials running at a claim: median over seeds {statistics.median(busy):.2f})"
+            if busy
+            else ""
+        )
+        print("  done:", name, lines[-1][1:], note, file=sys.stderr, flush=True)
     widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=True)]
     for line in [header, ["-" * w for w in widths], *lines]:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)))
