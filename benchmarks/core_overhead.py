@@ -97,37 +97,8 @@ def hyperopt_fmin_per_trial(algorithm: str, n: int) -> float:
     return (time.perf_counter() - t0) / n * 1e3
 
 
-def optuna_per_trial(algorithm: str, n: int) -> float:
-    """Median ms per trial of Optuna ask + tell on its SQLite storage."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with tempfile.TemporaryDirectory() as d:
-        sampler = (
-            optuna.samplers.TPESampler(seed=0) if algorithm == "tpe" else optuna.samplers.RandomSampler(0)
-        )
-        study = optuna.create_study(storage=f"sqlite:///{d}/o.db", sampler=sampler)
-        times = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            trial = study.ask()
-            p = {
-                "x": trial.suggest_float("x", 0, 1),
-                "y": trial.suggest_float("y", 0, 1),
-                "z": trial.suggest_categorical("z", [1, 2, 3]),
-            }
-            study.tell(trial, objective(p))
-            times.append(time.perf_counter() - t0)
-        study._storage.remove_session()  # type: ignore[attr-defined]
-    return statistics.median(times) * 1e3
-
-
-def optuna_memory_per_trial(n: int) -> float:
-    """Median ms per trial of Optuna ask + tell, random sampler, in-memory storage."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(0))
+def optuna_median_ms(study: Any, n: int) -> float:
+    """Median ms of ``n`` ask + tell rounds of ``study`` on the benchmark's space."""
     times = []
     for _ in range(n):
         t0 = time.perf_counter()
@@ -140,6 +111,29 @@ def optuna_memory_per_trial(n: int) -> float:
         study.tell(trial, objective(p))
         times.append(time.perf_counter() - t0)
     return statistics.median(times) * 1e3
+
+
+def optuna_per_trial(algorithm: str, n: int) -> float:
+    """Median ms per trial of Optuna ask + tell on its SQLite storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    with tempfile.TemporaryDirectory() as d:
+        sampler = (
+            optuna.samplers.TPESampler(seed=0) if algorithm == "tpe" else optuna.samplers.RandomSampler(0)
+        )
+        study = optuna.create_study(storage=f"sqlite:///{d}/o.db", sampler=sampler)
+        ms = optuna_median_ms(study, n)
+        study._storage.remove_session()  # type: ignore[attr-defined]
+    return ms
+
+
+def optuna_memory_per_trial(n: int) -> float:
+    """Median ms per trial of Optuna ask + tell, random sampler, in-memory storage."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna_median_ms(optuna.create_study(sampler=optuna.samplers.RandomSampler(0)), n)
 
 
 # ---------------------------------------------------------------- throughput
