@@ -236,6 +236,27 @@ def test_user_text_is_escaped_in_the_html(client: TestClient, store: SQLiteStore
     assert XSS_ERROR not in html and "&lt;img src=x onerror=" in html
 
 
+def test_a_trial_without_a_value_says_why(client: TestClient, store: SQLiteStore) -> None:
+    import re
+
+    _, alice = store.create_token("alice")
+    search = create_search(store, "alice", "s1", 3)
+    sign_in(client, alice)
+    failed = store.claim("w", 60.0, search_id=search.id)
+    assert failed is not None and failed.lease_token is not None
+    store.report(failed.id, failed.lease_token, TrialResult.failed("CUDA out of memory"))
+    running = store.claim("w", 60.0, search_id=search.id)
+    assert running is not None
+
+    def shown(trial_id: str) -> str:
+        html = client.get(f"/trials/{trial_id}").text
+        (cell,) = re.findall(r'<td id="objective-value">(.*?)</td>', html)
+        return re.sub(r"<[^>]+>", "", cell)
+
+    assert shown(failed.id) == "none: the trial failed (see the error above)"
+    assert shown(running.id) == "not yet: the trial is running"
+
+
 def test_pages_carry_a_content_security_policy(client: TestClient, store: SQLiteStore) -> None:
     _, alice = store.create_token("alice")
     sign_in(client, alice)
