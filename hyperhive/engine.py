@@ -35,10 +35,10 @@ from hyperopt.base import (
 
 from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe_fast import FastTPE
-from hyperhive.tpe_parallel import ParallelTPE
+from hyperhive.tpe_parallel import ParallelTPE, near_duplicate
 
 if TYPE_CHECKING:
-    from hyperhive.policy import TrialFeed
+    from hyperhive.policy import InFlightRule, TrialFeed
 
 Algorithm = Callable[..., list[dict[str, Any]]]
 
@@ -169,6 +169,21 @@ class Engine:
             else:
                 cache.docs[t.number] = doc
         return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
+
+    def in_flight_rule(self, search: Search) -> InFlightRule | None:
+        """TPE's rule against twins of trials in flight (:func:`~hyperhive.tpe_parallel.near_duplicate`,
+        the rule :class:`~hyperhive.tpe_parallel.ParallelTPE` applies to the trials it saw); ``None`` for
+        random search and anneal, whose suggestions do not follow the history in flight."""
+        cache = self._search_cache(search)
+        algorithm = cache.algorithm
+        if not isinstance(algorithm, ParallelTPE):
+            return None
+        scales = algorithm.scales(cache.domain)
+
+        def clashes(vals: dict[str, list[Any]], others: list[dict[str, list[Any]]]) -> bool:
+            return any(near_duplicate(vals, other, scales) for other in others)
+
+        return clashes
 
     def suggest(
         self, feed: TrialFeed, search: Search, trial: Trial

@@ -13,6 +13,7 @@ store first needs them. :func:`hyperhive.store.open_store` takes a policy to use
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,9 +35,20 @@ class Suggester(Protocol):
         """``(vals, config)``: hyperopt-style ``{label: [value] | []}`` and the document-shaped config."""
         ...
 
+    def in_flight_rule(self, search: Search) -> InFlightRule | None:
+        """The rule a saved suggestion must pass against the trials in flight that its suggestion did
+        not see (they started while it was made): ``rule(vals, others)`` is True when ``vals`` should be
+        suggested again (it nearly duplicates one of ``others``); ``None`` when the search's algorithm
+        does not care (random search)."""
+        ...
+
     def forget(self, search_id: str) -> None:
         """Drop what is cached for a deleted search."""
         ...
+
+
+InFlightRule = Callable[[dict[str, list[Any]], list[dict[str, list[Any]]]], bool]
+"""``rule(vals, others)``: whether the suggestion ``vals`` clashes with the ``vals`` of trials in flight."""
 
 
 class Pruner(Protocol):

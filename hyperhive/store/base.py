@@ -46,7 +46,12 @@ Claims (atomic)
     so no other claimer can take it; if the claimer dies in between, the trial's lease expires and the
     next claimer of the requeued trial makes the suggestion. (SQLite suggests for the slot before
     taking it and saves the suggestion with the trial in the same transaction when that slot is the one
-    taken; only a slot lost to a concurrent claimer leaves its trial config-less for the step above.) A
+    taken; only a slot lost to a concurrent claimer leaves its trial config-less for the step above.)
+    A suggestion is made without the configurations of trials that other claimers start meanwhile: when
+    the policy has an ``in_flight_rule`` (TPE: no near-duplicate of a trial in flight) the save checks
+    it against the search's running trials, and a clashing suggestion is made again, up to
+    :data:`SUGGESTION_ATTEMPTS` times (SQLite: inside the saving transaction; MongoDB: just before the
+    save, so a twin started in that instant can still pass). A
     trial cancelled or deleted while its suggestion is being made is given up and the claim tried
     again: ``claim`` never raises :class:`~hyperhive.errors.LeaseLost` or
     :class:`~hyperhive.errors.NotFound`. A claim records on the claimer's worker row, if it registered,
@@ -142,7 +147,7 @@ from hyperhive.models import (
     objective_loss,
 )
 from hyperhive.payloads import cap_error, cap_history, cap_info, cap_metrics
-from hyperhive.policy import Policy, default_policy
+from hyperhive.policy import InFlightRule, Policy, default_policy
 from hyperhive.store.rows import TrialHead, TrialRow
 from hyperhive.store.rules import no_success_error, worker_lost_error
 
@@ -155,6 +160,10 @@ TOKEN_TOUCH_SECONDS = 60.0
 """A token's ``last_used_at`` is written at most this often (the API authenticates every request)."""
 CLAIM_ATTEMPTS = 20
 """How many trials one ``claim`` may lose to a concurrent cancel or delete before it answers ``None``."""
+SUGGESTION_ATTEMPTS = 3
+"""How many suggestions one claim may make for its trial when trials in flight that a suggestion did not
+see (they started while it was made) nearly duplicate it (the policy's ``in_flight_rule``); the last
+one is saved whatever it clashes with."""
 EXPORT_FORMAT = "hyperhive-export/1"
 
 
@@ -456,15 +465,21 @@ class Store(abc.ABC):
         when the suggestion raises); :class:`LeaseLost`/:class:`NotFound` if the trial was taken away."""
         assert trial.lease_token is not None
         search = self.get_search(trial.search_id)
-        try:
-            vals, config = self.policy.suggester.suggest(self, search, trial)
-        except Exception as exc:  # a broken space must fail its trial, not the worker
-            return self.report(
-                trial.id,
-                trial.lease_token,
-                TrialResult.failed(f"suggestion failed: {type(exc).__name__}: {exc}"),
-            )
-        return self._set_suggestion(trial.id, trial.lease_token, vals, config)
+        suggester = self.policy.suggester
+        for attempt in range(SUGGESTION_ATTEMPTS):
+            try:
+                vals, config = suggester.suggest(self, search, trial)
+                rule = suggester.in_flight_rule(search) if attempt + 1 < SUGGESTION_ATTEMPTS else None
+            except Exception as exc:  # a broken space must fail its trial, not the worker
+                return self.report(
+                    trial.id,
+                    trial.lease_token,
+                    TrialResult.failed(f"suggestion failed: {type(exc).__name__}: {exc}"),
+                )
+            saved = self._set_suggestion(trial.id, trial.lease_token, vals, config, clash=rule)
+            if saved is not None:
+                return saved
+        raise AssertionError("unreachable: the last attempt saves without a rule")
 
     @abc.abstractmethod
     def _claim_queued(
@@ -507,9 +522,17 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def _set_suggestion(
-        self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
-    ) -> Trial:
-        """Save the suggested ``vals``/``config`` on our running trial; :class:`LeaseLost` if not ours."""
+        self,
+        trial_id: str,
+        lease_token: str,
+        vals: dict[str, list[Any]],
+        config: dict[str, Any],
+        *,
+        clash: InFlightRule | None = None,
+    ) -> Trial | None:
+        """Save the suggested ``vals``/``config`` on our running trial; :class:`LeaseLost` if not ours.
+        With ``clash``: nothing saved and None returned when ``clash(vals, others)`` holds for the
+        ``vals`` of the search's other running trials (one started while the suggestion was made)."""
 
     def heartbeat(
         self,

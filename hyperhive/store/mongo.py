@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from hyperhive.models import DatasetInfo, Search, SearchStatus, TokenInfo, Trial, TrialState, WorkerInfo
-from hyperhive.policy import Policy
+from hyperhive.policy import InFlightRule, Policy
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store import rules
 from hyperhive.store.base import (
@@ -267,10 +267,20 @@ class MongoStore(MongoProtocol, Store):
         return None
 
     def _set_suggestion(
-        self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
-    ) -> Trial:
+        self,
+        trial_id: str,
+        lease_token: str,
+        vals: dict[str, list[Any]],
+        config: dict[str, Any],
+        *,
+        clash: InFlightRule | None = None,
+    ) -> Trial | None:
         """The suggestion, stamped in the same write when this process inserted the trial (the
-        marker it holds is still there), else held by a marker of its own until stamped."""
+        marker it holds is still there), else held by a marker of its own until stamped. ``clash`` is
+        checked against the trials in flight just before the write (MongoDB has no transaction here:
+        a twin that starts in between still passes)."""
+        if clash is not None and self._clashes(trial_id, vals, clash):
+            return None
         now = self.clock()
         flt: Doc = {"_id": trial_id, "state": RUNNING, "lease_token": lease_token}
         sets = {"vals": to_json(vals), "config": to_json(config), "updated_at": now}
@@ -306,6 +316,18 @@ class MongoStore(MongoProtocol, Store):
             raise LeaseLost(f"trial {trial_id} is no longer held by this lease")
         self._apply_op(doc["search_id"], trial_id, marker)
         return trial_of(doc)
+
+    def _clashes(self, trial_id: str, vals: dict[str, list[Any]], clash: InFlightRule) -> bool:
+        me = self._call("read trial", self._trials.find_one, {"_id": trial_id}, {"search_id": 1})
+        if me is None:
+            return False
+        flt = {"search_id": me["search_id"], "state": RUNNING, "_id": {"$ne": trial_id}}
+        others = [
+            from_json(d["vals"])
+            for d in self._find("read trials in flight", self._trials, flt, {"vals": 1})
+            if d.get("vals")
+        ]
+        return bool(others) and clash(vals, others)
 
     def _touch_lease(
         self,

@@ -30,7 +30,7 @@ from hyperhive.models import (
     TrialState,
     WorkerInfo,
 )
-from hyperhive.policy import Policy
+from hyperhive.policy import InFlightRule, Policy
 from hyperhive.private_files import create_private_file
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
 from hyperhive.store.base import (
@@ -590,11 +590,22 @@ class SQLiteStore(Store):
             if not rows:
                 return None
             t0 = time.perf_counter()
-            proposal = self._propose(rows[0])
+            proposal, rule = self._propose(rows[0])
             # a cheap suggestion that lost its slot to another claimer is made again for the next one;
-            # an expensive one (TPE on a long history) is not thrown away: its trial goes config-less
-            again = attempt + 1 < _PROPOSALS and time.perf_counter() - t0 < _CHEAP_PROPOSAL_SECONDS
-            trial = self._take_slot(sql, args, worker_id, lease_seconds, now, proposal, or_without=not again)
+            # an expensive one (TPE on a long history) is not thrown away: its trial goes config-less.
+            # One that nearly duplicates a trial started meanwhile (the policy's rule) is made again.
+            last = attempt + 1 == _PROPOSALS
+            again = not last and time.perf_counter() - t0 < _CHEAP_PROPOSAL_SECONDS
+            trial = self._take_slot(
+                sql,
+                args,
+                worker_id,
+                lease_seconds,
+                now,
+                proposal,
+                or_without=not again,
+                clash=None if last else rule,
+            )
             if trial is not _MISSED:
                 return trial
         raise AssertionError("unreachable: the last attempt takes the slot with or without its proposal")
@@ -621,10 +632,12 @@ class SQLiteStore(Store):
         proposal: tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None,
         *,
         or_without: bool = True,
+        clash: InFlightRule | None = None,
     ) -> Any:
         """One transaction: the slot of ``sql``'s search taken and its running trial inserted, with the
         ``proposal``'s vals and config when it was made for this search and slot; else without config
-        (``or_without``) or nothing taken and :data:`_MISSED` returned. None: no slot."""
+        (``or_without``) or nothing taken and :data:`_MISSED` returned. None: no slot. A proposal for
+        the slot that ``clash``es with a trial in flight is not used: nothing is taken (:data:`_MISSED`)."""
         with self._write() as conn:
             row = conn.execute(sql, args).fetchone()
             if row is None:
@@ -632,6 +645,8 @@ class SQLiteStore(Store):
             number = int(row["total"])
             vals = config = None
             if proposal is not None and proposal[0] == (row["id"], number):
+                if clash is not None and self._clashes_in(conn, row["id"], None, proposal[1], clash):
+                    return _MISSED
                 vals, config = proposal[1], proposal[2]
             elif proposal is not None and not or_without:
                 return _MISSED
@@ -662,10 +677,11 @@ class SQLiteStore(Store):
 
     def _propose(
         self, row: sqlite3.Row
-    ) -> tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None:
+    ) -> tuple[tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None, InFlightRule | None]:
         """The policy's suggestion for the next slot of the search in ``row`` (read with its ``total``):
         ``((search id, slot), vals, config)``, or None when it raised (the claim then takes the slot
-        without a config and suggests again, failing the trial if the suggestion still raises)."""
+        without a config and suggests again, failing the trial if the suggestion still raises); and the
+        policy's rule against trials in flight for the search."""
         number = int(row["total"])
         search = self._search(row)  # the extra column is ignored
         slot = Trial(
@@ -679,11 +695,33 @@ class SQLiteStore(Store):
             created_at=0.0,
             updated_at=0.0,
         )
+        suggester = self.policy.suggester
         try:
-            vals, config = self.policy.suggester.suggest(self, search, slot)
+            vals, config = suggester.suggest(self, search, slot)
+            rule = suggester.in_flight_rule(search)
         except Exception:
-            return None
-        return (search.id, number), vals, config
+            return None, None
+        return ((search.id, number), vals, config), rule
+
+    @staticmethod
+    def _clashes_in(
+        conn: sqlite3.Connection,
+        search_id: str,
+        trial_id: str | None,
+        vals: dict[str, list[Any]],
+        clash: InFlightRule,
+    ) -> bool:
+        """Whether ``vals`` clashes with the suggestions of the search's other running trials, as the
+        write transaction ``conn`` sees them (nobody can start another meanwhile)."""
+        others = [
+            json.loads(r[0])
+            for r in conn.execute(
+                "SELECT vals FROM trials WHERE search_id = ? AND state = 'running' AND vals IS NOT NULL"
+                " AND id IS NOT ?",
+                (search_id, trial_id),
+            )
+        ]
+        return bool(others) and clash(vals, others)
 
     @staticmethod
     def _busy_in(conn: sqlite3.Connection, worker_id: str, trial_id: str, now: float) -> None:
@@ -712,10 +750,20 @@ class SQLiteStore(Store):
         )  # fmt: skip
 
     def _set_suggestion(
-        self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
-    ) -> Trial:
+        self,
+        trial_id: str,
+        lease_token: str,
+        vals: dict[str, list[Any]],
+        config: dict[str, Any],
+        *,
+        clash: InFlightRule | None = None,
+    ) -> Trial | None:
         now = self.clock()
         with self._write() as conn:
+            if clash is not None:
+                row = conn.execute("SELECT search_id FROM trials WHERE id = ?", (trial_id,)).fetchone()
+                if row is not None and self._clashes_in(conn, row[0], trial_id, vals, clash):
+                    return None
             n = conn.execute(
                 "UPDATE trials SET vals = ?, config = ?, updated_at = ?, version = version + 1"
                 " WHERE id = ? AND state = 'running' AND lease_token = ?",
