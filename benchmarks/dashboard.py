@@ -44,6 +44,7 @@ from typing import Any
 import httpx
 import numpy as np
 import yaml
+from _stats import p95
 
 from hyperhive.models import TrialResult
 from hyperhive.search_spaces import load
@@ -243,8 +244,9 @@ def main() -> None:
         for _ in range(args.rounds):
             our_http_round(db, sid, token, args.repeat, http)
         print(f"\nHyperhive, {args.rounds} fresh server processes; medians in ms: server time (from its")
-        print("Server-Timing header) and, in brackets, as seen by a client on loopback")
-        print(f"{'endpoint':50s} {'cold':>14s} {'warm':>14s} {'MB':>6s}")
+        print("Server-Timing header) and, in brackets, as seen by a client on loopback; warm p95: the")
+        print("95th percentile of the warm requests as seen by the client")
+        print(f"{'endpoint':50s} {'cold':>14s} {'warm':>14s} {'warm p95':>9s} {'MB':>6s}")
 
         def cell(m: dict[str, list[float]], kind: str) -> str:
             if not m.get(kind):
@@ -255,7 +257,8 @@ def main() -> None:
 
         for label, m in http.items():
             size = f"{m['size'][0] / 1e6:6.2f}" if "size" in m else ""
-            print(f"{label:50s} {cell(m, 'cold')} {cell(m, 'warm')} {size}")
+            tail = f"{p95(m['warm']):9.0f}" if m.get("warm") else f"{'':>9s}"
+            print(f"{label:50s} {cell(m, 'cold')} {cell(m, 'warm')} {tail} {size}")
         ours: dict[str, Any] = {"http": http, "visits": []}
         if browser:
             print("\nHyperhive's search page in headless chromium (fresh server and browser each round):")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from _stats import p95
 from hyperopt import STATUS_OK, Trials, hp, rand, tpe, trials_from_docs
 from hyperopt.base import Domain
 
@@ -116,8 +117,17 @@ def main() -> None:
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
     sizes, repeats = ((100, 300), 5) if args.quick else ((100, 1000, 3000), args.repeats)
     print(f"python {sys.version.split()[0]}; medians of {repeats} paired, interleaved rounds, ms")
+    print("(p95: the 95th percentile of the same rounds; ratios: medians of the per-round ratios)")
     names = ["tpe.suggest", "CachedTPE", "FastTPE", "FastTPE + Trials", "Optuna TPE"]
-    header = ["finished trials", *names, "FastTPE/Optuna", "FastTPE+Trials/Optuna", "tpe.suggest/FastTPE"]
+    tails = ["FastTPE + Trials", "Optuna TPE"]
+    header = [
+        "finished trials",
+        *names,
+        *(f"{k} p95" for k in tails),
+        "FastTPE/Optuna",
+        "FastTPE+Trials/Optuna",
+        "tpe.suggest/FastTPE",
+    ]
     rows = []
     for n in sizes:
         s = latencies(n, repeats)
@@ -130,6 +140,7 @@ def main() -> None:
             [
                 str(n),
                 *(f"{med[k]:.2f}" for k in names),
+                *(f"{p95(s[k]) * 1e3:.2f}" for k in tails),
                 ratio("FastTPE", "Optuna TPE"),
                 ratio("FastTPE + Trials", "Optuna TPE"),
                 ratio("tpe.suggest", "FastTPE"),
