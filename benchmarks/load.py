@@ -234,6 +234,12 @@ def main() -> int:
         help="run on this MongoDB server instead of SQLite, in a fresh database dropped afterwards "
         '(e.g. --mongo "$HYPERHIVE_TEST_MONGO_URL")',
     )
+    ap.add_argument(
+        "--py-spy",
+        metavar="FILE",
+        help="profile the server while the clients run: py-spy (on PATH) samples the thread holding the GIL "
+        "into FILE (raw collapsed stacks)",
+    )
     args = ap.parse_args()
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 3600:
         ap.error("--clients must be 1..500 and --seconds 0..3600")
@@ -273,10 +279,19 @@ def main() -> int:
             before = rss_mb(server.pid)
             cpu0, own0, load0 = cpu_seconds(server.pid), time.process_time(), os.getloadavg()[0]
             load = Load(url, search_ids, trial_ids, args.seconds)
+            spy = None
+            if args.py_spy:
+                spy = subprocess.Popen(
+                    ["py-spy", "record", "--pid", str(server.pid), "--gil", "-r", "250", "-f", "raw",
+                     "-o", args.py_spy, "-d", str(int(args.seconds))],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
             elapsed = asyncio.run(load.run(args.clients))
             after = rss_mb(server.pid)
             server_cpu, own_cpu = cpu_seconds(server.pid) - cpu0, time.process_time() - own0
             load1 = os.getloadavg()[0]
+            if spy is not None:
+                spy.wait(60)
         finally:
             for proc in (worker, server):
                 if proc is not None and proc.poll() is None:
