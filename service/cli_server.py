@@ -90,7 +90,7 @@ def serve(
     """Run the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from hyperhive.service.app import NO_AUTH_WARNING, create_app
+    from hyperhive.service import NO_AUTH_WARNING
     from hyperhive.store import open_store
 
     settings = settings_for(store=store, host=host, port=port, no_auth=True if no_auth else None)
@@ -98,8 +98,10 @@ def serve(
     if settings.no_auth:
         err_console.print(Panel(f"[bold]{NO_AUTH_WARNING}[/]", title="WARNING", style="bold red"))
     if workers == 1:
+        from hyperhive.service.app import create_app
+
         app = create_app(settings)
-    else:
+    else:  # the app is imported by each API process, not by the one that supervises them
         open_store(
             settings.store
         ).close()  # a bad store fails here, once, and its tables exist before the fork
