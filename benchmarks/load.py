@@ -385,8 +385,10 @@ def main() -> int:
         print(f"filled {args.searches} searches, {n_trials} trials in {time.monotonic() - t0:.1f}s")
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        server = start(["serve", "--no-auth", "--store", store_url, "--port", str(port), "--log-level",
-                        "warning", "--workers", str(args.server_workers)], folder, "serve.log")  # fmt: skip
+        serve = ["serve", "--no-auth", "--store", store_url, "--port", str(port), "--log-level", "warning"]
+        if args.server_workers > 1:
+            serve += ["--workers", str(args.server_workers)]
+        server = start(serve, folder, "serve.log")
         worker = None
         try:
             wait_ready(url, server)
