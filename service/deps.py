@@ -100,9 +100,14 @@ def owned_search(store: Store, user: TokenInfo, search_id: str) -> Search:
 
 def owned_trial(store: Store, user: TokenInfo, trial_id: str) -> Trial:
     """The trial if ``user`` may see its search, else :class:`NotFound`."""
+    return owned_trial_and_search(store, user, trial_id)[0]
+
+
+def owned_trial_and_search(store: Store, user: TokenInfo, trial_id: str) -> tuple[Trial, Search]:
+    """The trial and its search if ``user`` may see the search, else :class:`NotFound` (naming the trial)."""
     trial = store.get_trial(trial_id)
     try:
-        owned_search(store, user, trial.search_id)
+        search = owned_search(store, user, trial.search_id)
     except NotFound:
         raise NotFound("trial", trial_id) from None
-    return trial
+    return trial, search

@@ -275,9 +275,12 @@ async def create_search(
     return await run_in_threadpool(create)
 
 
+# The hot read routes (status, lists, details) take the store and settings off the app (``request``)
+# rather than as dependencies: each dependency FastAPI resolves costs more than these routes' own work
+# (benchmarks/load.py).
 @router.get("", response_model=Page[SearchPublic])
 async def list_searches(
-    store: StoreDep,
+    request: Request,
     user: CurrentUser,
     status: SearchStatus | None = None,
     name: str | None = Query(None, max_length=500),
@@ -290,6 +293,7 @@ async def list_searches(
     """Searches, newest first, filtered by status, name and (for admins) owner."""
     if not user.admin:
         owner = user.name
+    store: Store = request.app.state.store
 
     def read() -> PlainJSON:
         items = store.list_searches(status=status, name=name, owner=owner, limit=limit, offset=offset)
@@ -300,9 +304,11 @@ async def list_searches(
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
-async def get_search(search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser) -> Response:
+async def get_search(search_id: str, request: Request, user: CurrentUser) -> Response:
     """A search: status, trial counts by state, progress, its best trial (value, config, metrics), and a
     ``notice`` when it cannot progress (a script with no ``--allow-code`` worker alive)."""
+    store: Store = request.app.state.store
+    settings = request.app.state.settings
 
     def read() -> PlainJSON:
         return PlainJSON(_detail_dict(store, owned_search(store, user, search_id), settings))
@@ -313,7 +319,7 @@ async def get_search(search_id: str, store: StoreDep, settings: SettingsDep, use
 @router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)
 async def list_trials(
     search_id: str,
-    store: StoreDep,
+    request: Request,
     user: CurrentUser,
     state: TrialState | None = None,
     sort: Literal["number", "value", "created_at", "finished_at"] = "number",
@@ -325,6 +331,7 @@ async def list_trials(
     offset: int = Query(0, ge=0, le=10_000_000),
 ) -> Response:
     """A search's trials, one page, sorted and filtered by state. Trials without a value sort last."""
+    store: Store = request.app.state.store
     return await run_in_threadpool(_trial_page, store, user, search_id, state, sort, order, limit, offset)
 
 
