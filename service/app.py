@@ -17,6 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
 import hyperhive
+from hyperhive.service import NO_AUTH_WARNING
 from hyperhive.service.dashboard import install_dashboard
 from hyperhive.service.errors import install_error_handlers
 from hyperhive.service.http_policy import HttpPolicy, allowed_hosts
@@ -27,11 +28,6 @@ from hyperhive.store import open_store
 from hyperhive.store.base import Store
 
 log = logging.getLogger("hyperhive.service")
-
-NO_AUTH_WARNING = (
-    "AUTHENTICATION IS OFF (--no-auth): anyone who can reach this server can read, submit, cancel and "
-    "delete every search. Use it only on a laptop bound to 127.0.0.1."
-)
 
 DESCRIPTION = """Submit hyperparameter searches for Keras image classifiers and follow their trials.
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import signal
 import sys
@@ -78,24 +79,79 @@ def serve(
     ),
     no_auth: bool = typer.Option(False, "--no-auth", help="no tokens needed: for a laptop only"),
     log_level: str = typer.Option("info", "--log-level", help="debug, info, warning or error"),
+    workers: int = typer.Option(
+        1,
+        "--workers",
+        min=1,
+        max=64,
+        help="API processes sharing the port (one per core the API may use); each opens the store",
+    ),
 ) -> None:
     """Run the REST API (OpenAPI docs at /docs)."""
     import uvicorn
 
-    from hyperhive.service.app import NO_AUTH_WARNING, create_app
+    from hyperhive.service import NO_AUTH_WARNING
+    from hyperhive.store import open_store
 
     settings = settings_for(store=store, host=host, port=port, no_auth=True if no_auth else None)
     logging.basicConfig(level=log_level.upper(), format=LOG_FORMAT, stream=sys.stderr)
     if settings.no_auth:
         err_console.print(Panel(f"[bold]{NO_AUTH_WARNING}[/]", title="WARNING", style="bold red"))
-    app = create_app(settings)
+    if workers == 1:
+        from hyperhive.service.app import create_app
+
+        app = create_app(settings)
+    else:  # the app is imported by each API process, not by the one that supervises them
+        open_store(
+            settings.store
+        ).close()  # a bad store fails here, once, and its tables exist before the fork
     console.print(
         f"Hyperhive API on http://{settings.host}:{settings.port}"
-        f"  (docs: /docs, store: {redact_url(settings.store)})"
+        f"  (docs: /docs, store: {redact_url(settings.store)}"
+        f"{f', {workers} processes' if workers > 1 else ''})"
+    )
+    if workers == 1:
+        uvicorn.run(
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            access_log=False,
+            log_level=log_level,
+        )
+        return
+    # Several processes: uvicorn starts each from an import string and restarts one that dies. Each
+    # process builds its app from the environment, so the flags go there (a child reads them as if set
+    # by the user); logging is configured in each process from the same dictionary.
+    os.environ.update(
+        HYPERHIVE_STORE=settings.store,
+        HYPERHIVE_HOST=settings.host,
+        HYPERHIVE_PORT=str(settings.port),
+        HYPERHIVE_NO_AUTH="true" if settings.no_auth else "false",
     )
     uvicorn.run(
-        app, host=settings.host, port=settings.port, log_config=None, access_log=False, log_level=log_level
+        "hyperhive.service.app:create_app",
+        factory=True,
+        workers=workers,
+        host=settings.host,
+        port=settings.port,
+        log_config=log_config(log_level),
+        access_log=False,
+        log_level=log_level,
     )
+
+
+def log_config(level: str) -> dict[str, object]:
+    """``logging.basicConfig(level, LOG_FORMAT, stderr)`` as a dictConfig, for each API process."""
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": LOG_FORMAT}},
+        "handlers": {
+            "stderr": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stderr"}
+        },
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+    }
 
 
 # ---------------------------------------------------------------------------------------------- tokens

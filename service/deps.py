@@ -50,17 +50,20 @@ def _unauthorized(msg: str) -> HTTPException:
 
 
 async def current_user(
-    store: StoreDep,
-    settings: SettingsDep,
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> TokenInfo:
     """The live token making the request; 401 (with ``WWW-Authenticate: Bearer``) when it is missing,
     malformed, unknown or revoked. With ``no_auth``, :data:`LOCAL_USER` instead of a 401. Only a token
-    is looked up, in the thread pool (a store read may wait on a lock)."""
+    is looked up, in the thread pool (a store read may wait on a lock). The store and settings are read
+    off the app here rather than as sub-dependencies: every route depends on this one, and each
+    dependency FastAPI resolves costs more than what these do (benchmarks/load.py)."""
+    settings: Settings = request.app.state.settings
     if credentials is None or not credentials.credentials.strip():
         if settings.no_auth:
             return LOCAL_USER
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    store: Store = request.app.state.store
     info = await run_in_threadpool(store.authenticate, credentials.credentials.strip())
     if info is None:
         if settings.no_auth:
@@ -97,9 +100,14 @@ def owned_search(store: Store, user: TokenInfo, search_id: str) -> Search:
 
 def owned_trial(store: Store, user: TokenInfo, trial_id: str) -> Trial:
     """The trial if ``user`` may see its search, else :class:`NotFound`."""
+    return owned_trial_and_search(store, user, trial_id)[0]
+
+
+def owned_trial_and_search(store: Store, user: TokenInfo, trial_id: str) -> tuple[Trial, Search]:
+    """The trial and its search if ``user`` may see the search, else :class:`NotFound` (naming the trial)."""
     trial = store.get_trial(trial_id)
     try:
-        owned_search(store, user, trial.search_id)
+        search = owned_search(store, user, trial.search_id)
     except NotFound:
         raise NotFound("trial", trial_id) from None
-    return trial
+    return trial, search

@@ -52,16 +52,7 @@ class TrialSummary(BaseModel):
 
     @classmethod
     def from_trial(cls, t: Trial) -> TrialSummary:
-        return cls.model_validate(
-            {
-                "id": t.id,
-                "number": t.number,
-                "state": str(t.state),
-                "value": t.value,
-                "config": t.config,
-                "metrics": scalar_metrics(t.metrics),
-            }
-        )
+        return cls.model_validate(trial_summary_dict(t))
 
 
 class SearchPublic(BaseModel):
@@ -86,33 +77,9 @@ class SearchPublic(BaseModel):
     started_at: float | None
     finished_at: float | None
 
-    @staticmethod
-    def _fields(s: Search) -> dict[str, Any]:
-        counts = s.counts.to_dict()
-        return {
-            "id": s.id,
-            "name": s.name,
-            "owner": s.owner,
-            "status": str(s.status),
-            "algorithm": s.algorithm,
-            "max_trials": s.max_trials,
-            "seed": s.seed,
-            "objective_metric": s.objective_metric,
-            "objective_mode": s.objective_mode,
-            "counts": Counts(**counts),
-            "progress": min(1.0, counts["finished"] / s.max_trials) if s.max_trials else 1.0,
-            "best_value": s.best_value,
-            "best_trial_id": s.best_trial_id,
-            "error": s.error,
-            "created_at": s.created_at,
-            "updated_at": s.updated_at,
-            "started_at": s.started_at,
-            "finished_at": s.finished_at,
-        }
-
     @classmethod
     def from_search(cls, s: Search) -> SearchPublic:
-        return cls(**cls._fields(s))
+        return cls.model_validate(search_public_dict(s))
 
 
 class SearchDetail(SearchPublic):
@@ -126,12 +93,7 @@ class SearchDetail(SearchPublic):
 
     @classmethod
     def from_search_and_best(cls, s: Search, best: Trial | None, notice: str | None = None) -> SearchDetail:
-        return cls(
-            **cls._fields(s),
-            document=s.document,
-            best=TrialSummary.from_trial(best) if best is not None else None,
-            notice=notice,
-        )
+        return cls.model_validate(search_detail_dict(s, best, notice))
 
 
 class TrialPublic(BaseModel):
@@ -162,32 +124,9 @@ class TrialPublic(BaseModel):
     finished_at: float | None
     duration: float | None = Field(description="seconds from start to finish, when finished")
 
-    @staticmethod
-    def _fields(t: Trial) -> dict[str, Any]:
-        duration = None
-        if t.started_at is not None and t.finished_at is not None:
-            duration = max(0.0, t.finished_at - t.started_at)
-        return {
-            "id": t.id,
-            "search_id": t.search_id,
-            "number": t.number,
-            "state": str(t.state),
-            "value": t.value,
-            "loss": t.loss,
-            "config": t.config,
-            "error": t.error,
-            "worker_id": t.worker_id,
-            "attempts": t.attempts,
-            "created_at": t.created_at,
-            "updated_at": t.updated_at,
-            "started_at": t.started_at,
-            "finished_at": t.finished_at,
-            "duration": duration,
-        }
-
     @classmethod
     def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialPublic:
-        return cls(**cls._fields(t), metrics=scalar_metrics(t.metrics), params=params or {})
+        return cls.model_validate(trial_public_dict(t, params))
 
 
 class TrialDetail(TrialPublic):
@@ -203,16 +142,106 @@ class TrialDetail(TrialPublic):
 
     @classmethod
     def from_trial(cls, t: Trial, params: dict[str, Any] | None = None) -> TrialDetail:
-        info = {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO}
-        return cls(
-            **TrialPublic._fields(t),
-            params=params or {},
-            metrics=t.metrics,
-            history=t.history,
-            seed=t.seed,
-            info=info,
-            lease_expires_at=t.lease_expires_at,
-        )
+        return cls.model_validate(trial_detail_dict(t, params))
+
+
+# ------------------------------------------------------------------ the models' fields as plain data
+# What the hot read routes send as JSON without building the models (building and checking them cost more
+# than the store's reads; benchmarks/load.py); the models above are built from the same dicts, and
+# tests/api/test_schemas_plain.py checks that each dict is what its model would send.
+
+
+def trial_summary_dict(t: Trial) -> dict[str, Any]:
+    """A :class:`TrialSummary`'s fields."""
+    return {
+        "id": t.id,
+        "number": t.number,
+        "state": str(t.state),
+        "value": t.value,
+        "config": t.config,
+        "metrics": scalar_metrics(t.metrics),
+    }
+
+
+def search_public_dict(s: Search) -> dict[str, Any]:
+    """A :class:`SearchPublic`'s fields."""
+    counts = s.counts.to_dict()
+    return {
+        "id": s.id,
+        "name": s.name,
+        "owner": s.owner,
+        "status": str(s.status),
+        "algorithm": s.algorithm,
+        "max_trials": s.max_trials,
+        "seed": s.seed,
+        "objective_metric": s.objective_metric,
+        "objective_mode": s.objective_mode,
+        "counts": counts,
+        "progress": min(1.0, counts["finished"] / s.max_trials) if s.max_trials else 1.0,
+        "best_value": s.best_value,
+        "best_trial_id": s.best_trial_id,
+        "error": s.error,
+        "created_at": s.created_at,
+        "updated_at": s.updated_at,
+        "started_at": s.started_at,
+        "finished_at": s.finished_at,
+    }
+
+
+def search_detail_dict(s: Search, best: Trial | None, notice: str | None = None) -> dict[str, Any]:
+    """A :class:`SearchDetail`'s fields."""
+    return {
+        **search_public_dict(s),
+        "document": s.document,
+        "best": trial_summary_dict(best) if best is not None else None,
+        "notice": notice,
+    }
+
+
+def _trial_fields(t: Trial) -> dict[str, Any]:
+    duration = None
+    if t.started_at is not None and t.finished_at is not None:
+        duration = max(0.0, t.finished_at - t.started_at)
+    return {
+        "id": t.id,
+        "search_id": t.search_id,
+        "number": t.number,
+        "state": str(t.state),
+        "value": t.value,
+        "loss": t.loss,
+        "config": t.config,
+        "error": t.error,
+        "worker_id": t.worker_id,
+        "attempts": t.attempts,
+        "created_at": t.created_at,
+        "updated_at": t.updated_at,
+        "started_at": t.started_at,
+        "finished_at": t.finished_at,
+        "duration": duration,
+    }
+
+
+def trial_public_dict(t: Trial, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A :class:`TrialPublic`'s fields."""
+    return {**_trial_fields(t), "metrics": scalar_metrics(t.metrics), "params": params or {}}
+
+
+def trial_detail_dict(t: Trial, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A :class:`TrialDetail`'s fields (never the trial's private info: :data:`PRIVATE_TRIAL_INFO`)."""
+    return {
+        **_trial_fields(t),
+        "params": params or {},
+        "metrics": t.metrics,
+        "history": t.history,
+        "seed": t.seed,
+        "info": {k: v for k, v in t.info.items() if k not in PRIVATE_TRIAL_INFO},
+        "lease_expires_at": t.lease_expires_at,
+    }
+
+
+def page_dict(items: list[dict[str, Any]], total: int, limit: int, offset: int) -> dict[str, Any]:
+    """A :class:`Page`'s fields."""
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
 class WorkerPublic(BaseModel):

@@ -234,7 +234,8 @@ class SQLiteStore(Store):
         """How many times a statement that met a lock (after ``busy_timeout``) is tried before
         :class:`StoreUnavailable`."""
         self._local = threading.local()
-        self._all_conns: list[sqlite3.Connection] = []
+        self._all_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        """Every open connection with the thread it belongs to (connections are per thread)."""
         self._conns_lock = threading.Lock()
         try:
             create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
@@ -273,8 +274,23 @@ class SQLiteStore(Store):
                 raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
             self._local.conn = conn
             with self._conns_lock:
-                self._all_conns.append(conn)
+                self._close_orphans()
+                self._all_conns.append((threading.current_thread(), conn))
         return conn
+
+    def _close_orphans(self) -> None:
+        """Close the connections of threads that have ended (under ``_conns_lock``). A thread pool
+        retires idle threads and starts new ones (the API's: after 10 s idle), and each new thread opens
+        its own connection: kept, the old ones would hold two file descriptors and their page cache each
+        for as long as the store is open (a server under bursty load ran out of descriptors)."""
+        alive = []
+        for thread, conn in self._all_conns:
+            if thread.is_alive():
+                alive.append((thread, conn))
+            else:
+                with suppress(sqlite3.Error):
+                    conn.close()
+        self._all_conns = alive
 
     def _unavailable(self, exc: sqlite3.OperationalError) -> Exception:
         """What escapes when the database stays locked past the retries or cannot be read or written
@@ -330,7 +346,7 @@ class SQLiteStore(Store):
 
     def close(self) -> None:
         with self._conns_lock:
-            for conn in self._all_conns:
+            for _, conn in self._all_conns:
                 with suppress(sqlite3.Error):
                     conn.close()
             self._all_conns.clear()

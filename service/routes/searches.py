@@ -32,6 +32,7 @@ from hyperhive.npz import DatasetError, Limits, check_decoded
 from hyperhive.search_spaces import MAX_TRIALS_LIMIT
 from hyperhive.service.deps import LOCAL_USER, CurrentUser, SettingsDep, StoreDep, may_see, owned_search
 from hyperhive.service.export import export_filename, public_bundle, trials_csv
+from hyperhive.service.json_response import PlainJSON
 from hyperhive.service.quotas import within_quota
 from hyperhive.service.sampled import sampled_params, sampler
 from hyperhive.service.schemas import (
@@ -42,6 +43,10 @@ from hyperhive.service.schemas import (
     TrialDetail,
     TrialPublic,
     ValidationErrorResponse,
+    page_dict,
+    search_detail_dict,
+    search_public_dict,
+    trial_public_dict,
 )
 from hyperhive.store.base import Store, runs_code
 
@@ -217,6 +222,10 @@ def _code_notice(store: Store, search: Search, timeout: float) -> str | None:
 
 
 def _detail(store: Store, search: Search, settings: Any = None) -> SearchDetail:
+    return SearchDetail.model_validate(_detail_dict(store, search, settings))
+
+
+def _detail_dict(store: Store, search: Search, settings: Any = None) -> dict[str, Any]:
     best = None
     if search.best_trial_id is not None:
         try:
@@ -224,7 +233,7 @@ def _detail(store: Store, search: Search, settings: Any = None) -> SearchDetail:
         except NotFound:
             best = None
     notice = _code_notice(store, search, settings.worker_timeout_seconds) if settings is not None else None
-    return SearchDetail.from_search_and_best(search, best, notice)
+    return search_detail_dict(search, best, notice)
 
 
 @router.post(
@@ -266,9 +275,12 @@ async def create_search(
     return await run_in_threadpool(create)
 
 
+# The hot read routes (status, lists, details) take the store and settings off the app (``request``)
+# rather than as dependencies: each dependency FastAPI resolves costs more than these routes' own work
+# (benchmarks/load.py).
 @router.get("", response_model=Page[SearchPublic])
 async def list_searches(
-    store: StoreDep,
+    request: Request,
     user: CurrentUser,
     status: SearchStatus | None = None,
     name: str | None = Query(None, max_length=500),
@@ -277,34 +289,37 @@ async def list_searches(
     ] = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> Page[SearchPublic]:
+) -> Response:
     """Searches, newest first, filtered by status, name and (for admins) owner."""
     if not user.admin:
         owner = user.name
+    store: Store = request.app.state.store
 
-    def read() -> Page[SearchPublic]:
+    def read() -> PlainJSON:
         items = store.list_searches(status=status, name=name, owner=owner, limit=limit, offset=offset)
         total = store.count_searches(status=status, name=name, owner=owner)
-        return Page[SearchPublic](
-            items=[SearchPublic.from_search(s) for s in items], total=total, limit=limit, offset=offset
-        )
+        return PlainJSON(page_dict([search_public_dict(s) for s in items], total, limit, offset))
 
     return await run_in_threadpool(read)
 
 
 @router.get("/{search_id}", response_model=SearchDetail, responses=NOT_FOUND)
-async def get_search(
-    search_id: str, store: StoreDep, settings: SettingsDep, user: CurrentUser
-) -> SearchDetail:
+async def get_search(search_id: str, request: Request, user: CurrentUser) -> Response:
     """A search: status, trial counts by state, progress, its best trial (value, config, metrics), and a
     ``notice`` when it cannot progress (a script with no ``--allow-code`` worker alive)."""
-    return await run_in_threadpool(lambda: _detail(store, owned_search(store, user, search_id), settings))
+    store: Store = request.app.state.store
+    settings = request.app.state.settings
+
+    def read() -> PlainJSON:
+        return PlainJSON(_detail_dict(store, owned_search(store, user, search_id), settings))
+
+    return await run_in_threadpool(read)
 
 
 @router.get("/{search_id}/trials", response_model=Page[TrialPublic], responses=NOT_FOUND)
 async def list_trials(
     search_id: str,
-    store: StoreDep,
+    request: Request,
     user: CurrentUser,
     state: TrialState | None = None,
     sort: Literal["number", "value", "created_at", "finished_at"] = "number",
@@ -314,8 +329,9 @@ async def list_trials(
     ] = None,
     limit: int = Query(100, ge=1, le=1000),
     offset: int = Query(0, ge=0, le=10_000_000),
-) -> Page[TrialPublic]:
+) -> Response:
     """A search's trials, one page, sorted and filtered by state. Trials without a value sort last."""
+    store: Store = request.app.state.store
     return await run_in_threadpool(_trial_page, store, user, search_id, state, sort, order, limit, offset)
 
 
@@ -328,19 +344,20 @@ def _trial_page(
     order: str | None,
     limit: int,
     offset: int,
-) -> Page[TrialPublic]:
+) -> PlainJSON:
     search = owned_search(store, user, search_id)
     best_first = sort == "value" and search.objective_mode == "max"
     descending = best_first if order is None else order == "desc"
     trials = store.list_trials_brief(
         search_id, state=state, sort=sort, descending=descending, limit=limit, offset=offset
     )
-    total = store.count_trials(search_id, state=state)
+    # the search's counters are the trials by state (the store keeps them in the same transaction as
+    # each trial's change): no COUNT over the search's trials for every page
+    counts = search.counts.to_dict()
+    total = counts[str(state)] if state is not None else counts["total"]
     named = sampler(search.document or {})
-    return Page[TrialPublic](
-        items=[TrialPublic.from_trial(t, named(t.vals, t.config)) for t in trials],
-        total=total, limit=limit, offset=offset,
-    )  # fmt: skip
+    items = [trial_public_dict(t, named(t.vals, t.config)) for t in trials]
+    return PlainJSON(page_dict(items, total, limit, offset))
 
 
 @router.get(
