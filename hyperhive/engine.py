@@ -154,6 +154,14 @@ class Engine:
                 self._cache[key] = cached
             return cached
 
+    def history_free(self, search: Search) -> bool:
+        """Whether :meth:`suggest` for ``search`` reads no other trial (random search): its suggestion
+        depends only on the slot's number and seed (see ``Store._history_free``)."""
+        try:
+            return not self._search_cache(search).needs_history
+        except Exception:  # a document that no longer compiles: suggest() reports it, the slow way
+            return False
+
     def forget(self, search_id: str) -> None:
         """Drop what is cached for a search (it was deleted)."""
         with self._lock:
