@@ -205,6 +205,8 @@ _BRIEF_COLUMNS = (
 """What :meth:`SQLiteStore.list_trials_brief` reads, in this order."""
 
 
+_DOCUMENTS_KEPT = 64
+"""How many searches' decoded documents :meth:`SQLiteStore._own_search` keeps."""
 _EXPIRED = "SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < ?"
 """Running trials whose lease expired before ``?``."""
 _PROPOSALS = 3
@@ -244,6 +246,8 @@ class SQLiteStore(Store):
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._checkpointer = Checkpointer(self._conn)
+        self._documents: dict[tuple[str, float], tuple[str, Any]] = {}
+        """Decoded search documents for :meth:`_own_search`, by (id, created_at)."""
         try:
             create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
         except OSError as exc:
@@ -402,11 +406,27 @@ class SQLiteStore(Store):
             raise NotFound("trial", trial_id)
         return self._trial(row)
 
-    def _get_search_in(self, conn: sqlite3.Connection, search_id: str) -> Search:
+    def _get_search_in(self, conn: sqlite3.Connection, search_id: str, *, own_use: bool = False) -> Search:
         row = conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
         if row is None:
             raise NotFound("search", search_id)
-        return self._search(row)
+        return self._own_search(row) if own_use else self._search(row)
+
+    def _own_search(self, row: sqlite3.Row) -> Search:
+        """The search of ``row`` for the store's own reading (a report's outcome and settlement, the
+        policy's suggestion): its document decoded once per process and shared between such reads
+        (a search's document never changes; callers of :meth:`get_search` get their own copy)."""
+        key = (row["id"], row["created_at"])
+        raw = row["document"]
+        cached = self._documents.get(key)
+        if cached is None or cached[0] != raw:
+            if len(self._documents) >= _DOCUMENTS_KEPT:
+                self._documents.pop(next(iter(self._documents)), None)
+            cached = self._documents[key] = (raw, json.loads(raw))
+        d = dict(row)
+        d["document"] = cached[1]
+        d["counts"] = {s.value: d[col] for s, col in _COUNT_COLUMNS.items()}
+        return search_from_dict(d)
 
     # ------------------------------------------------------------------ searches
     def _insert_search(self, search: Search) -> None:
@@ -722,7 +742,7 @@ class SQLiteStore(Store):
         ``((search id, slot), vals, config)``, or None when it raised (the claim then takes the slot
         without a config and suggests again, failing the trial if the suggestion still raises)."""
         number = int(row["total"])
-        search = self._search(row)  # the extra column is ignored
+        search = self._own_search(row)  # the extra column is ignored
         slot = Trial(
             id="",
             search_id=search.id,
@@ -760,9 +780,10 @@ class SQLiteStore(Store):
                 t.id, t.search_id, t.number, str(t.state),
                 None if t.config is None else _dumps(t.config),
                 None if t.vals is None else _dumps(t.vals),
-                t.seed, t.created_at, t.updated_at, t.value, t.loss, _dumps(t.metrics), _dumps(t.history),
+                t.seed, t.created_at, t.updated_at, t.value, t.loss,
+                _dumps(t.metrics) if t.metrics else "{}", _dumps(t.history) if t.history else "[]",
                 t.error, t.worker_id, t.lease_token, t.lease_expires_at, t.attempts, t.started_at,
-                t.finished_at, _dumps(t.info), t.version,
+                t.finished_at, _dumps(t.info) if t.info else "{}", t.version,
             ),
         )  # fmt: skip
 
@@ -887,7 +908,7 @@ class SQLiteStore(Store):
             return reported_again(trial, lease_token)
         if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
             raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
-        search = self._get_search_in(conn, trial.search_id)
+        search = self._get_search_in(conn, trial.search_id, own_use=True)
         outcome = report_outcome(search, lease_token, result)
         self._finish_in(conn, trial, outcome, now, search)
         return finished(trial, outcome, now)
@@ -917,7 +938,7 @@ class SQLiteStore(Store):
         rows = self._read(slot_sql, slot_args)
         proposal = None
         if rows:
-            if not self._history_free(self._search(rows[0])):
+            if not self._history_free(self._own_search(rows[0])):
                 return super().report_and_claim(
                     trial_id,
                     lease_token,
