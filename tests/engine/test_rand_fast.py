@@ -86,13 +86,26 @@ def search_of(doc: dict[str, Any]) -> Search:
     )
 
 
-def test_the_engine_suggests_what_rand_suggest_did() -> None:
+FLAT_PARAMS = {
+    "x": {"uniform": [0, 1]},
+    "n": {"uniformint": [1, 9]},
+    "lr": {"loguniform": [1e-4, 1]},
+    "act": {"choice": ["relu", "tanh"]},
+}
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_the_engine_suggests_what_rand_suggest_did(flat: bool) -> None:
     """The engine's random suggestions (vals and config) for a document's slots are those of
-    rand.suggest with the trial's number and seed, as before the sampler."""
-    search = search_of(DOC)
-    space = validate(DOC).space
+    rand.suggest with the trial's number and seed, as before the sampler (a conditional document:
+    the compiled graph; a flat one: the direct path)."""
+    doc = {**DOC, "params": FLAT_PARAMS} if flat else DOC
+    search = search_of(doc)
+    space = validate(doc).space
     domain = Domain(lambda _: 0.0, space)
     engine = Engine()
+    sampler = engine._search_cache(search).sampler
+    assert sampler is not None and (sampler.draws is not None) == flat
     for number in range(40):
         seed = 1_000 + 13 * number
         trial = Trial("t", "s1", number, TrialState.RUNNING, None, None, seed, 0.0, 0.0)
@@ -103,3 +116,24 @@ def test_the_engine_suggests_what_rand_suggest_did() -> None:
         }
         assert vals == expected
         assert config == config_from_vals(space, {k: v[0] for k, v in expected.items() if v})
+
+
+def flat_space() -> dict[str, Any]:
+    """Every distribution but pchoice (whose sampling node returns a graph to evaluate)."""
+    space = SPACES["all_distributions"]()
+    del space["pchoice"]
+    return dict(space)
+
+
+@pytest.mark.parametrize(
+    ("space", "direct"),
+    [("mixed5", True), ("flat", True), ("all_distributions", False), ("conditional", False)],
+)
+def test_spaces_without_conditional_parameters_take_the_direct_path(space: str, direct: bool) -> None:
+    """The direct path (sampling functions called in order, no graph) serves flat spaces and draws
+    what rand.suggest draws; a conditional space, or one with a pchoice, runs the compiled graph."""
+    domain = Domain(lambda _: 0.0, flat_space() if space == "flat" else SPACES[space]())
+    sampler = RandomSampler(domain)
+    assert (sampler.draws is not None) == direct
+    for seed in range(200):
+        assert repr(sampler.vals(seed, seed)) == repr(theirs(domain, seed, seed))
