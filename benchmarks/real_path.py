@@ -179,6 +179,15 @@ def stack(
             out.close()
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux ``/proc``; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Run:
     per_trial_ms: float
@@ -187,19 +196,27 @@ class Run:
     """Trials over the span from the first start to the last finish."""
     e2e_ms: float
     """Submit to the API's ``completed``, per trial."""
+    worker_cpu_ms: float | None = None
+    """CPU time (user + system) the worker processes spent per trial, submit to done: what a trial
+    costs whatever else the machine runs (a shared machine stretches the wall times, not this)."""
 
 
 def measure(s: Stack, doc: dict[str, Any], skip: int = 0) -> Run:
     """Submit ``doc`` over REST (or, with ``skip``, take the running imported search ``doc['id']``),
     wait for the API's ``completed``, and time its trials from number ``skip`` on."""
+    cpu0 = [cpu_seconds(p.pid) for p in s.procs[1:]]
     t0 = time.perf_counter()
     search_id = doc["id"] if skip else s.submit(doc)
     t1 = s.wait_done(search_id)
+    cpu1 = [cpu_seconds(p.pid) for p in s.procs[1:]]
     stamps = sorted(s.stamps(search_id)[skip:], key=lambda p: p[1])
     n = len(stamps)
     gaps = [b[1] - a[1] for a, b in itertools.pairwise(stamps)]
     span = stamps[-1][1] - min(p[0] for p in stamps)
-    return Run(statistics.median(gaps) * 1e3, n / span, (t1 - t0) / n * 1e3)
+    cpu = None
+    if None not in cpu0 and None not in cpu1:
+        cpu = sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / n * 1e3  # type: ignore[operator]
+    return Run(statistics.median(gaps) * 1e3, n / span, (t1 - t0) / n * 1e3, cpu)
 
 
 def tpe_bundle(finished: int, more: int, rng_seed: int = 0) -> dict[str, Any]:

@@ -4,7 +4,9 @@ The engine keeps, per search and per process, the compiled hyperopt ``Domain`` a
 document per stored trial. On each ask it reads only ``(id, version, state)`` of the search's trials and
 re-decodes the trials whose version changed, then hands the documents to hyperopt with
 ``trials_from_docs(validate=False)``: history is never reloaded and re-validated in full (at 1,000
-trials that alone costs ~100 ms). Random search needs no history and reads none.
+trials that alone costs ~100 ms). Random search needs no history and reads none; its draws are
+``rand.suggest``'s, made by :class:`~hyperhive.rand_fast.RandomSampler` (the same values, without
+hyperopt's graph interpreter per call).
 
 Running trials are passed to hyperopt as running jobs with their sampled values and no loss; TPE counts
 them as observed with infinite loss (a constant liar), and :class:`~hyperhive.tpe_parallel.ParallelTPE`
@@ -34,6 +36,7 @@ from hyperopt.base import (
 )
 
 from hyperhive.models import Search, Trial, TrialState
+from hyperhive.rand_fast import RandomSampler
 from hyperhive.tpe_fast import FastTPE
 from hyperhive.tpe_parallel import ParallelTPE, near_duplicate
 
@@ -115,6 +118,8 @@ class _SearchCache:
     domain: Domain
     algorithm: Algorithm
     needs_history: bool
+    sampler: RandomSampler | None = None
+    """Random search's sampler (``rand.suggest``'s draws without its interpreter), else None."""
     cursor: Any = None
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # by trial number (hyperopt tid)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -144,8 +149,18 @@ class Engine:
                     algorithm=make_algorithm(spec.algorithm, dict(spec.algorithm_options)),
                     needs_history=spec.algorithm != "random",
                 )
+                if spec.algorithm == "random":
+                    cached.sampler = RandomSampler(cached.domain)
                 self._cache[key] = cached
             return cached
+
+    def history_free(self, search: Search) -> bool:
+        """Whether :meth:`suggest` for ``search`` reads no other trial (random search): its suggestion
+        depends only on the slot's number and seed (see ``Store._history_free``)."""
+        try:
+            return not self._search_cache(search).needs_history
+        except Exception:  # a document that no longer compiles: suggest() reports it, the slow way
+            return False
 
     def forget(self, search_id: str) -> None:
         """Drop what is cached for a search (it was deleted)."""
@@ -195,9 +210,14 @@ class Engine:
 
         cache = self._search_cache(search)
         with cache.lock:
-            trials = self._refresh(cache, feed, search.id) if cache.needs_history else Trials()
-            new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
-        vals = {k: [_plain(x) for x in v] for k, v in new_docs[0]["misc"]["vals"].items()}
+            if cache.sampler is not None:
+                drawn = cache.sampler.vals(trial.number, int(trial.seed))
+            else:
+                trials = self._refresh(cache, feed, search.id) if cache.needs_history else Trials()
+                drawn = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))[0]["misc"][
+                    "vals"
+                ]
+        vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
         point = {k: v[0] for k, v in vals.items() if v}
         config = config_from_vals(cache.space, point)
         return vals, config

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from hyperopt import hp, pyll
-from hyperopt.pyll import Apply, Literal
+from hyperopt.pyll import Apply, Literal, scope
 from hyperopt.pyll.stochastic import sample as pyll_sample
 
 from .distributions import Number
@@ -209,7 +209,7 @@ def _active_vals(space: Any, vals: dict[str, Any]) -> dict[str, Any]:
 
     Raises ValueError naming every missing label (or the first bad value).
     """
-    root = pyll.as_apply(space)
+    root = _evaluation_plan(space)[0]
     fixed = dict(vals)
     missing: list[str] = []
     stack: list[Apply] = [root]
@@ -257,7 +257,36 @@ def config_from_vals(space: Any, vals: Mapping[str, Any]) -> dict[str, Any]:
     fixed = _active_vals(space, _normalise_vals(vals))
     root, params = _evaluation_plan(space)
     memo = {node: fixed[label] for node, label in params if label in fixed}
-    return to_builtin(pyll.rec_eval(root, memo=memo))
+    try:
+        value = _evaluate(root, memo)
+    except RecursionError:  # a graph deeper than Python's stack: hyperopt's own loop
+        value = pyll.rec_eval(root, memo=memo)
+    return to_builtin(value)
+
+
+def _evaluate(node: Apply, memo: dict[Apply, Any]) -> Any:
+    """``pyll.rec_eval(node, memo=memo)`` for a space with its parameters in ``memo``: the same node
+    functions on the same values, a ``switch`` evaluating only its chosen option, without rec_eval's
+    per-call graph walk (a sort and a client table of the whole graph: most of a suggestion's cost)."""
+    if node in memo:
+        return memo[node]
+    if isinstance(node, Literal):
+        value = node.obj
+    elif node.name == "switch":
+        index = _evaluate(node.pos_args[0], memo)
+        if isinstance(index, np.ndarray):
+            index = index.item()
+        if not isinstance(index, int | np.integer) or index < 0:
+            raise ValueError(f"switch index must be an integer >= 0, got {index!r}")
+        value = _evaluate(node.pos_args[int(index) + 1], memo)
+    else:
+        args = [_evaluate(a, memo) for a in node.pos_args]
+        kwargs = {k: _evaluate(v, memo) for k, v in node.named_args}
+        value = scope._impls[node.name](*args, **kwargs)
+        if isinstance(value, Apply):  # as rec_eval: a node that returns an expression has it evaluated
+            value = pyll.rec_eval(value, memo=memo)
+    memo[node] = value
+    return value
 
 
 _PLANS: dict[int, tuple[Any, Apply, list[tuple[Apply, str]]]] = {}

@@ -5,7 +5,10 @@ Loop (:meth:`Worker.work`)
     register -> [stop requested? -> exit] -> [max trials reached? -> exit] -> ``claim`` ->
     nothing: idle (sleep with backoff up to ``idle_max_sleep``; ``burst``: exit; ``idle_exit`` seconds
     idle: exit; ``search_id`` given and that search is final: exit) | a trial: run it while a heartbeat
-    thread renews its lease, report, loop. Nothing else happens per trial: the claim marks the worker
+    thread renews its lease, report, loop. Unless it is stopping or at ``max_trials``, the worker reports
+    and claims its next trial in one store call (``Store.report_and_claim``: one SQLite transaction for
+    a random search); a refused report claims nothing. Nothing else happens per trial: the claim marks
+    the worker
     busy in the store, one heartbeat thread serves every trial, the search is read once, and a trial
     done in under :data:`QUICK_TRIAL_SECONDS` is logged at DEBUG (an INFO line sums them up every
     :data:`QUICK_SUMMARY_SECONDS`); failed, pruned and longer trials get their INFO line.
@@ -131,6 +134,13 @@ class WorkerOptions:
 
 class _StoreLost(Exception):
     pass
+
+
+class _Unclaimed:
+    """No claim made yet for the next trial (unlike ``None``: a claim that found no work)."""
+
+
+UNCLAIMED = _Unclaimed()
 
 
 class _Stopping(Exception):
@@ -473,19 +483,25 @@ class Worker:
         opts = self.options
         idle_since: float | None = None
         sleep = 0.05
+        claimed: Trial | _Unclaimed | None = UNCLAIMED
         while True:
-            if self._stop_requested:
-                return ExitReason.STOP_REQUESTED
-            if opts.max_trials is not None and self.trials_run >= opts.max_trials:
-                return ExitReason.MAX_TRIALS
-            t0 = time.perf_counter()
-            trial = self._with_store(
-                lambda: self.store.claim(
-                    self.id, opts.lease_seconds, search_id=opts.search_id, allow_code=opts.allow_code
-                ),
-                "claim",
-            )
-            claim_s = time.perf_counter() - t0
+            if isinstance(claimed, _Unclaimed):
+                if self._stop_requested:
+                    return ExitReason.STOP_REQUESTED
+                if opts.max_trials is not None and self.trials_run >= opts.max_trials:
+                    return ExitReason.MAX_TRIALS
+                t0 = time.perf_counter()
+                trial = self._with_store(
+                    lambda: self.store.claim(
+                        self.id, opts.lease_seconds, search_id=opts.search_id, allow_code=opts.allow_code
+                    ),
+                    "claim",
+                )
+                claim_s = time.perf_counter() - t0
+            else:  # claimed with the previous trial's report (a stop since then hands it back in _run)
+                trial, claim_s, claimed = claimed, 0.0, UNCLAIMED
+                if trial is None and self._stop_requested:
+                    return ExitReason.STOP_REQUESTED
             if trial is None:
                 now = time.monotonic()
                 idle_since = idle_since if idle_since is not None else now
@@ -511,7 +527,7 @@ class Worker:
             if trial.state.is_final:  # the suggestion failed and the store already reported it
                 self.log.warning("trial %s failed at claim: %s", trial.id, trial.error)
                 continue
-            self._run(trial, claim_s)
+            claimed = self._run(trial, claim_s)
 
     def _search_is_final(self, search_id: str) -> bool:
         try:
@@ -520,8 +536,9 @@ class Worker:
             return True
         return search.status.is_final
 
-    def _run(self, trial: Trial, claim_s: float) -> None:
-        """Run one claimed trial and report (or hand back, or drop) it."""
+    def _run(self, trial: Trial, claim_s: float) -> Trial | _Unclaimed | None:
+        """Run one claimed trial and report (or hand back, or drop) it. Returns the next trial when
+        the report claimed it (None: there was no work), else :data:`UNCLAIMED`."""
         assert trial.lease_token is not None
         token = trial.lease_token
         control = TrialControl()
@@ -529,12 +546,12 @@ class Worker:
         if self._stop_requested:  # a signal arrived during the claim
             control.stop(StopReason.SHUTDOWN)
             self._hand_back(trial)
-            return
+            return UNCLAIMED
         try:
             search = self._search(trial.search_id)
         except NotFound:  # deleted between our claim and this read: nothing to run, nothing to report
             self.log.warning("search %s was deleted; dropping trial %s", trial.search_id, trial.id)
-            return
+            return UNCLAIMED
         label = f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
         heartbeat = Heartbeat(
             self.store,
@@ -560,9 +577,14 @@ class Worker:
                 self._hand_back(trial)
             else:
                 self.log.info("%s stopped: %s; nothing reported", label, reason)
-            return
+            return UNCLAIMED
         t1 = time.perf_counter()
-        reported = self._report(trial, token, result)
+        opts = self.options
+        claimed: Trial | _Unclaimed | None = UNCLAIMED
+        if not self._stop_requested and (opts.max_trials is None or self.trials_run < opts.max_trials):
+            reported, claimed = self._report_and_claim(trial, token, result)
+        else:
+            reported = self._report(trial, token, result)
         report_s = time.perf_counter() - t1
         timings = result.info.get("timings", {})
         fit_s = float(timings.get("fit", 0.0))
@@ -583,6 +605,7 @@ class Worker:
                 self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
             if reported.info.get("error_kind") == "search":
                 self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
+        return claimed
 
     def _quick_done(self, *, flush: bool = False) -> None:
         """Count a quick trial done (``flush``: none, say what was counted); one INFO line per
@@ -613,6 +636,32 @@ class Worker:
             self.log.info("trial %s not handed back: %s", trial.id, exc)
         except _Stopping:
             self.log.warning("trial %s not handed back (store unreachable); its lease will expire", trial.id)
+
+    def _report_and_claim(
+        self, trial: Trial, token: str, result: TrialResult
+    ) -> tuple[Trial | None, Trial | _Unclaimed | None]:
+        """Report and claim the next trial in one store call (see ``Store.report_and_claim``); a report
+        the store refuses claims nothing (the loop claims as usual)."""
+        opts = self.options
+        try:
+            return self._with_store(
+                lambda: self.store.report_and_claim(
+                    trial.id,
+                    token,
+                    result,
+                    self.id,
+                    opts.lease_seconds,
+                    search_id=opts.search_id,
+                    allow_code=opts.allow_code,
+                ),
+                "report",
+                finish=True,
+            )
+        except (LeaseLost, NotFound) as exc:
+            self.log.warning("trial %s result dropped: %s", trial.id, exc)
+        except _Stopping:
+            self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)
+        return None, UNCLAIMED
 
     def _report(self, trial: Trial, token: str, result: TrialResult) -> Trial | None:
         try:

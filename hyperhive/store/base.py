@@ -89,7 +89,10 @@ Reports (atomic, idempotent)
     ``metrics[objective_metric]``; missing or non-finite turns ``done`` into ``failed``), ``loss`` (what
     hyperopt minimises), updates the search's counts, best trial and status in the same atomic step.
     Repeating a report with the same token after it was accepted returns the stored trial unchanged and
-    counts nothing twice. Any other stale token raises :class:`~hyperhive.errors.LeaseLost`.
+    counts nothing twice. Any other stale token raises :class:`~hyperhive.errors.LeaseLost`. The
+    trial ``report`` returns is the trial as stored (what :meth:`~Store.get_trial` reads next).
+    ``report_and_claim`` reports and then claims the next trial by the claim's rules (a worker going
+    straight on to another trial); a refused report raises and claims nothing.
 
 Concurrency
     A store object may be used from several threads (the worker's heartbeat thread) and several
@@ -278,6 +281,26 @@ def reported_again(trial: Trial, lease_token: str) -> Trial:
     if trial.info.get("reported_token") == hash_token(lease_token):
         return trial
     raise LeaseLost(f"trial {trial.id} is already {trial.state}")
+
+
+def finished(trial: Trial, outcome: Outcome, now: float) -> Trial:
+    """``trial`` (running, as read before the write) as a backend's finishing write leaves it: what
+    :meth:`Store.report` returns without reading the trial back."""
+    return replace(
+        trial,
+        state=outcome.state,
+        value=outcome.value,
+        loss=outcome.loss,
+        metrics=outcome.metrics,
+        history=trial.history if outcome.history is None else outcome.history,
+        error=outcome.error,
+        info={**trial.info, **outcome.info},
+        lease_token=None,
+        lease_expires_at=None,
+        finished_at=now,
+        updated_at=now,
+        version=trial.version + 1,
+    )
 
 
 def report_outcome(search: Search, lease_token: str, result: TrialResult) -> Outcome:
@@ -592,6 +615,40 @@ class Store(abc.ABC):
         if result.state not in REPORTABLE_TRIAL_STATES:
             raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
         return self._report(trial_id, lease_token, result)
+
+    def report_and_claim(
+        self,
+        trial_id: str,
+        lease_token: str,
+        result: TrialResult,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        search_id: str | None = None,
+        allow_code: bool = False,
+    ) -> tuple[Trial, Trial | None]:
+        """:meth:`report` our trial, then :meth:`claim` the next one (for any search, by the claim's
+        rules: queued trials first, then the fairest search's next slot; ``search_id`` and
+        ``allow_code`` as in :meth:`claim`): what a worker does between two trials, as one call.
+        Returns ``(the reported trial, the claimed one or None)``.
+
+        A report the store refuses (:class:`LeaseLost`: a stale token, a trial cancelled with its
+        search; :class:`NotFound`; :class:`ValueError`) raises and claims nothing. A report repeated with
+        the same token (its answer was lost) is counted once and the claim goes ahead, so the call may be
+        retried whole after :class:`~hyperhive.errors.StoreUnavailable`. This default makes the two
+        calls; a backend may do both in one atomic step (SQLite: one write transaction when the next
+        suggestion does not read the search's history)."""
+        reported = self.report(trial_id, lease_token, result)
+        claimed = self.claim(worker_id, lease_seconds, search_id=search_id, allow_code=allow_code)
+        return reported, claimed
+
+    def _history_free(self, search: Search) -> bool:
+        """Whether the policy's suggestion for ``search`` depends only on the search and the slot (its
+        number and seed), never on other trials (random search): then it can be made before the
+        previous trial's report lands, or inside a write transaction. A suggester says so with a
+        ``history_free(search)`` method; one without it is taken to read the history."""
+        check = getattr(self.policy.suggester, "history_free", None)
+        return bool(check(search)) if check is not None else False
 
     def _report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Read the trial and its search, then :meth:`_finish_trial`; a backend may do it all in one

@@ -1,6 +1,7 @@
 """The embedded store: one SQLite file, shared safely by the API server and many worker processes.
 
-WAL journal, ``synchronous=NORMAL``, one connection per thread. Every write is one ``BEGIN IMMEDIATE``
+WAL journal, ``synchronous=NORMAL``, one connection per thread, WAL checkpoints from a background
+thread (:mod:`hyperhive.store.sqlite_checkpoint`). Every write is one ``BEGIN IMMEDIATE``
 transaction, so a writer takes the write lock before reading what it will change (no lock upgrades, no
 ``SQLITE_BUSY`` deadlocks between readers turned writers); a writer that finds the lock held waits
 (``busy_timeout``) and retries with backoff instead of failing with "database is locked".
@@ -21,6 +22,8 @@ from typing import Any
 
 from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from hyperhive.models import (
+    DEFAULT_LEASE_SECONDS,
+    REPORTABLE_TRIAL_STATES,
     DatasetInfo,
     Search,
     SearchStatus,
@@ -39,6 +42,7 @@ from hyperhive.store.base import (
     Store,
     epoch_gap,
     extend_refused,
+    finished,
     new_id,
     new_lease_token,
     report_outcome,
@@ -51,6 +55,7 @@ from hyperhive.store.base import (
 from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
 from hyperhive.store.rows import TrialHead, TrialRow
 from hyperhive.store.rules import Finished, search_error_message, settle
+from hyperhive.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS searches (
@@ -200,6 +205,10 @@ _BRIEF_COLUMNS = (
 """What :meth:`SQLiteStore.list_trials_brief` reads, in this order."""
 
 
+_DOCUMENTS_KEPT = 64
+"""How many searches' decoded documents :meth:`SQLiteStore._own_search` keeps."""
+_EXPIRED = "SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < ?"
+"""Running trials whose lease expired before ``?``."""
 _PROPOSALS = 3
 """How many suggestions one claim may make for slots that other claimers take first."""
 _CHEAP_PROPOSAL_SECONDS = 0.005
@@ -237,6 +246,9 @@ class SQLiteStore(Store):
         self._all_conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
         """Every open connection with the thread it belongs to (connections are per thread)."""
         self._conns_lock = threading.Lock()
+        self._checkpointer = Checkpointer(self._conn)
+        self._documents: dict[tuple[str, float], tuple[str, Any]] = {}
+        """Decoded search documents for :meth:`_own_search`, by (id, created_at)."""
         try:
             create_private_file(self.path)  # 0600 in a 0700 folder if new; SQLite gives WAL/SHM the same mode
         except OSError as exc:
@@ -270,6 +282,9 @@ class SQLiteStore(Store):
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.execute("PRAGMA foreign_keys=ON")
                 conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+                conn.execute(
+                    f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}"
+                )  # the checkpointer's backstop
             except sqlite3.Error as exc:
                 raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
             self._local.conn = conn
@@ -338,6 +353,7 @@ class SQLiteStore(Store):
             raise failure from exc
         else:
             self._retry(lambda: conn.execute("COMMIT"))
+            self._checkpointer.committed()
 
     def _read(self, sql: str, args: Iterable[Any] = ()) -> list[sqlite3.Row]:
         conn = self._conn()
@@ -345,6 +361,7 @@ class SQLiteStore(Store):
         return rows
 
     def close(self) -> None:
+        self._checkpointer.close()
         with self._conns_lock:
             for _, conn in self._all_conns:
                 with suppress(sqlite3.Error):
@@ -405,11 +422,27 @@ class SQLiteStore(Store):
             raise NotFound("trial", trial_id)
         return self._trial(row)
 
-    def _get_search_in(self, conn: sqlite3.Connection, search_id: str) -> Search:
+    def _get_search_in(self, conn: sqlite3.Connection, search_id: str, *, own_use: bool = False) -> Search:
         row = conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
         if row is None:
             raise NotFound("search", search_id)
-        return self._search(row)
+        return self._own_search(row) if own_use else self._search(row)
+
+    def _own_search(self, row: sqlite3.Row) -> Search:
+        """The search of ``row`` for the store's own reading (a report's outcome and settlement, the
+        policy's suggestion): its document decoded once per process and shared between such reads
+        (a search's document never changes; callers of :meth:`get_search` get their own copy)."""
+        key = (row["id"], row["created_at"])
+        raw = row["document"]
+        cached = self._documents.get(key)
+        if cached is None or cached[0] != raw:
+            if len(self._documents) >= _DOCUMENTS_KEPT:
+                self._documents.pop(next(iter(self._documents)), None)
+            cached = self._documents[key] = (raw, json.loads(raw))
+        d = dict(row)
+        d["document"] = cached[1]
+        d["counts"] = {s.value: d[col] for s, col in _COUNT_COLUMNS.items()}
+        return search_from_dict(d)
 
     # ------------------------------------------------------------------ searches
     def _insert_search(self, search: Search) -> None:
@@ -542,35 +575,52 @@ class SQLiteStore(Store):
         *,
         allow_code: bool = True,
     ) -> Trial | None:
+        sql, args = self._queued_query(search_id, allow_code)
+        if not self._read(sql, args):  # cheap read first: most claims find no queued trial
+            return None
+        with self._write() as conn:
+            return self._claim_queued_in(conn, sql, args, worker_id, lease_seconds, now)
+
+    @staticmethod
+    def _queued_query(search_id: str | None, allow_code: bool) -> tuple[str, list[Any]]:
+        """The oldest queued trial of a runnable search."""
         only = " AND t.search_id = ?" if search_id else ""
         if not allow_code:
             only += " AND s.code = 0"
-        args = [search_id] if search_id else []
         sql = (
             "SELECT t.id FROM trials t JOIN searches s ON s.id = t.search_id"
             f" WHERE t.state = 'queued' AND s.{_RUNNABLE}{only} ORDER BY t.updated_at, t.number LIMIT 1"
         )
-        if not self._read(sql, args):  # cheap read first: most claims find no queued trial
+        return sql, [search_id] if search_id else []
+
+    def _claim_queued_in(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        args: list[Any],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+    ) -> Trial | None:
+        """The queued trial of ``sql`` (:meth:`_queued_query`) made ours, inside a write transaction."""
+        row = conn.execute(sql, args).fetchone()
+        if row is None:
             return None
-        with self._write() as conn:
-            row = conn.execute(sql, args).fetchone()
-            if row is None:
-                return None
-            token = new_lease_token()
-            conn.execute(
-                "UPDATE trials SET state = 'running', worker_id = ?, lease_token = ?, lease_expires_at = ?,"
-                " attempts = attempts + 1, started_at = ?, updated_at = ?, version = version + 1"
-                " WHERE id = ?",
-                (worker_id, token, now + lease_seconds, now, now, row["id"]),
-            )
-            trial = self._get_trial_in(conn, row["id"])
-            conn.execute(
-                "UPDATE searches SET n_queued = n_queued - 1, n_running = n_running + 1,"
-                " last_claim_at = ?, updated_at = ? WHERE id = ?",
-                (now, now, trial.search_id),
-            )
-            self._busy_in(conn, worker_id, trial.id, now)
-            return trial
+        token = new_lease_token()
+        conn.execute(
+            "UPDATE trials SET state = 'running', worker_id = ?, lease_token = ?, lease_expires_at = ?,"
+            " attempts = attempts + 1, started_at = ?, updated_at = ?, version = version + 1"
+            " WHERE id = ?",
+            (worker_id, token, now + lease_seconds, now, now, row["id"]),
+        )
+        trial = self._get_trial_in(conn, row["id"])
+        conn.execute(
+            "UPDATE searches SET n_queued = n_queued - 1, n_running = n_running + 1,"
+            " last_claim_at = ?, updated_at = ? WHERE id = ?",
+            (now, now, trial.search_id),
+        )
+        self._busy_in(conn, worker_id, trial.id, now)
+        return trial
 
     def _claim_new_slot(
         self,
@@ -655,41 +705,67 @@ class SQLiteStore(Store):
         (``or_without``) or nothing taken and :data:`_MISSED` returned. None: no slot. A proposal for
         the slot that ``clash``es with a trial in flight is not used: nothing is taken (:data:`_MISSED`)."""
         with self._write() as conn:
-            row = conn.execute(sql, args).fetchone()
-            if row is None:
-                return None
-            number = int(row["total"])
-            vals = config = None
-            if proposal is not None and proposal[0] == (row["id"], number):
-                if clash is not None and self._clashes_in(conn, row["id"], None, proposal[1], clash):
-                    return _MISSED
-                vals, config = proposal[1], proposal[2]
-            elif proposal is not None and not or_without:
+            return self._take_slot_in(
+                conn, sql, args, worker_id, lease_seconds, now, proposal, or_without=or_without, clash=clash
+            )
+
+    def _take_slot_in(
+        self,
+        conn: sqlite3.Connection,
+        sql: str,
+        args: list[Any],
+        worker_id: str,
+        lease_seconds: float,
+        now: float,
+        proposal: tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None,
+        *,
+        or_without: bool = True,
+        suggest_here: bool = False,
+        clash: InFlightRule | None = None,
+    ) -> Any:
+        """:meth:`_take_slot` inside a write transaction. ``suggest_here``: a slot the proposal was not
+        made for gets its suggestion now, inside the transaction, when it reads no history (a random
+        search's costs well under a millisecond; one that raises leaves the trial config-less, and
+        :meth:`claim`'s suggestion then fails it)."""
+        row = conn.execute(sql, args).fetchone()
+        if row is None:
+            return None
+        number = int(row["total"])
+        vals = config = None
+        if proposal is not None and proposal[0] == (row["id"], number):
+            if clash is not None and self._clashes_in(conn, row["id"], None, proposal[1], clash):
                 return _MISSED
-            trial = Trial(
-                id=new_id(),
-                search_id=row["id"],
-                number=number,
-                state=TrialState.RUNNING,
-                config=config,
-                vals=vals,
-                seed=trial_seed(int(row["seed"]), number),
-                created_at=now,
-                updated_at=now,
-                worker_id=worker_id,
-                lease_token=new_lease_token(),
-                lease_expires_at=now + lease_seconds,
-                attempts=1,
-                started_at=now,
-            )
-            self._insert_trial_in(conn, trial)
-            conn.execute(
-                "UPDATE searches SET n_running = n_running + 1, status = 'running',"
-                " started_at = COALESCE(started_at, ?), last_claim_at = ?, updated_at = ? WHERE id = ?",
-                (now, now, now, trial.search_id),
-            )
-            self._busy_in(conn, worker_id, trial.id, now)
-            return trial
+            vals, config = proposal[1], proposal[2]
+        elif proposal is not None and not or_without:
+            return _MISSED
+        elif suggest_here and self._history_free(self._search(row)):
+            made, _ = self._propose(row)
+            if made is not None:
+                vals, config = made[1], made[2]
+        trial = Trial(
+            id=new_id(),
+            search_id=row["id"],
+            number=number,
+            state=TrialState.RUNNING,
+            config=config,
+            vals=vals,
+            seed=trial_seed(int(row["seed"]), number),
+            created_at=now,
+            updated_at=now,
+            worker_id=worker_id,
+            lease_token=new_lease_token(),
+            lease_expires_at=now + lease_seconds,
+            attempts=1,
+            started_at=now,
+        )
+        self._insert_trial_in(conn, trial)
+        conn.execute(
+            "UPDATE searches SET n_running = n_running + 1, status = 'running',"
+            " started_at = COALESCE(started_at, ?), last_claim_at = ?, updated_at = ? WHERE id = ?",
+            (now, now, now, trial.search_id),
+        )
+        self._busy_in(conn, worker_id, trial.id, now)
+        return trial
 
     def _propose(
         self, row: sqlite3.Row
@@ -699,7 +775,7 @@ class SQLiteStore(Store):
         without a config and suggests again, failing the trial if the suggestion still raises); and the
         policy's rule against trials in flight for the search."""
         number = int(row["total"])
-        search = self._search(row)  # the extra column is ignored
+        search = self._own_search(row)  # the extra column is ignored
         slot = Trial(
             id="",
             search_id=search.id,
@@ -759,9 +835,10 @@ class SQLiteStore(Store):
                 t.id, t.search_id, t.number, str(t.state),
                 None if t.config is None else _dumps(t.config),
                 None if t.vals is None else _dumps(t.vals),
-                t.seed, t.created_at, t.updated_at, t.value, t.loss, _dumps(t.metrics), _dumps(t.history),
+                t.seed, t.created_at, t.updated_at, t.value, t.loss,
+                _dumps(t.metrics) if t.metrics else "{}", _dumps(t.history) if t.history else "[]",
                 t.error, t.worker_id, t.lease_token, t.lease_expires_at, t.attempts, t.started_at,
-                t.finished_at, _dumps(t.info), t.version,
+                t.finished_at, _dumps(t.info) if t.info else "{}", t.version,
             ),
         )  # fmt: skip
 
@@ -884,14 +961,75 @@ class SQLiteStore(Store):
         computed and written, the search settled."""
         now = self.clock()
         with self._write() as conn:
-            trial = self._get_trial_in(conn, trial_id)
-            if trial.state.is_final:
-                return reported_again(trial, lease_token)
-            if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
-                raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
-            search = self._get_search_in(conn, trial.search_id)
-            self._finish_in(conn, trial, report_outcome(search, lease_token, result), now, search)
-            return self._get_trial_in(conn, trial_id)
+            return self._report_in(conn, trial_id, lease_token, result, now)
+
+    def _report_in(
+        self, conn: sqlite3.Connection, trial_id: str, lease_token: str, result: TrialResult, now: float
+    ) -> Trial:
+        """:meth:`_report` inside a write transaction; the trial returned is built from what was read
+        and written (:func:`~hyperhive.store.base.finished`), not read back."""
+        trial = self._get_trial_in(conn, trial_id)
+        if trial.state.is_final:
+            return reported_again(trial, lease_token)
+        if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
+            raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
+        search = self._get_search_in(conn, trial.search_id, own_use=True)
+        outcome = report_outcome(search, lease_token, result)
+        self._finish_in(conn, trial, outcome, now, search)
+        return finished(trial, outcome, now)
+
+    def report_and_claim(
+        self,
+        trial_id: str,
+        lease_token: str,
+        result: TrialResult,
+        worker_id: str,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
+        *,
+        search_id: str | None = None,
+        allow_code: bool = False,
+    ) -> tuple[Trial, Trial | None]:
+        """The report and the next claim in ONE write transaction (the report, the lease sweep, a queued
+        trial or the fairest search's next slot, the worker row), when the next slot's suggestion reads
+        no history: it is made before the transaction for the slot the fairest search offers now (our
+        trial still counted running) and saved with the trial when that slot is the one taken; another
+        slot of a history-free search gets its suggestion inside the transaction, one of a search whose
+        suggestion reads the history is inserted config-less and suggested for afterwards, as in
+        :meth:`claim`. When the fairest search's suggestion reads the history (TPE), the report and
+        the claim are made one after the other (the base class): its suggestion must see the result."""
+        if result.state not in REPORTABLE_TRIAL_STATES:
+            raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+        slot_sql, slot_args = self._slot_query(search_id, allow_code)
+        rows = self._read(slot_sql, slot_args)
+        proposal = None
+        if rows:
+            if not self._history_free(self._own_search(rows[0])):
+                return super().report_and_claim(
+                    trial_id,
+                    lease_token,
+                    result,
+                    worker_id,
+                    lease_seconds,
+                    search_id=search_id,
+                    allow_code=allow_code,
+                )
+            proposal, _ = self._propose(rows[0])  # history-free: no rule against trials in flight
+        queued_sql, queued_args = self._queued_query(search_id, allow_code)
+        now = self.clock()
+        with self._write() as conn:
+            reported = self._report_in(conn, trial_id, lease_token, result, now)
+            self._requeue_expired_in(conn, now)
+            claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
+            if claimed is None:
+                claimed = self._take_slot_in(
+                    conn, slot_sql, slot_args, worker_id, lease_seconds, now, proposal, suggest_here=True
+                )
+        if claimed is not None and claimed.config is None:
+            try:
+                claimed = self._suggest_for(claimed)
+            except (LeaseLost, NotFound):  # lost while suggesting: claim another one
+                claimed = self.claim(worker_id, lease_seconds, search_id=search_id, allow_code=allow_code)
+        return reported, claimed
 
     def _finish_trial(self, trial_id: str, lease_token: str, outcome: Outcome, now: float) -> Trial:
         with self._write() as conn:
@@ -926,30 +1064,33 @@ class SQLiteStore(Store):
 
     def requeue_expired(self) -> int:
         now = self.clock()
-        sql = "SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < ?"
-        if not self._read(sql + " LIMIT 1", (now,)):
+        if not self._read(_EXPIRED + " LIMIT 1", (now,)):
             return 0
-        changed = 0
         with self._write() as conn:
-            for row in conn.execute(sql + " ORDER BY lease_expires_at, number", (now,)).fetchall():
-                trial = self._get_trial_in(conn, row["id"])
-                if trial.state != TrialState.RUNNING:
-                    continue  # cancelled when an earlier trial of this sweep failed its search
-                search = self._get_search_in(conn, trial.search_id)
-                if trial.attempts <= search.max_retries:
-                    conn.execute(
-                        "UPDATE trials SET state = 'queued', worker_id = NULL, lease_token = NULL,"
-                        " lease_expires_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
-                        (now, trial.id),
-                    )
-                    conn.execute(
-                        "UPDATE searches SET n_running = n_running - 1, n_queued = n_queued + 1,"
-                        " updated_at = ? WHERE id = ?",
-                        (now, search.id),
-                    )
-                else:
-                    self._finish_in(conn, trial, worker_lost(trial, search.max_retries), now)
-                changed += 1
+            return self._requeue_expired_in(conn, now)
+
+    def _requeue_expired_in(self, conn: sqlite3.Connection, now: float) -> int:
+        """:meth:`requeue_expired` inside a write transaction."""
+        changed = 0
+        for row in conn.execute(_EXPIRED + " ORDER BY lease_expires_at, number", (now,)).fetchall():
+            trial = self._get_trial_in(conn, row["id"])
+            if trial.state != TrialState.RUNNING:
+                continue  # cancelled when an earlier trial of this sweep failed its search
+            search = self._get_search_in(conn, trial.search_id)
+            if trial.attempts <= search.max_retries:
+                conn.execute(
+                    "UPDATE trials SET state = 'queued', worker_id = NULL, lease_token = NULL,"
+                    " lease_expires_at = NULL, updated_at = ?, version = version + 1 WHERE id = ?",
+                    (now, trial.id),
+                )
+                conn.execute(
+                    "UPDATE searches SET n_running = n_running - 1, n_queued = n_queued + 1,"
+                    " updated_at = ? WHERE id = ?",
+                    (now, search.id),
+                )
+            else:
+                self._finish_in(conn, trial, worker_lost(trial, search.max_retries), now)
+            changed += 1
         return changed
 
     # ------------------------------------------------------------------ reading trials
