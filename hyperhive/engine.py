@@ -202,7 +202,11 @@ class Engine:
                     tpe.remove(t.number)
                 continue
             cache.docs[t.number] = doc
-            if tpe is not None:
+            if tpe is None:
+                continue
+            if doc["state"] == JOB_STATE_ERROR:  # not in hyperopt's Trials.trials: TPE never sees it
+                tpe.remove(t.number)
+            else:
                 in_flight = doc["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING)
                 tpe.set(t.number, doc["misc"]["vals"], _loss(doc), in_flight)
 

@@ -10,10 +10,11 @@ the trials that have it (in trial-id order, as ``miscs_to_idxs_vals`` gives them
 flight and the exact configurations of the trials that left flight (for
 :class:`~hyperhive.tpe_parallel.ParallelTPE`).
 
-Invalidation rule: :meth:`History.set` with a trial's new loss or state updates it in place (no
-rebuild); a trial that arrives with an id below the highest one held, a trial whose values change, or a
-trial removed (:meth:`History.remove`) marks the per-parameter observations stale, and the next read
-rebuilds them from the values held (in memory, no store read).
+Invalidation rule: :meth:`History.set` with a trial's new loss or state updates it in place; a new
+trial is inserted at its id's place (appended, in the usual case) and a removed one (failed, or
+cancelled before it ran: :meth:`History.remove`) deleted from its place; only a trial whose sampled
+values change marks the per-parameter observations stale, and the next read rebuilds them from the
+values held (in memory, no store read).
 """
 
 from __future__ import annotations
@@ -35,7 +36,10 @@ def exact_key(vals: Vals) -> ExactKey:
 
 
 class History:
-    """One search's trials as TPE reads them; ``labels`` are the space's parameter labels."""
+    """One search's trials as TPE reads them; ``labels`` are the space's parameter labels.
+
+    It holds the trials ``tpe.suggest`` reads from ``Trials.trials``: queued, running and finished
+    ones. A failed trial (hyperopt's ``JOB_STATE_ERROR``) is not among them: :meth:`remove` it."""
 
     def __init__(self, labels: list[str]) -> None:
         self.labels = list(labels)
@@ -44,13 +48,12 @@ class History:
     def clear(self) -> None:
         """Forget every trial."""
         self._tids: list[int] = []  # ascending
-        self._pos: dict[int, int] = {}
         self._losses: list[float] = []
         self._vals: list[Vals] = []
         self._in_flight: dict[int, Vals] = {}
         self.finished: set[ExactKey] = set()
-        """Exact configurations of the trials that were seen out of flight (finished or failed); kept
-        when such a trial runs again or is removed."""
+        """Exact configurations of the trials that were seen finished; kept when such a trial runs
+        again or is removed."""
         self._obs_tids: dict[str, list[int]] = {k: [] for k in self.labels}
         self._obs_vals: dict[str, list[Any]] = {k: [] for k in self.labels}
         self._obs_stale = False
@@ -61,45 +64,41 @@ class History:
     def __len__(self) -> int:
         return len(self._tids)
 
-    def __contains__(self, tid: object) -> bool:
-        return tid in self._pos
+    def _find(self, tid: int) -> tuple[int, bool]:
+        i = bisect.bisect_left(self._tids, tid)
+        return i, i < len(self._tids) and self._tids[i] == tid
 
-    def _check(self, tid: int, vals: Vals) -> None:
-        for label, v in vals.items():
-            if len(v) > 1:
-                raise ValueError(f"trial {tid}: more than one value for {label!r}")
+    def __contains__(self, tid: object) -> bool:
+        return isinstance(tid, int) and self._find(tid)[1]
 
     def set(self, tid: int, vals: Vals, loss: float | None, in_flight: bool) -> None:
-        """Add trial ``tid`` or update it: its sampled ``vals``, its ``loss`` (None or NaN-free float;
-        None counts as infinite, as in ``tpe.suggest``) and whether it is in flight (queued or running)."""
+        """Add trial ``tid`` or update it: its sampled ``vals``, its ``loss`` (None counts as infinite,
+        as in ``tpe.suggest``) and whether it is in flight (queued or running) or finished."""
         loss = math.inf if loss is None else float(loss)
-        pos = self._pos.get(tid)
-        if pos is None:
-            self._check(tid, vals)
-            if self._tids and tid < self._tids[-1]:
-                pos = bisect.bisect_left(self._tids, tid)
-                self._tids.insert(pos, tid)
-                self._losses.insert(pos, loss)
-                self._vals.insert(pos, vals)
-                self._pos = {t: i for i, t in enumerate(self._tids)}
-                self._obs_stale = True
-            else:
-                self._pos[tid] = len(self._tids)
-                self._tids.append(tid)
-                self._losses.append(loss)
-                self._vals.append(vals)
-                if not self._obs_stale:
-                    for label, v in vals.items():
-                        if v and label in self._obs_tids:
-                            self._obs_tids[label].append(tid)
-                            self._obs_vals[label].append(v[0])
-                            self._obs_arrays.pop(label, None)
+        pos, held = self._find(tid)
+        if not held:
+            for label, v in vals.items():
+                if len(v) > 1:
+                    raise ValueError(f"trial {tid}: more than one value for {label!r}")
+            self._tids.insert(pos, tid)
+            self._losses.insert(pos, loss)
+            self._vals.insert(pos, vals)
             self._tid_array = None
+            if not self._obs_stale:
+                for label, v in vals.items():
+                    if v and label in self._obs_tids:
+                        obs_tids = self._obs_tids[label]
+                        i = bisect.bisect_left(obs_tids, tid)
+                        obs_tids.insert(i, tid)
+                        self._obs_vals[label].insert(i, v[0])
+                        self._obs_arrays.pop(label, None)
         else:
             if vals is not self._vals[pos] and vals != self._vals[pos]:
-                self._check(tid, vals)
+                for label, v in vals.items():
+                    if len(v) > 1:
+                        raise ValueError(f"trial {tid}: more than one value for {label!r}")
                 self._vals[pos] = vals
-                self._obs_stale = True
+                self._obs_stale = True  # re-sampled: rebuilt on the next read
             self._losses[pos] = loss
         self._loss_array = None
         if in_flight:
@@ -116,15 +115,21 @@ class History:
         self._loss_array = None
 
     def remove(self, tid: int) -> None:
-        """Drop trial ``tid`` (e.g. cancelled before it ran); nothing if it is not held."""
-        pos = self._pos.pop(tid, None)
-        if pos is None:
+        """Drop trial ``tid`` (failed, or cancelled before it ran); nothing if it is not held."""
+        pos, held = self._find(tid)
+        if not held:
             return
+        vals = self._vals[pos]
         del self._tids[pos], self._losses[pos], self._vals[pos]
-        self._pos = {t: i for i, t in enumerate(self._tids)}
         self._in_flight.pop(tid, None)
-        self._obs_stale = True
         self._tid_array = self._loss_array = None
+        if not self._obs_stale:
+            for label, v in vals.items():
+                if v and label in self._obs_tids:
+                    obs_tids = self._obs_tids[label]
+                    i = bisect.bisect_left(obs_tids, tid)
+                    del obs_tids[i], self._obs_vals[label][i]
+                    self._obs_arrays.pop(label, None)
 
     def tids(self) -> np.ndarray:
         """The trial ids, ascending (int64)."""
