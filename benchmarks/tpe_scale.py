@@ -7,8 +7,9 @@ hyperopt's three on one ``Trials`` of ``n`` finished trials, Optuna on an in-mem
 finished trials with the same values (each ask is told FAIL, so the finished count stays ``n``).
 Samples are paired and interleaved (each round asks every implementation once, in rotating order), so
 all see the same machine load; the table shows medians and the median of the per-round ratios.
-"FastTPE + Trials" adds what the engine does per ask besides TPE: rebuilding ``Trials`` from its cached
-documents with ``trials_from_docs``.
+"FastTPE + Trials" adds rebuilding ``Trials`` from cached documents with ``trials_from_docs`` (what the
+engine did per ask before it kept a History); "FastTPE + History" is the engine's path now:
+``FastTPE.from_history`` on a :class:`~hyperhive.tpe_history.History` kept between asks.
 
 Run: ``nice .venv/bin/python benchmarks/tpe_scale.py`` (``--quick`` for a smoke run).
 """
@@ -29,6 +30,7 @@ from hyperopt.base import Domain
 
 from hyperhive.tpe import CachedTPE
 from hyperhive.tpe_fast import FastTPE
+from hyperhive.tpe_history import History
 
 SPACE = {
     "a": hp.uniform("a", 0, 1),
@@ -84,7 +86,10 @@ def latencies(n: int, repeats: int) -> dict[str, list[float]]:
     domain = Domain(lambda _: 0.0, SPACE)
     trials = hyperopt_trials(domain, n, np.random.default_rng(n))
     docs = list(trials.trials)
-    cached, fast, fast_engine = CachedTPE(), FastTPE(), FastTPE()
+    cached, fast, fast_engine, fast_history = CachedTPE(), FastTPE(), FastTPE(), FastTPE()
+    history = History(list(domain.params))
+    for doc in docs:
+        history.set(doc["tid"], doc["misc"]["vals"], doc["result"].get("loss"), in_flight=False)
 
     def engine_like(seed: int) -> Any:
         return fast_engine([n + 10], domain, trials_from_docs(docs, validate=False), seed)
@@ -94,6 +99,7 @@ def latencies(n: int, repeats: int) -> dict[str, list[float]]:
         "CachedTPE": lambda s: cached([n + 10], domain, trials, s),
         "FastTPE": lambda s: fast([n + 10], domain, trials, s),
         "FastTPE + Trials": engine_like,
+        "FastTPE + History": lambda s: fast_history.from_history([n + 10], domain, history, s),
         "Optuna TPE": optuna_asker(trials),
     }
     for ask in askers.values():  # warm-up: graphs, caches
@@ -116,8 +122,8 @@ def main() -> None:
     logging.getLogger("hyperopt").setLevel(logging.WARNING)
     sizes, repeats = ((100, 300), 5) if args.quick else ((100, 1000, 3000), args.repeats)
     print(f"python {sys.version.split()[0]}; medians of {repeats} paired, interleaved rounds, ms")
-    names = ["tpe.suggest", "CachedTPE", "FastTPE", "FastTPE + Trials", "Optuna TPE"]
-    header = ["finished trials", *names, "FastTPE/Optuna", "FastTPE+Trials/Optuna", "tpe.suggest/FastTPE"]
+    names = ["tpe.suggest", "CachedTPE", "FastTPE", "FastTPE + Trials", "FastTPE + History", "Optuna TPE"]
+    header = ["finished trials", *names, "FastTPE/Optuna", "History/Optuna", "tpe.suggest/FastTPE"]
     rows = []
     for n in sizes:
         s = latencies(n, repeats)
@@ -131,7 +137,7 @@ def main() -> None:
                 str(n),
                 *(f"{med[k]:.2f}" for k in names),
                 ratio("FastTPE", "Optuna TPE"),
-                ratio("FastTPE + Trials", "Optuna TPE"),
+                ratio("FastTPE + History", "Optuna TPE"),
                 ratio("tpe.suggest", "FastTPE"),
             ]
         )
