@@ -41,7 +41,7 @@ from hyperopt.base import (
 from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe_fast import FastTPE
 from hyperhive.tpe_history import History
-from hyperhive.tpe_parallel import ParallelTPE
+from hyperhive.tpe_parallel import ParallelTPE, near_duplicate
 
 if TYPE_CHECKING:
     from hyperhive.policy import TrialFeed
@@ -209,6 +209,20 @@ class Engine:
             else:
                 in_flight = doc["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING)
                 tpe.set(t.number, doc["misc"]["vals"], _loss(doc), in_flight)
+
+    def duplicates_in_flight(
+        self, search: Search, vals: dict[str, list[Any]], in_flight: list[dict[str, list[Any]]]
+    ) -> bool:
+        """Whether ``vals`` nearly duplicates one of the configurations ``in_flight`` by the rule
+        :class:`~hyperhive.tpe_parallel.ParallelTPE` avoids (TPE only; other algorithms never say so).
+        A store asks this inside the write that saves a suggestion made outside it, to catch a trial
+        that started meanwhile."""
+        cache = self._search_cache(search)
+        algorithm = cache.algorithm
+        if not isinstance(algorithm, ParallelTPE) or not in_flight:
+            return False
+        scales = algorithm.scales(cache.domain)
+        return any(near_duplicate(vals, other, scales) for other in in_flight)
 
     def suggest(
         self, feed: TrialFeed, search: Search, trial: Trial

@@ -633,6 +633,11 @@ class SQLiteStore(Store):
             vals = config = None
             if proposal is not None and proposal[0] == (row["id"], number):
                 vals, config = proposal[1], proposal[2]
+                if self._twin_in_flight(conn, self._search(row), vals):
+                    # a trial that started since the suggestion was made has (nearly) its config: made
+                    # again here, in the write lock, where every running trial is seen
+                    again = self._propose(row)
+                    vals, config = (None, None) if again is None else (again[1], again[2])
             elif proposal is not None and not or_without:
                 return _MISSED
             trial = Trial(
@@ -711,11 +716,35 @@ class SQLiteStore(Store):
             ),
         )  # fmt: skip
 
+    def _twin_in_flight(
+        self, conn: sqlite3.Connection, search: Search, vals: dict[str, list[Any]], trial_id: str = ""
+    ) -> bool:
+        """Whether a trial of ``search`` in flight (other than ``trial_id``) nearly duplicates ``vals`` by
+        the suggester's rule (``duplicates_in_flight``; TPE searches only): read in the caller's write
+        transaction, so it sees every trial that started since a suggestion made outside it."""
+        check = getattr(self.policy.suggester, "duplicates_in_flight", None)
+        if check is None or search.algorithm != "tpe":
+            return False
+        rows = conn.execute(
+            "SELECT id, vals FROM trials WHERE search_id = ? AND state IN ('running', 'queued')"
+            " AND vals IS NOT NULL AND id != ?",
+            (search.id, trial_id),
+        ).fetchall()
+        return bool(rows) and bool(check(search, vals, [_loads(r[1]) for r in rows]))
+
     def _set_suggestion(
         self, trial_id: str, lease_token: str, vals: dict[str, list[Any]], config: dict[str, Any]
     ) -> Trial:
         now = self.clock()
         with self._write() as conn:
+            trial = self._get_trial_in(conn, trial_id)
+            if trial.state == TrialState.RUNNING and trial.lease_token == lease_token:
+                search = self._get_search_in(conn, trial.search_id)
+                if self._twin_in_flight(conn, search, vals, trial_id):
+                    # another claim saved (nearly) this config since it was suggested: suggest again
+                    # in the write lock, which sees it (a suggestion that raises keeps the first one)
+                    with suppress(Exception):
+                        vals, config = self.policy.suggester.suggest(self, search, trial)
             n = conn.execute(
                 "UPDATE trials SET vals = ?, config = ?, updated_at = ?, version = version + 1"
                 " WHERE id = ? AND state = 'running' AND lease_token = ?",
