@@ -6,8 +6,9 @@ store's change feed (``trials_changed_since``: only the trials written since the
 trial document per stored trial (for random search, anneal and :meth:`Engine.history`), and for TPE a
 :class:`~hyperhive.tpe_history.History` (losses and per-parameter observations as arrays, appended to),
 from which :class:`~hyperhive.tpe_parallel.ParallelTPE` suggests without a ``Trials`` being built. A
-trial that changes state or loss is updated in place; one removed (cancelled before it ran), re-sampled
-or arriving out of number order makes the history rebuild its observations from memory.
+trial that changes state or loss is updated in place, a new one inserted at its number's place, one
+failed or cancelled before it ran removed from its place (hyperopt's TPE does not see failed trials); only
+a trial whose sampled values change makes the history rebuild its observations (from memory).
 
 Running trials are passed to hyperopt as running jobs with their sampled values and no loss; TPE counts
 them as observed with infinite loss (a constant liar), and :class:`~hyperhive.tpe_parallel.ParallelTPE`
