@@ -39,6 +39,7 @@ from hyperopt.base import (
     Domain,
 )
 
+from hyperhive import tpe_parallel
 from hyperhive.models import Search, Trial, TrialState
 from hyperhive.tpe_fast import FastTPE
 from hyperhive.tpe_history import History
@@ -160,12 +161,14 @@ class Engine:
         space = spec.space
         domain = Domain(_objective_placeholder, space)
         algorithm = make_algorithm(spec.algorithm, dict(spec.algorithm_options))
+        # by class, not by this module's ParallelTPE name (benchmarks/search_quality.py --before patches it)
+        tpe_like = isinstance(algorithm, FastTPE | tpe_parallel.ParallelTPE)
         fresh = _SearchCache(
             space=space,
             domain=domain,
             algorithm=algorithm,
             needs_history=spec.algorithm != "random",
-            tpe=History(list(domain.params)) if isinstance(algorithm, FastTPE | ParallelTPE) else None,
+            tpe=History(list(domain.params)) if tpe_like else None,
         )
         with self._lock:
             cached = self._cache.setdefault(key, fresh)  # another thread may have made it meanwhile
@@ -220,7 +223,7 @@ class Engine:
         that started meanwhile."""
         cache = self._search_cache(search)
         algorithm = cache.algorithm
-        if not isinstance(algorithm, ParallelTPE) or not in_flight:
+        if not isinstance(algorithm, tpe_parallel.ParallelTPE) or not in_flight:
             return False
         scales = algorithm.scales(cache.domain)
         return any(near_duplicate(vals, other, scales) for other in in_flight)
