@@ -7,8 +7,9 @@ hyperopt's three on one ``Trials`` of ``n`` finished trials, Optuna on an in-mem
 finished trials with the same values (each ask is told FAIL, so the finished count stays ``n``).
 Samples are paired and interleaved (each round asks every implementation once, in rotating order), so
 all see the same machine load; the table shows medians and the median of the per-round ratios.
-"FastTPE + Trials" adds what the engine does per ask besides TPE: rebuilding ``Trials`` from its cached
-documents with ``trials_from_docs``.
+"FastTPE + Trials" adds rebuilding ``Trials`` from cached documents with ``trials_from_docs`` (what the
+engine did per ask before it kept a History); "FastTPE + History" is the engine's path now:
+``FastTPE.from_history`` on a :class:`~hyperhive.tpe_history.History` kept between asks.
 
 Run: ``nice .venv/bin/python benchmarks/tpe_scale.py`` (``--quick`` for a smoke run).
 """
@@ -30,6 +31,7 @@ from hyperopt.base import Domain
 
 from hyperhive.tpe import CachedTPE
 from hyperhive.tpe_fast import FastTPE
+from hyperhive.tpe_history import History
 
 SPACE = {
     "a": hp.uniform("a", 0, 1),
@@ -85,7 +87,10 @@ def latencies(n: int, repeats: int) -> dict[str, list[float]]:
     domain = Domain(lambda _: 0.0, SPACE)
     trials = hyperopt_trials(domain, n, np.random.default_rng(n))
     docs = list(trials.trials)
-    cached, fast, fast_engine = CachedTPE(), FastTPE(), FastTPE()
+    cached, fast, fast_engine, fast_history = CachedTPE(), FastTPE(), FastTPE(), FastTPE()
+    history = History(list(domain.params))
+    for doc in docs:
+        history.set(doc["tid"], doc["misc"]["vals"], doc["result"].get("loss"), in_flight=False)
 
     def engine_like(seed: int) -> Any:
         return fast_engine([n + 10], domain, trials_from_docs(docs, validate=False), seed)
@@ -95,6 +100,7 @@ def latencies(n: int, repeats: int) -> dict[str, list[float]]:
         "CachedTPE": lambda s: cached([n + 10], domain, trials, s),
         "FastTPE": lambda s: fast([n + 10], domain, trials, s),
         "FastTPE + Trials": engine_like,
+        "FastTPE + History": lambda s: fast_history.from_history([n + 10], domain, history, s),
         "Optuna TPE": optuna_asker(trials),
     }
     for ask in askers.values():  # warm-up: graphs, caches
@@ -118,14 +124,14 @@ def main() -> None:
     sizes, repeats = ((100, 300), 5) if args.quick else ((100, 1000, 3000), args.repeats)
     print(f"python {sys.version.split()[0]}; medians of {repeats} paired, interleaved rounds, ms")
     print("(p95: the 95th percentile of the same rounds; ratios: medians of the per-round ratios)")
-    names = ["tpe.suggest", "CachedTPE", "FastTPE", "FastTPE + Trials", "Optuna TPE"]
-    tails = ["FastTPE + Trials", "Optuna TPE"]
+    names = ["tpe.suggest", "CachedTPE", "FastTPE", "FastTPE + Trials", "FastTPE + History", "Optuna TPE"]
+    tails = ["FastTPE + History", "Optuna TPE"]
     header = [
         "finished trials",
         *names,
         *(f"{k} p95" for k in tails),
         "FastTPE/Optuna",
-        "FastTPE+Trials/Optuna",
+        "History/Optuna",
         "tpe.suggest/FastTPE",
     ]
     rows = []
@@ -142,7 +148,7 @@ def main() -> None:
                 *(f"{med[k]:.2f}" for k in names),
                 *(f"{p95(s[k]) * 1e3:.2f}" for k in tails),
                 ratio("FastTPE", "Optuna TPE"),
-                ratio("FastTPE + Trials", "Optuna TPE"),
+                ratio("FastTPE + History", "Optuna TPE"),
                 ratio("tpe.suggest", "FastTPE"),
             ]
         )

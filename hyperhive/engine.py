@@ -1,12 +1,16 @@
 """Suggestions: hyperopt's algorithms asked for the next configuration from a search's history.
 
-The engine keeps, per search and per process, the compiled hyperopt ``Domain`` and one hyperopt trial
-document per stored trial. On each ask it reads only ``(id, version, state)`` of the search's trials and
-re-decodes the trials whose version changed, then hands the documents to hyperopt with
-``trials_from_docs(validate=False)``: history is never reloaded and re-validated in full (at 1,000
-trials that alone costs ~100 ms). Random search needs no history and reads none; its draws are
-``rand.suggest``'s, made by :class:`~hyperhive.rand_fast.RandomSampler` (the same values, without
-hyperopt's graph interpreter per call).
+The engine keeps, per search and per process (for the :data:`MAX_CACHED_SEARCHES` searches asked last),
+the compiled hyperopt ``Domain`` and what it knows of the search's trials, updated on each ask from the
+store's change feed (``trials_changed_since``: only the trials written since the last ask): one hyperopt
+trial document per stored trial (for random search, anneal and :meth:`Engine.history`), and for TPE a
+:class:`~hyperhive.tpe_history.History` (losses and per-parameter observations as arrays, appended to),
+from which :class:`~hyperhive.tpe_parallel.ParallelTPE` suggests without a ``Trials`` being built. A
+trial that changes state or loss is updated in place, a new one inserted at its number's place, one
+failed or cancelled before it ran removed from its place (hyperopt's TPE does not see failed trials); only
+a trial whose sampled values change makes the history rebuild its observations (from memory). Random
+search needs no history and reads none; its draws are ``rand.suggest``'s, made by
+:class:`~hyperhive.rand_fast.RandomSampler` (the same values, without hyperopt's graph interpreter).
 
 Running trials are passed to hyperopt as running jobs with their sampled values and no loss; TPE counts
 them as observed with infinite loss (a constant liar), and :class:`~hyperhive.tpe_parallel.ParallelTPE`
@@ -17,7 +21,9 @@ configuration twice at once.
 from __future__ import annotations
 
 import functools
+import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -35,9 +41,11 @@ from hyperopt.base import (
     Domain,
 )
 
+from hyperhive import tpe_parallel
 from hyperhive.models import Search, Trial, TrialState
 from hyperhive.rand_fast import RandomSampler
 from hyperhive.tpe_fast import FastTPE
+from hyperhive.tpe_history import History
 from hyperhive.tpe_parallel import ParallelTPE, near_duplicate
 
 if TYPE_CHECKING:
@@ -46,6 +54,10 @@ if TYPE_CHECKING:
 Algorithm = Callable[..., list[dict[str, Any]]]
 
 _CMD = ("domain_attachment", "FMinIter_Domain")
+
+MAX_CACHED_SEARCHES = 64
+"""Searches whose state an engine keeps; the one asked least recently is dropped first (and re-read
+from the store's change feed in full if it is asked again)."""
 
 
 def _objective_placeholder(_: Any) -> float:
@@ -122,7 +134,14 @@ class _SearchCache:
     """Random search's sampler (``rand.suggest``'s draws without its interpreter), else None."""
     cursor: Any = None
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # by trial number (hyperopt tid)
+    tpe: History | None = None  # for FastTPE / ParallelTPE
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def _loss(doc: dict[str, Any]) -> float:
+    """The loss TPE reads from a trial document (``tpe.suggest``'s rule: infinite without one)."""
+    loss = doc["result"].get("loss")
+    return math.inf if loss is None else float(loss)
 
 
 class Engine:
@@ -131,27 +150,38 @@ class Engine:
     :class:`~hyperhive.policy.TrialFeed` and imports no store."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, float], _SearchCache] = {}
+        self._cache: OrderedDict[tuple[str, float], _SearchCache] = OrderedDict()
         self._lock = threading.Lock()
 
     def _search_cache(self, search: Search) -> _SearchCache:
         key = (search.id, search.created_at)  # an id re-imported after a delete is another search
         with self._lock:
             cached = self._cache.get(key)
-            if cached is None:
-                from hyperhive.search_spaces import validate
+            if cached is not None:
+                self._cache.move_to_end(key)
+                return cached
+        from hyperhive.search_spaces import validate
 
-                spec = validate(search.document)
-                space = spec.space
-                cached = _SearchCache(
-                    space=space,
-                    domain=Domain(_objective_placeholder, space),
-                    algorithm=make_algorithm(spec.algorithm, dict(spec.algorithm_options)),
-                    needs_history=spec.algorithm != "random",
-                )
-                if spec.algorithm == "random":
-                    cached.sampler = RandomSampler(cached.domain)
-                self._cache[key] = cached
+        spec = validate(search.document)
+        space = spec.space
+        domain = Domain(_objective_placeholder, space)
+        algorithm = make_algorithm(spec.algorithm, dict(spec.algorithm_options))
+        # by class, not by this module's ParallelTPE name (benchmarks/search_quality.py --before patches it)
+        tpe_like = isinstance(algorithm, FastTPE | tpe_parallel.ParallelTPE)
+        fresh = _SearchCache(
+            space=space,
+            domain=domain,
+            algorithm=algorithm,
+            needs_history=spec.algorithm != "random",
+            tpe=History(list(domain.params)) if tpe_like else None,
+        )
+        if spec.algorithm == "random":
+            fresh.sampler = RandomSampler(domain)
+        with self._lock:
+            cached = self._cache.setdefault(key, fresh)  # another thread may have made it meanwhile
+            self._cache.move_to_end(key)
+            while len(self._cache) > MAX_CACHED_SEARCHES:
+                self._cache.popitem(last=False)
             return cached
 
     def history_free(self, search: Search) -> bool:
@@ -172,18 +202,32 @@ class Engine:
         """The search's trials as a hyperopt ``Trials``, refreshed from the trials that changed."""
         cache = self._search_cache(search)
         with cache.lock:
-            return self._refresh(cache, feed, search.id)
+            self._refresh(cache, feed, search.id)
+            return self._trials(cache)
 
     @staticmethod
-    def _refresh(cache: _SearchCache, feed: TrialFeed, search_id: str) -> Trials:
+    def _trials(cache: _SearchCache) -> Trials:
+        return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
+
+    @staticmethod
+    def _refresh(cache: _SearchCache, feed: TrialFeed, search_id: str) -> None:
         changed, cache.cursor = feed.trials_changed_since(search_id, cache.cursor)
+        tpe = cache.tpe
         for t in changed:
             doc = trial_to_doc(t)
             if doc is None:
                 cache.docs.pop(t.number, None)
+                if tpe is not None:
+                    tpe.remove(t.number)
+                continue
+            cache.docs[t.number] = doc
+            if tpe is None:
+                continue
+            if doc["state"] == JOB_STATE_ERROR:  # not in hyperopt's Trials.trials: TPE never sees it
+                tpe.remove(t.number)
             else:
-                cache.docs[t.number] = doc
-        return trials_from_docs([cache.docs[n] for n in sorted(cache.docs)], validate=False)
+                in_flight = doc["state"] in (JOB_STATE_NEW, JOB_STATE_RUNNING)
+                tpe.set(t.number, doc["misc"]["vals"], _loss(doc), in_flight)
 
     def in_flight_rule(self, search: Search) -> InFlightRule | None:
         """TPE's rule against twins of trials in flight (:func:`~hyperhive.tpe_parallel.near_duplicate`,
@@ -191,7 +235,7 @@ class Engine:
         random search and anneal, whose suggestions do not follow the history in flight."""
         cache = self._search_cache(search)
         algorithm = cache.algorithm
-        if not isinstance(algorithm, ParallelTPE):
+        if not isinstance(algorithm, tpe_parallel.ParallelTPE):  # by class: search_quality --before patches
             return None
         scales = algorithm.scales(cache.domain)
 
@@ -212,11 +256,18 @@ class Engine:
         with cache.lock:
             if cache.sampler is not None:
                 drawn = cache.sampler.vals(trial.number, int(trial.seed))
+            elif cache.tpe is not None:
+                self._refresh(cache, feed, search.id)
+                algorithm: Any = cache.algorithm
+                new_docs = algorithm.from_history([trial.number], cache.domain, cache.tpe, int(trial.seed))
+                drawn = new_docs[0]["misc"]["vals"]
             else:
-                trials = self._refresh(cache, feed, search.id) if cache.needs_history else Trials()
-                drawn = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))[0]["misc"][
-                    "vals"
-                ]
+                trials = Trials()
+                if cache.needs_history:
+                    self._refresh(cache, feed, search.id)
+                    trials = self._trials(cache)
+                new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
+                drawn = new_docs[0]["misc"]["vals"]
         vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
         point = {k: v[0] for k, v in vals.items() if v}
         config = config_from_vals(cache.space, point)

@@ -33,6 +33,7 @@ from hyperopt.pyll import scope
 
 from hyperhive import tpe_kernels
 from hyperhive.pyll_program import Program
+from hyperhive.tpe_history import History
 
 _KERNELS = {"GMM1_lpdf": tpe_kernels.gmm1_lpdf, "LGMM1_lpdf": tpe_kernels.lgmm1_lpdf}
 
@@ -81,58 +82,47 @@ class _Posterior:
         self.program = Program(self.graph, [domain.s_new_ids, domain.s_rng, *self.split_nodes.values()])
 
 
-class _Observations:
-    """Per parameter, the ids and values of the observed trials that have it, in trial-id order,
-    appended to as trials arrive (``miscs_to_idxs_vals``, incrementally)."""
+class _TrialsMirror:
+    """A :class:`~hyperhive.tpe_history.History` kept in line with a hyperopt ``Trials`` between calls:
+    trials whose values are the same objects (or equal ones) as last time are not re-read."""
 
     def __init__(self, labels: list[str]) -> None:
-        self.labels = labels
-        self._reset()
+        self.history = History(labels)
+        self._tids: list[int] = []
+        self._refs: list[Any] = []
 
-    def _reset(self) -> None:
-        labels = self.labels
-        self.tids: list[int] = []
-        self.vals_refs: list[Any] = []
-        self._idxs: dict[str, list[int]] = {k: [] for k in labels}
-        self._vals: dict[str, list[Any]] = {k: [] for k in labels}
-        self._arrays: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-
-    def sync(self, tids: list[int], docs: list[dict[str, Any]]) -> None:
-        """Bring the observations in line with ``docs`` (the best document of each of ``tids``)."""
-        n_old = len(self.tids)
+    def sync(self, tids: list[int], docs: list[dict[str, Any]], losses: list[float]) -> History:
+        """The history of ``docs`` (the best document of each of ``tids``, with its ``losses``)."""
+        history = self.history
+        n_old = len(self._tids)
         refs = [doc["misc"]["vals"] for doc in docs]
         # list == compares identical objects without looking inside them, equal ones by value
-        if n_old > len(tids) or tids[:n_old] != self.tids or refs[:n_old] != self.vals_refs:
-            self._reset()
+        if n_old > len(tids) or tids[:n_old] != self._tids or refs[:n_old] != self._refs:
+            history.clear()
             n_old = 0
-        if n_old == len(tids):
-            return
         for doc in docs[n_old:]:
             misc = doc["misc"]
-            for label in self.labels:
+            for label in history.labels:
                 t_idxs = misc["idxs"][label]
-                t_vals = misc["vals"][label]
-                if len(t_idxs) != len(t_vals) or (t_idxs and t_idxs != [misc["tid"]]):
+                if len(t_idxs) != len(misc["vals"][label]) or (t_idxs and t_idxs != [misc["tid"]]):
                     raise ValueError(f"trial {misc['tid']}: malformed idxs/vals for {label!r}")
-                if t_idxs:
-                    self._idxs[label].extend(t_idxs)
-                    self._vals[label].extend(t_vals)
-        self.tids = list(tids)
-        self.vals_refs = refs
-        self._arrays.clear()
+        for tid, doc, loss in zip(tids[n_old:], docs[n_old:], losses[n_old:], strict=True):
+            history.set(tid, doc["misc"]["vals"], loss, in_flight=False)
+        history.replace_losses(losses)
+        self._tids = list(tids)
+        self._refs = refs
+        return history
 
-    def arrays(self, label: str) -> tuple[np.ndarray, np.ndarray]:
-        """The ids and values observed for ``label``, as arrays."""
-        cached = self._arrays.get(label)
-        if cached is None:
-            cached = (np.asarray(self._idxs[label], dtype=np.int64), np.asarray(self._vals[label]))
-            self._arrays[label] = cached
-        return cached
+
+_NO_TRIALS = Trials()
+"""Only its ``new_trial_docs`` is used, which reads nothing of the trials held (none)."""
 
 
 class FastTPE:
     """A callable with ``tpe.suggest``'s signature ``(new_ids, domain, trials, seed)`` and options,
-    returning the same trial documents. Holds one search's state at a time (one instance per search)."""
+    returning the same trial documents; :meth:`from_history` suggests the same from a
+    :class:`~hyperhive.tpe_history.History` kept by the caller. Holds one search's state at a time
+    (one instance per search)."""
 
     def __init__(
         self,
@@ -146,13 +136,13 @@ class FastTPE:
         self.n_EI_candidates = n_EI_candidates
         self.gamma = gamma
         self._posterior: _Posterior | None = None
-        self._observations: _Observations | None = None
+        self._mirror: _TrialsMirror | None = None
 
-    def _state(self, domain: Domain) -> tuple[_Posterior, _Observations]:
-        if self._posterior is None or self._posterior.domain is not domain or self._observations is None:
+    def posterior(self, domain: Domain) -> _Posterior:
+        if self._posterior is None or self._posterior.domain is not domain:
             self._posterior = _Posterior(domain, self.prior_weight, self.gamma)
-            self._observations = _Observations(list(domain.params))
-        return self._posterior, self._observations
+            self._mirror = None
+        return self._posterior
 
     def __call__(
         self,
@@ -165,9 +155,7 @@ class FastTPE:
     ) -> list[dict[str, Any]]:
         """``tpe.suggest(new_ids, domain, trials, seed)`` with this instance's options; ``n_EI_candidates``
         overrides the instance's for this call (1: a draw from the density of good configurations)."""
-        n_candidates = self.n_EI_candidates if n_EI_candidates is None else n_EI_candidates
-        if n_candidates < 1:
-            raise ValueError(f"n_EI_candidates: must be at least 1, got {n_candidates}")
+        _candidates(self, n_EI_candidates)
         # The best document per trial id, and its loss (infinite for unfinished or failed trials),
         # exactly as in tpe.suggest.
         best_docs: dict[int, Any] = {}
@@ -181,20 +169,39 @@ class FastTPE:
                 best_docs_loss[tid] = loss
                 best_docs[tid] = doc
         tids = sorted(best_docs)
-
         if len(tids) < self.n_startup_jobs:
             return rand.suggest(new_ids, domain, trials, seed)
-
-        posterior, observations = self._state(domain)
-        observations.sync(tids, [best_docs[t] for t in tids])
-        loss_idxs = np.asarray(tids, dtype=np.int64)
-        is_below = tpe_kernels.below_mask(
-            np.asarray([best_docs_loss[t] for t in tids], dtype=float), posterior.gamma, posterior.gamma_cap
+        self.posterior(domain)
+        if self._mirror is None:
+            self._mirror = _TrialsMirror(list(domain.params))
+        history = self._mirror.sync(tids, [best_docs[t] for t in tids], [best_docs_loss[t] for t in tids])
+        return self.from_history(
+            new_ids, domain, history, seed, n_EI_candidates=n_EI_candidates, trials=trials
         )
 
+    def from_history(
+        self,
+        new_ids: list[int],
+        domain: Domain,
+        history: History,
+        seed: int,
+        *,
+        n_EI_candidates: int | None = None,
+        trials: Trials | None = None,
+    ) -> list[dict[str, Any]]:
+        """What ``tpe.suggest`` suggests on the trials held in ``history`` (with the options of
+        :meth:`__call__`); ``trials`` (default: an empty one) only makes the returned documents."""
+        n_candidates = _candidates(self, n_EI_candidates)
+        trials = _NO_TRIALS if trials is None else trials
+        if len(history) < self.n_startup_jobs:
+            return rand.suggest(new_ids, domain, trials, seed)
+        posterior = self.posterior(domain)
+        loss_idxs = history.tids()
+        is_below = tpe_kernels.below_mask(history.losses(), posterior.gamma, posterior.gamma_cap)
+
         first_new_id = new_ids[0]
-        if tids:
-            fake_id_0 = max(max(tids), first_new_id) + 2
+        if len(loss_idxs):
+            fake_id_0 = max(int(loss_idxs[-1]), first_new_id) + 2
         else:
             if self.n_startup_jobs > 0:
                 raise AssertionError("no history past the start-up trials")
@@ -203,7 +210,7 @@ class FastTPE:
 
         memo: dict[Any, Any] = {domain.s_new_ids: fake_ids, domain.s_rng: np.random.default_rng(seed)}
         for label, node in posterior.split_nodes.items():
-            obs_idxs, obs_vals = observations.arrays(label)
+            obs_idxs, obs_vals = history.observations(label)
             memo[node] = tpe_kernels.split_observations(obs_idxs, obs_vals, loss_idxs, is_below)
         idxs, vals = posterior.program.run(memo)
 
@@ -217,3 +224,10 @@ class FastTPE:
             rval_miscs, idxs, vals, idxs_map={fake_ids[0]: first_new_id}, assert_all_vals_used=False
         )
         return trials.new_trial_docs([first_new_id], [None], [domain.new_result()], rval_miscs)
+
+
+def _candidates(tpe_: FastTPE, n_EI_candidates: int | None) -> int:
+    n = tpe_.n_EI_candidates if n_EI_candidates is None else n_EI_candidates
+    if n < 1:
+        raise ValueError(f"n_EI_candidates: must be at least 1, got {n}")
+    return n

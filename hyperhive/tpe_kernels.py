@@ -32,12 +32,31 @@ EPS = 1e-12  # hyperopt.tpe.EPS
 ArrayLike = Any
 
 
+ERF_IS_ONE = 8.0
+"""``erf(z)`` is exactly 1.0 for ``z > ERF_IS_ONE`` and -1.0 below its negative (it is from about 5.92 on:
+``1 - erfc(z)`` with ``erfc(z) < 2**-54``); checked when this module is imported."""
+EXP_IS_ZERO = -746.0
+"""``exp(x)`` is exactly 0.0 for ``x < EXP_IS_ZERO`` (the smallest subnormal is ``exp(-744.44)``);
+checked when this module is imported."""
+
+
+def _erf(z: np.ndarray) -> np.ndarray:
+    """``erf(z)``, calling it only where ``|z| <= ERF_IS_ONE`` (elsewhere it is exactly +-1): same bits."""
+    z = np.asarray(z, dtype=float)
+    inside = ~(np.abs(z) > ERF_IS_ONE)  # NaN goes through erf
+    if inside.all():
+        return np.asarray(erf(z))
+    out = np.sign(z)
+    out[inside] = erf(z[inside])  # (scipy's ufuncs abort on ``where=`` here)
+    return out
+
+
 def normal_cdf(x: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> np.ndarray:
     """The normal CDF, broadcasting ``x`` against ``mu`` and ``sigma`` (hyperopt's formula)."""
     top = np.asarray(x) - mu
     bottom = np.maximum(np.sqrt(2) * np.asarray(sigma), EPS)
     z = top / bottom
-    return np.asarray(0.5 * (1 + erf(z)))
+    return np.asarray(0.5 * (1 + _erf(z)))
 
 
 def lognormal_cdf(x: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> np.ndarray:
@@ -51,13 +70,28 @@ def lognormal_cdf(x: ArrayLike, mu: ArrayLike, sigma: ArrayLike) -> np.ndarray:
         top = np.log(np.maximum(x, EPS)) - mu
     bottom = np.maximum(np.sqrt(2) * np.asarray(sigma), EPS)
     z = top / bottom
-    return np.asarray(0.5 + 0.5 * erf(z))
+    return np.asarray(0.5 + 0.5 * _erf(z))
 
 
 def logsum_rows(x: np.ndarray) -> np.ndarray:
-    """``log(sum(exp(x), axis=1))``, stabilised by each row's maximum (hyperopt's ``logsum_rows``)."""
+    """``log(sum(exp(x), axis=1))``, stabilised by each row's maximum (hyperopt's ``logsum_rows``);
+    ``exp`` is called only where it is not exactly 0 (same bits: the same array is summed)."""
     m = x.max(axis=1)
-    return np.asarray(np.log(np.exp(x - m[:, None]).sum(axis=1)) + m)
+    y = x - m[:, None]
+    e = np.zeros_like(y)
+    np.exp(y, out=e, where=~(y < EXP_IS_ZERO))  # NaN goes through exp
+    return np.asarray(np.log(e.sum(axis=1)) + m)
+
+
+def _unique_columns(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The distinct values of ``flat`` and the map back (None when all are distinct): every kernel
+    computes each candidate's column on its own, so equal candidates need computing once."""
+    if flat.size < 2:
+        return flat, None
+    values, inverse = np.unique(flat, return_inverse=True)
+    if len(values) == len(flat) or np.isnan(values).any():
+        return flat, None
+    return values, inverse
 
 
 def _mixture_mass(weights: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -67,7 +101,7 @@ def _mixture_mass(weights: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> 
     w = weights[:, None]
     terms = w * upper
     terms -= w * lower
-    return np.asarray(np.cumsum(terms, axis=0)[-1])
+    return np.asarray(np.cumsum(terms, axis=0, out=terms)[-1])
 
 
 def _check_mixture(weights: np.ndarray, mus: np.ndarray, sigmas: np.ndarray) -> None:
@@ -112,17 +146,23 @@ def gmm1_lpdf(
     p_accept = _accept_mass(weights, mus, sigmas, low, high)
 
     if q is None:
-        dist = flat[:, None] - mus
-        mahal = (dist / np.maximum(sigmas, EPS)) ** 2
+        x = flat[:, None] - mus  # hyperopt's steps, in place: (dist / sigma) ** 2 * -0.5 + log(coef)
+        x /= np.maximum(sigmas, EPS)
+        np.square(x, out=x)
+        x *= -0.5
         z = np.sqrt(2 * np.pi * sigmas**2)
         coef = weights / z / p_accept
-        rval = logsum_rows(-0.5 * mahal + np.log(coef))
+        x += np.log(coef)
+        rval = logsum_rows(x)
     else:
+        flat, inverse = _unique_columns(flat)
         ubound = flat + q / 2 if high is None else np.minimum(flat + q / 2, high)
         lbound = flat - q / 2 if low is None else np.maximum(flat - q / 2, low)
         mu, sigma = mus[:, None], sigmas[:, None]
         prob = _mixture_mass(weights, normal_cdf(ubound, mu, sigma), normal_cdf(lbound, mu, sigma))
         rval = np.log(prob) - np.log(p_accept)
+        if inverse is not None:
+            rval = rval[inverse]
     return np.asarray(rval).reshape(shape)
 
 
@@ -161,6 +201,7 @@ def lgmm1_lpdf(
         lpdfs = lognormal_lpdf(flat[:, None], mus, sigmas)
         rval = logsum_rows(lpdfs + np.log(weights))
     else:
+        flat, inverse = _unique_columns(flat)
         ubound = flat + q / 2 if high is None else np.minimum(flat + q / 2, np.exp(high))
         lbound = flat - q / 2 if low is None else np.maximum(flat - q / 2, np.exp(low))
         lbound = np.maximum(0, lbound)
@@ -170,7 +211,20 @@ def lgmm1_lpdf(
         else:
             prob = _mixture_mass(weights, lognormal_cdf(ubound, mu, sigma), lognormal_cdf(lbound, mu, sigma))
         rval = np.log(prob) - np.log(p_accept)
+        if inverse is not None:
+            rval = rval[inverse]
     return np.asarray(rval).reshape(shape)
+
+
+def _check_shortcuts() -> None:
+    big = np.array([ERF_IS_ONE, ERF_IS_ONE * 1.5, 40.0, np.inf])
+    if not ((erf(big) == 1.0).all() and (erf(-big) == -1.0).all()):
+        raise ImportError(f"scipy's erf is not exactly +-1 beyond {ERF_IS_ONE}: the TPE kernels would differ")
+    if not (np.exp(np.array([EXP_IS_ZERO, EXP_IS_ZERO - 1, -1e4, -np.inf])) == 0.0).all():
+        raise ImportError(f"exp is not exactly 0 below {EXP_IS_ZERO}: the TPE kernels would differ")
+
+
+_check_shortcuts()
 
 
 def below_mask(losses: np.ndarray, gamma: float, gamma_cap: int = 25) -> np.ndarray:

@@ -28,12 +28,14 @@ changes there).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from hyperopt import rand
 from hyperopt.base import JOB_STATE_NEW, JOB_STATE_RUNNING, Domain, Trials
 
 from hyperhive.tpe_fast import FastTPE
+from hyperhive.tpe_history import ExactKey, History, Vals, exact_key
 
 NEAR = 0.01
 """Two values of a continuous parameter are near when they differ by at most this fraction of the
@@ -105,10 +107,7 @@ def near_duplicate(a: dict[str, list[Any]], b: dict[str, list[Any]], scales: dic
 
 
 _IN_FLIGHT = (JOB_STATE_NEW, JOB_STATE_RUNNING)
-
-
-def _exact(vals: dict[str, list[Any]]) -> tuple[tuple[str, Any], ...]:
-    return tuple(sorted((k, v[0]) for k, v in vals.items() if v))
+_exact = exact_key
 
 
 def redraw_seed(seed: int, attempt: int) -> int:
@@ -116,9 +115,13 @@ def redraw_seed(seed: int, attempt: int) -> int:
     return (int(seed) * 1_000_003 + 7_919 * (attempt + 1)) % (2**31 - 1)
 
 
+Docs = list[dict[str, Any]]
+
+
 class ParallelTPE:
     """A callable with ``tpe.suggest``'s signature: :class:`FastTPE`'s suggestion unless it nearly
-    duplicates a trial in flight (see the module docstring). One instance per search."""
+    duplicates a trial in flight (see the module docstring); :meth:`from_history` does the same from a
+    :class:`~hyperhive.tpe_history.History` kept by the caller. One instance per search."""
 
     def __init__(self, tpe: FastTPE, redraws: int = REDRAWS, avoid_finished: bool = True) -> None:
         self.tpe = tpe
@@ -128,15 +131,14 @@ class ParallelTPE:
         # the configurations of finished trials, by trial id: a trial's values are fixed once suggested
         # (as FastTPE assumes), so each finished trial is read once, not on every ask
         self._finished_tids: set[int] = set()
-        self._finished: set[tuple[tuple[str, Any], ...]] = set()
+        self._finished: set[ExactKey] = set()
 
     def scales(self, domain: Domain) -> dict[str, Scale]:
         if self._scales is None or self._scales[0] is not domain:
             self._scales = (domain, parameter_scales(domain))
         return self._scales[1]
 
-    def __call__(self, new_ids: list[int], domain: Domain, trials: Trials, seed: int) -> list[dict[str, Any]]:
-        docs = self.tpe(new_ids, domain, trials, seed)
+    def __call__(self, new_ids: list[int], domain: Domain, trials: Trials, seed: int) -> Docs:
         in_flight = []
         seen = self._finished_tids
         for d in trials.trials:
@@ -145,16 +147,41 @@ class ParallelTPE:
             elif self.avoid_finished and d["tid"] not in seen:
                 seen.add(d["tid"])
                 self._finished.add(_exact(d["misc"]["vals"]))
-        finished = self._finished
+
+        def draw(s: int, n_ei: int | None) -> Docs:
+            return self.tpe(new_ids, domain, trials, s, n_EI_candidates=n_ei)
+
+        return self._choose(new_ids, domain, trials, seed, draw, in_flight, self._finished)
+
+    def from_history(self, new_ids: list[int], domain: Domain, history: History, seed: int) -> Docs:
+        """What :meth:`__call__` suggests on the trials held in ``history``."""
+
+        def draw(s: int, n_ei: int | None) -> Docs:
+            return self.tpe.from_history(new_ids, domain, history, s, n_EI_candidates=n_ei)
+
+        finished = history.finished if self.avoid_finished else set()
+        return self._choose(new_ids, domain, Trials(), seed, draw, history.in_flight(), finished)
+
+    def _choose(
+        self,
+        new_ids: list[int],
+        domain: Domain,
+        trials: Trials,
+        seed: int,
+        draw: Callable[[int, int | None], Docs],
+        in_flight: list[Vals],
+        finished: set[ExactKey],
+    ) -> Docs:
+        docs = draw(seed, None)
         if not in_flight and not finished:
             return docs
         scales = self.scales(domain)
 
-        def in_flight_duplicate(candidate: list[dict[str, Any]]) -> bool:
+        def in_flight_duplicate(candidate: Docs) -> bool:
             vals = candidate[0]["misc"]["vals"]
             return any(near_duplicate(vals, other, scales) for other in in_flight)
 
-        def repeat(candidate: list[dict[str, Any]]) -> bool:
+        def repeat(candidate: Docs) -> bool:
             return bool(finished) and _exact(candidate[0]["misc"]["vals"]) in finished
 
         if not in_flight_duplicate(docs) and not repeat(docs):
@@ -162,10 +189,7 @@ class ParallelTPE:
         fallback = None if in_flight_duplicate(docs) else docs
         for attempt in range(2 * self.redraws):
             s = redraw_seed(seed, attempt)
-            if attempt < self.redraws:
-                candidate = self.tpe(new_ids, domain, trials, s, n_EI_candidates=1)
-            else:
-                candidate = rand.suggest(new_ids, domain, trials, s)
+            candidate = draw(s, 1) if attempt < self.redraws else rand.suggest(new_ids, domain, trials, s)
             if not in_flight_duplicate(candidate):
                 if not repeat(candidate):
                     return candidate

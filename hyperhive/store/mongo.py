@@ -321,7 +321,7 @@ class MongoStore(MongoProtocol, Store):
         me = self._call("read trial", self._trials.find_one, {"_id": trial_id}, {"search_id": 1})
         if me is None:
             return False
-        flt = {"search_id": me["search_id"], "state": RUNNING, "_id": {"$ne": trial_id}}
+        flt = {"search_id": me["search_id"], "state": {"$in": [RUNNING, QUEUED]}, "_id": {"$ne": trial_id}}
         others = [
             from_json(d["vals"])
             for d in self._find("read trials in flight", self._trials, flt, {"vals": 1})

@@ -803,13 +803,14 @@ class SQLiteStore(Store):
         vals: dict[str, list[Any]],
         clash: InFlightRule,
     ) -> bool:
-        """Whether ``vals`` clashes with the suggestions of the search's other running trials, as the
-        write transaction ``conn`` sees them (nobody can start another meanwhile)."""
+        """Whether ``vals`` clashes with the suggestions of the search's other trials in flight (running,
+        or queued again with their values: hyperopt's pending jobs), as the write transaction ``conn``
+        sees them (nobody can start another meanwhile)."""
         others = [
             json.loads(r[0])
             for r in conn.execute(
-                "SELECT vals FROM trials WHERE search_id = ? AND state = 'running' AND vals IS NOT NULL"
-                " AND id IS NOT ?",
+                "SELECT vals FROM trials WHERE search_id = ? AND state IN ('running', 'queued')"
+                " AND vals IS NOT NULL AND id IS NOT ?",
                 (search_id, trial_id),
             )
         ]

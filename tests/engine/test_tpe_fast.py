@@ -248,8 +248,8 @@ def test_hyperopt_quantised_uniform_test() -> None:
 
 
 def observations(fast: FastTPE) -> Any:
-    assert fast._observations is not None
-    return fast._observations
+    assert fast._mirror is not None
+    return fast._mirror.history
 
 
 def test_observations_are_appended_not_rebuilt() -> None:
@@ -259,7 +259,7 @@ def test_observations_are_appended_not_rebuilt() -> None:
     for tid in range(40):
         ours = fast([tid], d.domain, d.trials, tid)
         assert_same(ours, tpe.suggest([tid], d.domain, d.trials, tid, verbose=False, n_startup_jobs=0))
-        lists.append(observations(fast)._vals["a"])
+        lists.append(observations(fast)._obs_vals["a"])
         d.trials.insert_trial_docs(ours)
         d.trials.refresh()
         for doc in d.trials._dynamic_trials:  # every trial finishes at once: a growing prefix
@@ -274,7 +274,7 @@ def test_observations_are_appended_not_rebuilt() -> None:
         fast([99], d.domain, trials, 1),
         tpe.suggest([99], d.domain, trials, 1, verbose=False, n_startup_jobs=0),
     )
-    assert 5 not in observations(fast).tids
+    assert 5 not in observations(fast)
 
 
 def test_a_new_domain_gets_new_state() -> None:
