@@ -10,16 +10,19 @@ with three changes that do not alter any result:
 2. The candidates' log-densities are scored by the vectorised kernels of :mod:`hyperhive.tpe_kernels`
    (bit-identical to ``GMM1_lpdf`` / ``LGMM1_lpdf``; hyperopt loops over every past trial in Python for
    quantised parameters).
-3. The observations are kept per search and appended to as trials arrive: per parameter, the ids and
-   values of the trials that have it, as arrays. hyperopt rebuilds them from every trial document on each
-   ask (``miscs_to_idxs_vals``) and splits them into the "below" and "above" groups with Python set
-   lookups (``ap_split_trials``); here the split is an array lookup and its results are handed to the
-   graph directly.
+3. The observations are kept per search in a :class:`~hyperhive.tpe_history.History` and appended to
+   as trials arrive: per parameter, the ids and values of the trials that have it, as arrays, and the
+   losses. hyperopt rebuilds them from every trial document on each ask (``miscs_to_idxs_vals``) and
+   splits them into the "below" and "above" groups with Python set lookups (``ap_split_trials``); here
+   the split is an array lookup and its results are handed to the graph directly.
 
-A trial's sampled values are taken to be fixed once suggested (as everywhere in hyperopt): a trial whose
-values object is the same one, or an equal one, is not re-read. Losses and states are re-read on every
-ask, so a trial that finishes or fails is seen at once.
-``tests/engine/test_tpe_fast.py`` checks identical suggestions against ``tpe.suggest``.
+:meth:`FastTPE.from_history` suggests from a History the caller keeps (the engine feeds it from the
+store's change feed: no ``Trials`` at all); :meth:`FastTPE.__call__` keeps one in line with a ``Trials``.
+There a trial's sampled values are taken to be fixed once suggested (as everywhere in hyperopt): a trial
+whose values object is the same one, or an equal one, is not re-read; losses and states are re-read on
+every ask, so a trial that finishes or fails is seen at once.
+``tests/engine/test_tpe_fast.py`` and ``tests/engine/test_tpe_history.py`` check identical suggestions
+against ``tpe.suggest``.
 """
 
 from __future__ import annotations

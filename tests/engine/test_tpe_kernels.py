@@ -128,3 +128,32 @@ def test_split_drops_values_of_unknown_ids() -> None:
     same(below, theirs[0])
     same(above, theirs[1])
     assert list(below) == [0.1] and list(above) == [0.2]
+
+
+@pytest.mark.parametrize(
+    "case", GMM_CASES, ids=lambda c: ",".join(f"{k}={v}" for k, v in c.items()) or "plain"
+)
+def test_shortcuts_keep_every_bit_at_thousands_of_components(case: dict[str, Any]) -> None:
+    """At 3,000 narrow components over a wide range most terms sit where ``erf`` is exactly +-1 and
+    ``exp`` exactly 0 (the kernels skip those calls), and quantised candidates repeat (computed once):
+    still hyperopt's bits, for every candidate, far ones and repeated ones included."""
+    rng = np.random.default_rng(11)
+    lo, hi = -2.0, 3.0
+    weights, mus, sigmas = tpe.adaptive_parzen_normal(rng.uniform(lo, hi, 3000), 1.0, 0.5, hi - lo)
+    samples = np.concatenate([rng.uniform(lo, hi, 20), np.round(rng.uniform(lo, hi, 20)), [lo, hi, 0.0, 0.0]])
+    with np.errstate(all="ignore"):
+        same(
+            tpe_kernels.gmm1_lpdf(samples, weights, mus, sigmas, **case),
+            tpe.GMM1_lpdf(samples, weights, mus, sigmas, **case),
+        )
+        lcase = {k: v for k, v in case.items() if k != "low" or v is None}
+        if "high" in lcase:
+            lcase["low"] = -4.0
+        positive = np.exp(samples)
+        same(
+            tpe_kernels.lgmm1_lpdf(positive, weights, mus, sigmas, **lcase),
+            tpe.LGMM1_lpdf(positive, weights, mus, sigmas, **lcase),
+        )
+    odd = np.asarray([[-np.inf, -np.inf, -np.inf], [np.nan, 0.0, -800.0], [0.0, -745.9, -746.1]])
+    with np.errstate(all="ignore"):
+        same(tpe_kernels.logsum_rows(odd), tpe.logsum_rows(odd))
