@@ -18,7 +18,7 @@ searches, and now and then a new search, in two phases of ``--seconds`` each (de
   second) and its trial list, with a detail page opened now and then. The latency goal is judged here,
   at a rate below the closed loop's capacity.
 
-Printed per phase and route: count, requests/s, p50 and p99 latency, 4xx, 5xx and dropped connections
+Printed per phase and route: count, requests/s, p50, p95 and p99 latency, 4xx, 5xx and dropped connections
 (a request whose connection broke: httpx transport errors); the server's CPU seconds per request (all
 its processes; on a shared machine latency follows how much CPU the server is given, its CPU per request
 does not); its memory (RSS of all its processes) sampled every few seconds over both phases.
@@ -511,7 +511,7 @@ def report(phase: Phase) -> Route:
     rows.append(_row("all", total, phase.elapsed))
     table(
         f"{phase.title}, {phase.elapsed:.1f} s (client-side latency, loopback)",
-        ["route", "requests", "req/s", "p50 ms", "p99 ms", "4xx", "5xx", "dropped"],
+        ["route", "requests", "req/s", "p50 ms", "p95 ms", "p99 ms", "4xx", "5xx", "dropped"],
         rows,
     )
     n = len(total.ms) + total.dropped
@@ -529,7 +529,8 @@ def report(phase: Phase) -> Route:
 def _row(name: str, r: Route, elapsed: float) -> list[str]:
     n = len(r.ms) + r.dropped
     return [
-        name, str(n), f"{n / elapsed:.1f}", f"{pct(r.ms, 50):.1f}", f"{pct(r.ms, 99):.1f}",
+        name, str(n), f"{n / elapsed:.1f}", f"{pct(r.ms, 50):.1f}", f"{pct(r.ms, 95):.1f}",
+        f"{pct(r.ms, 99):.1f}",
         str(r.s4xx), str(r.s5xx), str(r.dropped),
     ]  # fmt: skip
 

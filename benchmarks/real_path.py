@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _stats import p95
 
 from hyperhive.client import Client
 from hyperhive.models import TrialResult
@@ -199,6 +200,8 @@ class Run:
     worker_cpu_ms: float | None = None
     """CPU time (user + system) the worker processes spent per trial, submit to done: what a trial
     costs whatever else the machine runs (a shared machine stretches the wall times, not this)."""
+    p95_ms: float | None = None
+    """The 95th percentile of the gaps between consecutive finishes."""
 
 
 def measure(s: Stack, doc: dict[str, Any], skip: int = 0) -> Run:
@@ -216,7 +219,7 @@ def measure(s: Stack, doc: dict[str, Any], skip: int = 0) -> Run:
     cpu = None
     if None not in cpu0 and None not in cpu1:
         cpu = sum(b - a for a, b in zip(cpu0, cpu1, strict=True)) / n * 1e3  # type: ignore[operator]
-    return Run(statistics.median(gaps) * 1e3, n / span, (t1 - t0) / n * 1e3, cpu)
+    return Run(statistics.median(gaps) * 1e3, n / span, (t1 - t0) / n * 1e3, cpu, p95(gaps) * 1e3)
 
 
 def tpe_bundle(finished: int, more: int, rng_seed: int = 0) -> dict[str, Any]:
