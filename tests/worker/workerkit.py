@@ -149,7 +149,14 @@ class ScriptedConfigs(StoreProxy):
         self.configs = list(configs)
 
     def claim(self, *args: Any, **kwargs: Any) -> Trial | None:
-        trial = self._store.claim(*args, **kwargs)
+        return self._scripted(self._store.claim(*args, **kwargs))
+
+    def report_and_claim(self, *args: Any, **kwargs: Any) -> tuple[Trial, Trial | None]:
+        """The worker reports and claims in one call: its claim is scripted too."""
+        reported, trial = self._store.report_and_claim(*args, **kwargs)
+        return reported, self._scripted(trial)
+
+    def _scripted(self, trial: Trial | None) -> Trial | None:
         if trial is not None and self.configs:
             trial = dataclasses.replace(trial, config=self.configs.pop(0))
         return trial
