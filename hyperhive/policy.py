@@ -35,6 +35,12 @@ class Suggester(Protocol):
         """``(vals, config)``: hyperopt-style ``{label: [value] | []}`` and the document-shaped config."""
         ...
 
+    def history_free(self, search: Search) -> bool:
+        """Whether the suggestion for ``search`` depends only on the search and the slot (its number and
+        seed), never on other trials (random search): a store may then make it before the previous
+        trial's report lands, or inside a write transaction."""
+        ...
+
     def in_flight_rule(self, search: Search) -> InFlightRule | None:
         """The rule a saved suggestion must pass against the trials in flight that its suggestion did
         not see (they started while it was made): ``rule(vals, others)`` is True when ``vals`` should be

@@ -283,6 +283,12 @@ def reported_again(trial: Trial, lease_token: str) -> Trial:
     raise LeaseLost(f"trial {trial.id} is already {trial.state}")
 
 
+def check_reportable(result: TrialResult) -> None:
+    """ValueError unless ``result`` is a final state a worker may report (done, failed or pruned)."""
+    if result.state not in REPORTABLE_TRIAL_STATES:
+        raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+
+
 def finished(trial: Trial, outcome: Outcome, now: float) -> Trial:
     """``trial`` (running, as read before the write) as a backend's finishing write leaves it: what
     :meth:`Store.report` returns without reading the trial back."""
@@ -612,8 +618,7 @@ class Store(abc.ABC):
 
     def report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Finish our trial (see the contract); idempotent for the same token."""
-        if result.state not in REPORTABLE_TRIAL_STATES:
-            raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+        check_reportable(result)
         return self._report(trial_id, lease_token, result)
 
     def report_and_claim(
@@ -643,12 +648,9 @@ class Store(abc.ABC):
         return reported, claimed
 
     def _history_free(self, search: Search) -> bool:
-        """Whether the policy's suggestion for ``search`` depends only on the search and the slot (its
-        number and seed), never on other trials (random search): then it can be made before the
-        previous trial's report lands, or inside a write transaction. A suggester says so with a
-        ``history_free(search)`` method; one without it is taken to read the history."""
-        check = getattr(self.policy.suggester, "history_free", None)
-        return bool(check(search)) if check is not None else False
+        """Whether the policy's suggestion for ``search`` depends only on the search and the slot
+        (:meth:`~hyperhive.policy.Suggester.history_free`)."""
+        return self.policy.suggester.history_free(search)
 
     def _report(self, trial_id: str, lease_token: str, result: TrialResult) -> Trial:
         """Read the trial and its search, then :meth:`_finish_trial`; a backend may do it all in one

@@ -23,7 +23,6 @@ from typing import Any
 from hyperhive.errors import Conflict, LeaseLost, NotFound, StoreUnavailable
 from hyperhive.models import (
     DEFAULT_LEASE_SECONDS,
-    REPORTABLE_TRIAL_STATES,
     DatasetInfo,
     Search,
     SearchStatus,
@@ -40,6 +39,7 @@ from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
     Store,
+    check_reportable,
     epoch_gap,
     extend_refused,
     finished,
@@ -738,8 +738,8 @@ class SQLiteStore(Store):
             vals, config = proposal[1], proposal[2]
         elif proposal is not None and not or_without:
             return _MISSED
-        elif suggest_here and self._history_free(self._search(row)):
-            made, _ = self._propose(row)
+        elif suggest_here and self._history_free(search := self._own_search(row)):
+            made, _ = self._propose(row, search)
             if made is not None:
                 vals, config = made[1], made[2]
         trial = Trial(
@@ -768,14 +768,15 @@ class SQLiteStore(Store):
         return trial
 
     def _propose(
-        self, row: sqlite3.Row
+        self, row: sqlite3.Row, search: Search | None = None
     ) -> tuple[tuple[tuple[str, int], dict[str, list[Any]], dict[str, Any]] | None, InFlightRule | None]:
-        """The policy's suggestion for the next slot of the search in ``row`` (read with its ``total``):
-        ``((search id, slot), vals, config)``, or None when it raised (the claim then takes the slot
-        without a config and suggests again, failing the trial if the suggestion still raises); and the
-        policy's rule against trials in flight for the search."""
+        """The policy's suggestion for the next slot of the search in ``row`` (read with its ``total``;
+        ``search``: that row already decoded): ``((search id, slot), vals, config)``, or None when it
+        raised (the claim then takes the slot without a config and suggests again, failing the trial if
+        the suggestion still raises); and the policy's rule against trials in flight for the search."""
         number = int(row["total"])
-        search = self._own_search(row)  # the extra column is ignored
+        if search is None:
+            search = self._own_search(row)  # the extra column is ignored
         slot = Trial(
             id="",
             search_id=search.id,
@@ -998,13 +999,13 @@ class SQLiteStore(Store):
         suggestion reads the history is inserted config-less and suggested for afterwards, as in
         :meth:`claim`. When the fairest search's suggestion reads the history (TPE), the report and
         the claim are made one after the other (the base class): its suggestion must see the result."""
-        if result.state not in REPORTABLE_TRIAL_STATES:
-            raise ValueError(f"a report's state must be done, failed or pruned, not {result.state}")
+        check_reportable(result)
         slot_sql, slot_args = self._slot_query(search_id, allow_code)
         rows = self._read(slot_sql, slot_args)
         proposal = None
         if rows:
-            if not self._history_free(self._own_search(rows[0])):
+            fairest = self._own_search(rows[0])
+            if not self._history_free(fairest):
                 return super().report_and_claim(
                     trial_id,
                     lease_token,
@@ -1014,7 +1015,7 @@ class SQLiteStore(Store):
                     search_id=search_id,
                     allow_code=allow_code,
                 )
-            proposal, _ = self._propose(rows[0])  # history-free: no rule against trials in flight
+            proposal, _ = self._propose(rows[0], fairest)  # history-free: no rule against trials in flight
         queued_sql, queued_args = self._queued_query(search_id, allow_code)
         now = self.clock()
         with self._write() as conn:

@@ -44,6 +44,9 @@ class AvoidsWhatItSees:
             hook()
         return {"kind": [pick]}, {"kind": pick}
 
+    def history_free(self, search: Search) -> bool:
+        return False  # it reads the trials running
+
     def in_flight_rule(self, search: Search) -> InFlightRule | None:
         if not self.rule:
             return None
