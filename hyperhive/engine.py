@@ -129,9 +129,9 @@ class _SearchCache:
     space: Any
     domain: Domain
     algorithm: Algorithm
-    needs_history: bool
     sampler: RandomSampler | None = None
-    """Random search's sampler (``rand.suggest``'s draws without its interpreter), else None."""
+    """Random search's sampler (``rand.suggest``'s draws without its interpreter, reading no history),
+    else None (every other algorithm reads the search's trials)."""
     cursor: Any = None
     docs: dict[int, dict[str, Any]] = field(default_factory=dict)  # by trial number (hyperopt tid)
     tpe: History | None = None  # for FastTPE / ParallelTPE
@@ -172,11 +172,9 @@ class Engine:
             space=space,
             domain=domain,
             algorithm=algorithm,
-            needs_history=spec.algorithm != "random",
+            sampler=RandomSampler(domain) if spec.algorithm == "random" else None,
             tpe=History(list(domain.params)) if tpe_like else None,
         )
-        if spec.algorithm == "random":
-            fresh.sampler = RandomSampler(domain)
         with self._lock:
             cached = self._cache.setdefault(key, fresh)  # another thread may have made it meanwhile
             self._cache.move_to_end(key)
@@ -188,7 +186,7 @@ class Engine:
         """Whether :meth:`suggest` for ``search`` reads no other trial (random search): its suggestion
         depends only on the slot's number and seed (see ``Store._history_free``)."""
         try:
-            return not self._search_cache(search).needs_history
+            return self._search_cache(search).sampler is not None
         except Exception:  # a document that no longer compiles: suggest() reports it, the slow way
             return False
 
@@ -261,12 +259,9 @@ class Engine:
                 algorithm: Any = cache.algorithm
                 new_docs = algorithm.from_history([trial.number], cache.domain, cache.tpe, int(trial.seed))
                 drawn = new_docs[0]["misc"]["vals"]
-            else:
-                trials = Trials()
-                if cache.needs_history:
-                    self._refresh(cache, feed, search.id)
-                    trials = self._trials(cache)
-                new_docs = cache.algorithm([trial.number], cache.domain, trials, int(trial.seed))
+            else:  # anneal
+                self._refresh(cache, feed, search.id)
+                new_docs = cache.algorithm([trial.number], cache.domain, self._trials(cache), int(trial.seed))
                 drawn = new_docs[0]["misc"]["vals"]
         vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
         point = {k: v[0] for k, v in vals.items() if v}
