@@ -580,11 +580,8 @@ class Worker:
             return UNCLAIMED
         t1 = time.perf_counter()
         opts = self.options
-        claimed: Trial | _Unclaimed | None = UNCLAIMED
-        if not self._stop_requested and (opts.max_trials is None or self.trials_run < opts.max_trials):
-            reported, claimed = self._report_and_claim(trial, token, result)
-        else:
-            reported = self._report(trial, token, result)
+        more = not self._stop_requested and (opts.max_trials is None or self.trials_run < opts.max_trials)
+        reported, claimed = self._report(trial, token, result, claim_next=more)
         report_s = time.perf_counter() - t1
         timings = result.info.get("timings", {})
         fit_s = float(timings.get("fit", 0.0))
@@ -637,40 +634,35 @@ class Worker:
         except _Stopping:
             self.log.warning("trial %s not handed back (store unreachable); its lease will expire", trial.id)
 
-    def _report_and_claim(
-        self, trial: Trial, token: str, result: TrialResult
+    def _report(
+        self, trial: Trial, token: str, result: TrialResult, *, claim_next: bool
     ) -> tuple[Trial | None, Trial | _Unclaimed | None]:
-        """Report and claim the next trial in one store call (see ``Store.report_and_claim``); a report
-        the store refuses claims nothing (the loop claims as usual)."""
+        """Report our trial: ``(reported, next)``. With ``claim_next``, report and claim the next trial in
+        one store call (``Store.report_and_claim``; ``next``: the trial, or None when there was no work),
+        else ``next`` is :data:`UNCLAIMED`. A report the store refuses, or one lost while stopping, gives
+        ``(None, UNCLAIMED)``: nothing claimed (the loop claims as usual)."""
         opts = self.options
-        try:
-            return self._with_store(
-                lambda: self.store.report_and_claim(
-                    trial.id,
-                    token,
-                    result,
-                    self.id,
-                    opts.lease_seconds,
-                    search_id=opts.search_id,
-                    allow_code=opts.allow_code,
-                ),
-                "report",
-                finish=True,
+
+        def call() -> tuple[Trial, Trial | _Unclaimed | None]:
+            if not claim_next:
+                return self.store.report(trial.id, token, result), UNCLAIMED
+            return self.store.report_and_claim(
+                trial.id,
+                token,
+                result,
+                self.id,
+                opts.lease_seconds,
+                search_id=opts.search_id,
+                allow_code=opts.allow_code,
             )
+
+        try:
+            return self._with_store(call, "report", finish=True)
         except (LeaseLost, NotFound) as exc:
             self.log.warning("trial %s result dropped: %s", trial.id, exc)
         except _Stopping:
             self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)
         return None, UNCLAIMED
-
-    def _report(self, trial: Trial, token: str, result: TrialResult) -> Trial | None:
-        try:
-            return self._with_store(lambda: self.store.report(trial.id, token, result), "report", finish=True)
-        except (LeaseLost, NotFound) as exc:
-            self.log.warning("trial %s result dropped: %s", trial.id, exc)
-        except _Stopping:
-            self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)
-        return None
 
 
 def _outcome_text(trial: Trial, search: Search, run_s: float) -> str:
