@@ -135,7 +135,14 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     server = LiveServer(db, tmp_path)
     server.start()
     n = 60
-    sid = Client(server.url, token).submit(function_yaml(n, "restart"), "yaml")["id"]
+    # 50 ms a trial: 60 trials on two workers outlast the kill below (a random trial alone takes ~2 ms, so the
+    # whole search could end before the server is down and the test would see no trial finish without it)
+    (tmp_path / "slowobj.py").write_text(
+        "import time\n\ndef branin(params):\n    time.sleep(0.05)\n"
+        "    from hyperhive.demo_objectives import branin\n    return branin(params)\n"
+    )
+    yaml_text = function_yaml(n, "restart").replace("hyperhive.demo_objectives:branin", "slowobj:branin")
+    sid = Client(server.url, token).submit(yaml_text, "yaml")["id"]
     workers = [
         subprocess.Popen(
             [
@@ -148,6 +155,8 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
                 "--cpu",
                 "--idle-exit",
                 "3",
+                "--allow-objective",
+                "slowobj",
             ],
             cwd=tmp_path,
             env=cli_env(),
