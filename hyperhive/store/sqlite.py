@@ -991,31 +991,14 @@ class SQLiteStore(Store):
         search_id: str | None = None,
         allow_code: bool = False,
     ) -> tuple[Trial, Trial | None]:
-        """The report and the next claim in ONE write transaction (the report, the lease sweep, a queued
-        trial or the fairest search's next slot, the worker row), when the next slot's suggestion reads
-        no history: it is made before the transaction for the slot the fairest search offers now (our
-        trial still counted running) and saved with the trial when that slot is the one taken; another
-        slot of a history-free search gets its suggestion inside the transaction, one of a search whose
-        suggestion reads the history is inserted config-less and suggested for afterwards, as in
-        :meth:`claim`. When the fairest search's suggestion reads the history (TPE), the report and
-        the claim are made one after the other (the base class): its suggestion must see the result."""
+        """The report and the next claim in ONE write transaction: the report, the lease sweep, a queued
+        trial or the fairest search's next slot, the worker row. A slot whose suggestion reads no history
+        (random search) gets it inside the transaction (well under a millisecond); one whose suggestion
+        reads the history (TPE) is inserted config-less and suggested for after the commit, as
+        :meth:`claim` does for a slot its proposal lost, so the suggestion sees the result just reported
+        and does not hold the write lock."""
         check_reportable(result)
         slot_sql, slot_args = self._slot_query(search_id, allow_code)
-        rows = self._read(slot_sql, slot_args)
-        proposal = None
-        if rows:
-            fairest = self._own_search(rows[0])
-            if not self._history_free(fairest):
-                return super().report_and_claim(
-                    trial_id,
-                    lease_token,
-                    result,
-                    worker_id,
-                    lease_seconds,
-                    search_id=search_id,
-                    allow_code=allow_code,
-                )
-            proposal, _ = self._propose(rows[0], fairest)  # history-free: no rule against trials in flight
         queued_sql, queued_args = self._queued_query(search_id, allow_code)
         now = self.clock()
         with self._write() as conn:
@@ -1024,7 +1007,7 @@ class SQLiteStore(Store):
             claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
             if claimed is None:
                 claimed = self._take_slot_in(
-                    conn, slot_sql, slot_args, worker_id, lease_seconds, now, proposal, suggest_here=True
+                    conn, slot_sql, slot_args, worker_id, lease_seconds, now, None, suggest_here=True
                 )
         if claimed is not None and claimed.config is None:
             try:
