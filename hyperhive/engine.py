@@ -248,13 +248,14 @@ class Engine:
         """The next configuration for ``trial`` (its number is hyperopt's tid, its seed the RNG seed):
         ``(vals, config)`` where ``vals`` is hyperopt's ``{label: [value] | []}`` and ``config`` the
         document-shaped sampled configuration."""
-        from hyperhive.search_spaces import config_from_vals
+        from hyperhive.search_spaces import config_from_draw, config_from_vals
 
         cache = self._search_cache(search)
+        if cache.sampler is not None:  # reads no state: no lock
+            vals = cache.sampler.vals(trial.number, int(trial.seed), plain=True)
+            return vals, config_from_draw(cache.space, {k: v[0] for k, v in vals.items() if v})
         with cache.lock:
-            if cache.sampler is not None:
-                drawn = cache.sampler.vals(trial.number, int(trial.seed))
-            elif cache.tpe is not None:
+            if cache.tpe is not None:
                 self._refresh(cache, feed, search.id)
                 algorithm: Any = cache.algorithm
                 new_docs = algorithm.from_history([trial.number], cache.domain, cache.tpe, int(trial.seed))

@@ -20,11 +20,13 @@ that it draws what the program draws.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from hyperopt.base import Domain
+from hyperopt.pyll import stochastic
 from hyperopt.pyll.base import Apply, Literal
 
 from hyperhive.pyll_program import Program
@@ -42,16 +44,20 @@ class RandomSampler:
         self._rng = domain.s_rng
         self.program = Program(domain.s_idxs_vals, [domain.s_new_ids, domain.s_rng])
         self._labels: list[str] = []
+        self._draw_calls: list[tuple[str, Callable[[np.random.Generator], Any]]] | None = None
+        """The direct path's draws as calls of the generator returning the value drawn."""
         self.draws: list[_Draw] | None = self._flat_draws(domain)
         """The direct path's draws in order, or None: every call runs the program."""
 
-    def vals(self, new_id: int, seed: int) -> dict[str, list[Any]]:
+    def vals(self, new_id: int, seed: int, *, plain: bool = False) -> dict[str, list[Any]]:
         """hyperopt's ``misc.vals`` of the trial that ``rand.suggest([new_id], domain, trials, seed)``
         suggests: ``{label: [value] | []}`` (its ``miscs_update_idxs_vals``: the last value drawn for
-        ``new_id``, none for a parameter the trial does not reach)."""
-        if self.draws is not None:
-            return self._direct(seed)
-        return self._run(new_id, seed)
+        ``new_id``, none for a parameter the trial does not reach). ``plain``: Python numbers, not
+        numpy scalars."""
+        out = self._direct(seed) if self.draws is not None else self._run(new_id, seed)
+        if plain:
+            return {k: [x.item() if isinstance(x, np.generic) else x for x in v] for k, v in out.items()}
+        return out
 
     def _run(self, new_id: int, seed: int) -> dict[str, list[Any]]:
         rng = np.random.default_rng(seed)
@@ -63,12 +69,10 @@ class RandomSampler:
         return out
 
     def _direct(self, seed: int) -> dict[str, list[Any]]:
-        assert self.draws is not None
+        assert self._draw_calls is not None
         rng = np.random.default_rng(seed)
-        drawn = {
-            label: fn(*args, **{**kwargs, rng_arg: rng}) for label, fn, args, kwargs, rng_arg in self.draws
-        }
-        return {label: [drawn[label][-1]] for label in self._labels}  # the graph's label order
+        drawn = {label: draw(rng) for label, draw in self._draw_calls}
+        return {label: [drawn[label]] for label in self._labels}  # the graph's label order
 
     def _flat_draws(self, domain: Domain) -> list[_Draw] | None:
         """The direct path's draws, or None when the graph is not of the flat shape (see the module
@@ -111,16 +115,16 @@ class RandomSampler:
             fn = steps[order[node]][1]
             per_label.append((order[node], (label, fn, [a.obj for a in node.pos_args], kwargs, rng_args[0])))
         draws = [draw for _, draw in sorted(per_label, key=lambda p: p[0])]
-        self.draws = draws
+        self._draw_calls = [(draw[0], _last_drawn(*draw[1:])) for draw in draws]
         try:
             for seed in (0, 1, 12345):
                 direct = self._direct(seed)
                 if list(direct) != labels or repr(direct) != repr(self._run(7, seed)):
+                    self._draw_calls = None
                     return None
         except Exception:
+            self._draw_calls = None
             return None
-        finally:
-            self.draws = None
         return draws
 
     def _reaches(self, node: Apply, target: Apply) -> bool:
@@ -154,3 +158,21 @@ class RandomSampler:
 
 
 _VARIES = object()
+
+
+def _last_drawn(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], rng_arg: str
+) -> Callable[[np.random.Generator], Any]:
+    """A call of the generator that returns the last value ``fn(*args, **kwargs, rng_arg=rng)`` draws
+    (``size`` gives one here). hyperopt's ``randint`` of one value is numpy's scalar ``integers`` draw:
+    the same number from the same generator state, leaving the same state, a quarter of the cost of the
+    one-element array (checked against the program with the other draws in ``_flat_draws``)."""
+    if fn is stochastic.randint and kwargs.get("size") in ((1,), [1], 1) and rng_arg == "rng":
+        bound = inspect.signature(stochastic.randint).bind(*args, **kwargs)
+        low, high = bound.arguments["low"], bound.arguments.get("high")
+        return lambda rng: rng.integers(low, high)
+
+    def draw(rng: np.random.Generator) -> Any:
+        return fn(*args, **{**kwargs, rng_arg: rng})[-1]
+
+    return draw

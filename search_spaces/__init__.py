@@ -29,6 +29,7 @@ to SearchSpec), :func:`validate`, ``SearchSpec.space``, :func:`config_from_vals`
 from .compiler import (
     Parameter,
     compile_space,
+    config_from_draw,
     config_from_vals,
     count_parameters,
     parameter_labels,
@@ -56,6 +57,7 @@ __all__ = [
     "SearchSpec",
     "SpecError",
     "compile_space",
+    "config_from_draw",
     "config_from_vals",
     "count_parameters",
     "flatten_layers",

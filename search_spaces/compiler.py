@@ -254,7 +254,17 @@ def config_from_vals(space: Any, vals: Mapping[str, Any]) -> dict[str, Any]:
     (see the module doc). Raises ValueError when an active label has no value or a bad one.
     """
     space = _space_of(space)
-    fixed = _active_vals(space, _normalise_vals(vals))
+    return _evaluated(space, _active_vals(space, _normalise_vals(vals)))
+
+
+def config_from_draw(space: Any, point: dict[str, Any]) -> dict[str, Any]:
+    """:func:`config_from_vals` for a point the space itself drew (``{label: value}`` of the labels the
+    draw reached, plain Python values): the same configuration, without the walk that checks that every
+    reached label has a good value (a draw has them by construction)."""
+    return _evaluated(_space_of(space), point)
+
+
+def _evaluated(space: Any, fixed: dict[str, Any]) -> dict[str, Any]:
     root, params = _evaluation_plan(space)
     memo = {node: fixed[label] for node, label in params if label in fixed}
     try:
