@@ -126,16 +126,29 @@ CREATE INDEX IF NOT EXISTS trials_search_heads
     ON trials(search_id, seq, number, state, value, version, started_at, finished_at, id);
 -- A change feed: every insert or version bump of a trial stamps it with the next value of one
 -- counter. Writes hold the database's write lock, so stamps are given in commit order and a reader
--- that has seen stamp N has seen every change stamped <= N (see trials_changed_since).
+-- that has seen stamp N has seen every change stamped <= N (see trials_changed_since). The hot
+-- statements (a claim's insert, a claim of a queued trial, a report) stamp their row themselves
+-- (seq = the counter + 1, :data:`_STAMP`), and a trigger moves the counter up to the stamp; a
+-- statement that does not is stamped by a trigger that updates the row again.
 CREATE TABLE IF NOT EXISTS trial_seq (value INTEGER NOT NULL);
 INSERT INTO trial_seq SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM trial_seq);
-CREATE TRIGGER IF NOT EXISTS trials_seq_on_update AFTER UPDATE OF version ON trials BEGIN
+DROP TRIGGER IF EXISTS trials_seq_on_update;
+DROP TRIGGER IF EXISTS trials_seq_on_insert;
+CREATE TRIGGER IF NOT EXISTS trials_stamp_update AFTER UPDATE OF version ON trials
+WHEN NEW.seq <= OLD.seq BEGIN
     UPDATE trial_seq SET value = value + 1;
     UPDATE trials SET seq = (SELECT value FROM trial_seq) WHERE id = NEW.id;
 END;
-CREATE TRIGGER IF NOT EXISTS trials_seq_on_insert AFTER INSERT ON trials BEGIN
+CREATE TRIGGER IF NOT EXISTS trials_stamped_update AFTER UPDATE OF version ON trials
+WHEN NEW.seq > OLD.seq BEGIN
+    UPDATE trial_seq SET value = MAX(value, NEW.seq);
+END;
+CREATE TRIGGER IF NOT EXISTS trials_stamp_insert AFTER INSERT ON trials WHEN NEW.seq <= 0 BEGIN
     UPDATE trial_seq SET value = value + 1;
     UPDATE trials SET seq = (SELECT value FROM trial_seq) WHERE id = NEW.id;
+END;
+CREATE TRIGGER IF NOT EXISTS trials_stamped_insert AFTER INSERT ON trials WHEN NEW.seq > 0 BEGIN
+    UPDATE trial_seq SET value = MAX(value, NEW.seq);
 END;
 -- Per-epoch history appended by heartbeats (one row per epoch: O(1) written per epoch). While a trial
 -- has rows here they are its history (trials.history is then '[]'); a history saved whole (a report,
@@ -214,6 +227,8 @@ _PROPOSALS = 3
 _CHEAP_PROPOSAL_SECONDS = 0.005
 """A suggestion that took less is made again when its slot was lost; a costlier one is not."""
 _MISSED = object()
+_STAMP = "(SELECT value FROM trial_seq) + 1"
+"""A trial's next change-feed stamp, set by the statement that changes it (see the schema's triggers)."""
 
 
 def _dumps(v: Any) -> str:
@@ -832,7 +847,8 @@ class SQLiteStore(Store):
         conn.execute(
             "INSERT INTO trials (id, search_id, number, state, config, vals, seed, created_at, updated_at,"
             " value, loss, metrics, history, error, worker_id, lease_token, lease_expires_at, attempts,"
-            " started_at, finished_at, info, version) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            " started_at, finished_at, info, version, seq)"
+            f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{_STAMP})",
             (
                 t.id, t.search_id, t.number, str(t.state),
                 None if t.config is None else _dumps(t.config),
@@ -909,7 +925,7 @@ class SQLiteStore(Store):
         conn.execute(
             "UPDATE trials SET state = ?, value = ?, loss = ?, metrics = ?, history = COALESCE(?, history),"
             " error = ?, info = ?, lease_token = NULL, lease_expires_at = NULL, finished_at = ?,"
-            " updated_at = ?, version = version + 1 WHERE id = ?",
+            f" updated_at = ?, version = version + 1, seq = {_STAMP} WHERE id = ?",
             (
                 str(state), value, outcome.loss, _dumps(outcome.metrics),
                 None if history is None else _dumps(history), error, _dumps({**trial.info, **outcome.info}),
