@@ -163,6 +163,9 @@ def count_parameters(doc_sections: Mapping[str, Any], sections: Sequence[str] = 
 def to_builtin(value: Any) -> Any:
     """A fresh copy of an evaluated configuration with only plain Python types (tuples become
     lists, numpy scalars become int/float/bool/str)."""
+    kind = type(value)
+    if kind is float or kind is int or kind is str or kind is bool or value is None:
+        return value
     if isinstance(value, dict):
         return {k: to_builtin(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

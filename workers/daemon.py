@@ -552,7 +552,6 @@ class Worker:
         except NotFound:  # deleted between our claim and this read: nothing to run, nothing to report
             self.log.warning("search %s was deleted; dropping trial %s", trial.search_id, trial.id)
             return UNCLAIMED
-        label = f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
         heartbeat = Heartbeat(
             self.store,
             trial,
@@ -576,7 +575,7 @@ class Worker:
             if reason == StopReason.SHUTDOWN:
                 self._hand_back(trial)
             else:
-                self.log.info("%s stopped: %s; nothing reported", label, reason)
+                self.log.info("%s stopped: %s; nothing reported", _label(trial, search), reason)
             return UNCLAIMED
         t1 = time.perf_counter()
         opts = self.options
@@ -596,10 +595,11 @@ class Worker:
         )
         if reported is not None:
             if reported.state == TrialState.DONE and run_s < QUICK_TRIAL_SECONDS:
-                self.log.debug("%s %s", label, _outcome_text(reported, search, run_s))
+                if self.log.isEnabledFor(logging.DEBUG):  # one line per trial: not formatted for nothing
+                    self.log.debug("%s %s", _label(trial, search), _outcome_text(reported, search, run_s))
                 self._quick_done()
             else:
-                self.log.info("%s %s", label, _outcome_text(reported, search, run_s))
+                self.log.info("%s %s", _label(trial, search), _outcome_text(reported, search, run_s))
             if reported.info.get("error_kind") == "search":
                 self.log.warning("search %s (%s) failed: its document cannot run", search.id, search.name)
         return claimed
@@ -663,6 +663,10 @@ class Worker:
         except _Stopping:
             self.log.error("trial %s result lost: the store stayed unreachable while stopping", trial.id)
         return None, UNCLAIMED
+
+
+def _label(trial: Trial, search: Search) -> str:
+    return f"trial {trial.id} ({search.name} #{trial.number}, attempt {trial.attempts})"
 
 
 def _outcome_text(trial: Trial, search: Search, run_s: float) -> str:

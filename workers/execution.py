@@ -25,6 +25,7 @@ parameter count and layer list.
 from __future__ import annotations
 
 import enum
+import functools
 import logging
 import os
 import socket
@@ -212,7 +213,7 @@ def _run_function(
     control: TrialControl,
     info: dict[str, Any],
 ) -> TrialResult:
-    from hyperhive.workers.objectives import ObjectiveError, call_objective, resolve
+    from hyperhive.workers.objectives import ObjectiveError, call_objective
 
     params = (trial.config or {}).get("params")
     control.in_function = True
@@ -220,13 +221,22 @@ def _run_function(
         if control.is_set():  # a stop (a signal) landed after the claim, before the handler could interrupt
             raise TrialInterrupted()
         try:
-            fn = resolve(function, ctx.allow_objective)
+            fn = _resolved(function, tuple(ctx.allow_objective))
         except ObjectiveError as exc:
             raise _DocumentFailure(exc) from None
         metrics = call_objective(fn, function, params, search.objective_metric)
     finally:
         control.in_function = False
     return TrialResult.done(metrics, info={"objective_function": function})
+
+
+@functools.lru_cache(maxsize=64)
+def _resolved(reference: str, allowed: tuple[str, ...]) -> Any:
+    """:func:`~hyperhive.workers.objectives.resolve`, once per reference and allow-list in a process
+    (a refusal raises again each time: exceptions are not cached)."""
+    from hyperhive.workers.objectives import resolve
+
+    return resolve(reference, allowed)
 
 
 def _run_keras(

@@ -126,7 +126,6 @@ import math
 import secrets
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
@@ -172,7 +171,7 @@ EXPORT_FORMAT = "hyperhive-export/1"
 
 def new_id() -> str:
     """A new record id: 16 hex characters (64 random bits)."""
-    return uuid.uuid4().hex[:16]
+    return secrets.token_hex(8)
 
 
 def runs_code(document: dict[str, Any]) -> bool:
@@ -222,6 +221,9 @@ def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExc
 def json_safe(v: Any) -> Any:
     """``v`` with non-finite floats replaced by ``None`` and numpy scalars/arrays made plain, so that
     metrics and histories (a NaN loss from a diverged model, say) can be stored as JSON."""
+    kind = type(v)
+    if kind is str or kind is int or kind is bool or v is None:  # most leaves: nothing to do
+        return v
     if isinstance(v, dict):
         return {str(k): json_safe(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
