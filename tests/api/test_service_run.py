@@ -126,6 +126,9 @@ def test_up_example_with_workers_stops_cleanly_mid_search(tmp_path: Path) -> Non
 
 
 def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
+    """Kill -9 the API mid-search: the `hyperhive worker` processes go on against the store; a `follow`
+    rides through the outage; a new server on the same file and port serves the finished search with
+    every trial."""
     db = tmp_path / "hh.db"
     r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
     token = r.stdout.strip().splitlines()[-1]
@@ -140,30 +143,31 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
     )
     yaml_text = function_yaml(n, "restart").replace("hyperhive.demo_objectives:branin", "slowobj:branin")
     sid = Client(server.url, token).submit(yaml_text, "yaml")["id"]
-    workers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "hyperhive.cli",
-                "worker",
-                "--store",
-                f"sqlite:///{db}",
-                "--cpu",
-                "--idle-exit",
-                "3",
-                "--allow-objective",
-                "slowobj",
-            ],
-            cwd=tmp_path,
-            env=cli_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for _ in range(2)
-    ]
+    env = cli_env(HYPERHIVE_URL=server.url, HYPERHIVE_TOKEN=token)
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", "follow", sid, "--json", "--interval", "0.2"],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    workers: list[subprocess.Popen[bytes]] = []
     store = SQLiteStore(db)
     try:
+        # the follower is connected first (its polls are the only GETs of the search): on a busy machine
+        # its start-up can take longer than the whole search, which would then end before the kill
+        deadline = time.monotonic() + 120
+        while f"GET /api/searches/{sid} 200" not in server.log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        worker_cmd = [sys.executable, "-m", "hyperhive.cli", "worker", "--store", f"sqlite:///{db}", "--cpu"]
+        worker_cmd += ["--idle-exit", "3", "--allow-objective", "slowobj"]
+        for _ in range(2):
+            workers.append(
+                subprocess.Popen(
+                    worker_cmd,
+                    cwd=tmp_path,
+                    env=cli_env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
         while store.get_search(sid).counts.finished < 5:
             time.sleep(0.05)
         server.kill()
@@ -171,28 +175,24 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
         time.sleep(1.0)
         assert store.get_search(sid).counts.finished > at_kill, "workers stopped with the API server"
         server.start()
-        page = json.loads(
-            hyperhive(
-                "follow",
-                sid,
-                "--json",
-                "--interval",
-                "0.2",
-                cwd=tmp_path,
-                env=cli_env(HYPERHIVE_URL=server.url, HYPERHIVE_TOKEN=token),
-                timeout=120,
-            ).stdout
-        )
+        out, err = follower.communicate(timeout=120)
+        s = Client(server.url, token).get_search(sid)
         trials = Client(server.url, token).trials(sid, limit=1000)["items"]
     finally:
         store.close()
+        if follower.poll() is None:
+            follower.kill()
         server.stop()
         for w in workers:
             w.send_signal(signal.SIGTERM)
             w.wait(30)
+    assert follower.returncode == 0, err
+    page = json.loads(out)
     assert page["status"] == "completed" and page["counts"]["done"] == n
+    assert s["status"] == "completed" and s["counts"]["done"] == n and s["counts"]["total"] == n
     assert sorted(t["number"] for t in trials) == list(range(n))
-    assert all(t["state"] == "done" for t in trials)
+    assert all(t["state"] == "done" and t["value"] is not None for t in trials)
+    assert s["best_value"] == pytest.approx(min(t["value"] for t in trials))
 
 
 def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> None:
