@@ -43,7 +43,8 @@ def test_run_lecture_example_end_to_end(tmp_path: Path) -> None:
 
 
 def test_run_says_when_workers_cannot_start_or_there_are_none(tmp_path: Path) -> None:
-    """(A function search run to the end by two workers: test_run_works_on_its_own_search_only.)"""
+    """Workers that cannot start, and none at all. (A function search run to the end by two workers:
+    test_run_allow_objective_flag_and_the_hint_that_names_it.)"""
     (tmp_path / "f.yaml").write_text(function_yaml(10))
     # workers that cannot start: a clear message, a non-zero exit, no hang
     r = hyperhive(
@@ -196,45 +197,31 @@ def test_api_restart_with_worker_processes(tmp_path: Path) -> None:
 
 
 def test_run_allow_objective_flag_and_the_hint_that_names_it(tmp_path: Path) -> None:
-    """`run` takes --allow-objective for its workers; without it the refusal says which flag to add."""
-    (tmp_path / "myobj.py").write_text("def score(params):\n    return (params['x'] - 1.0) ** 2\n")
-    doc = yaml.safe_load(function_yaml(3, "mine"))
-    doc["objective"] = {"function": "myobj:score"}
-    del doc["params"]["y"]
-    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
-    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, timeout=120)
-    assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "start `hyperhive run` again with --allow-objective myobj" in r.stdout + r.stderr
-    r = hyperhive(
-        "run",
-        "mine.yaml",
-        "--allow-objective",
-        "myobj",
-        "--port",
-        str(free_port()),
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert "completed: 3/3 trials" in r.stdout
-    env = cli_env(HYPERHIVE_ALLOW_OBJECTIVE="other,myobj")
-    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, env=env, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
-
-
-def test_run_works_on_its_own_search_only(tmp_path: Path) -> None:
-    """Regression: `run FILE` also ran every other unfinished search in the store (twice as long)."""
+    """`run` takes --allow-objective for its workers; without it the refusal says which flag to add.
+    Each `run` works on its own search only (regression: `run FILE` also ran every other unfinished search
+    in the store, twice as long): an unfinished search already in the store stays queued, untouched."""
     from hyperhive import search_spaces
 
     (tmp_path / ".hyperhive").mkdir()
     store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
     other = store.create_search(search_spaces.load(function_yaml(50, "other"), "yaml"), owner="local")
     store.close()
-    (tmp_path / "mine.yaml").write_text(function_yaml(4, "mine"))
-    r = hyperhive("run", "mine.yaml", "--workers", "2", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    (tmp_path / "myobj.py").write_text("def score(params):\n    return (params['x'] - 1.0) ** 2\n")
+    doc = yaml.safe_load(function_yaml(4, "mine"))
+    doc["objective"] = {"function": "myobj:score"}
+    del doc["params"]["y"]
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(doc))
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "start `hyperhive run` again with --allow-objective myobj" in r.stdout + r.stderr
+    args = ("--allow-objective", "myobj", "--workers", "2", "--port", str(free_port()))
+    r = hyperhive("run", "mine.yaml", *args, cwd=tmp_path, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "completed: 4/4 trials, best loss" in r.stdout
     assert f"1 other unfinished search(es) in this store stay queued (e.g. {other.id})" in r.stderr
+    env = cli_env(HYPERHIVE_ALLOW_OBJECTIVE="other,myobj")
+    r = hyperhive("run", "mine.yaml", "--port", str(free_port()), cwd=tmp_path, env=env, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
     store = SQLiteStore(tmp_path / ".hyperhive" / "hyperhive.db")
     untouched = store.get_search(other.id)
     store.close()
