@@ -1,6 +1,6 @@
 """The CLI against a live ``hyperhive serve`` in a subprocess: tokens, submit, status, trials, best,
-cancel, extend, export, ``submit --follow``, one-line errors; and the API server killed and restarted
-on the same SQLite file during a search while a worker goes on, with nothing lost."""
+cancel, extend, export, ``submit --follow``, one-line errors. (The API server killed and restarted during
+a search while workers go on: tests/api/test_service_run.py::test_api_restart_with_worker_processes.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -239,57 +238,6 @@ def test_errors_are_one_line_without_traceback(live: dict[str, Any], tmp_path: P
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = cli(live, "best", "0123456789abcdef", token=live["admin"])
     assert r.returncode == 1 and "HTTP 404" in r.stderr
-
-
-def test_server_restarted_during_a_search_loses_nothing(live: dict[str, Any], tmp_path: Path) -> None:
-    """Kill -9 the API mid-search; the worker goes on against the store; a `follow` rides through the
-    outage; a new server on the same file and port serves the finished search with every trial."""
-    db = tmp_path / "restart.db"
-    r = hyperhive("token", "create", "alice", "--store", f"sqlite:///{db}", "--create", cwd=tmp_path)
-    token = r.stdout.strip().splitlines()[-1]
-    server = LiveServer(db, tmp_path)
-    server.start()
-    n = 40
-    client = Client(server.url, token)
-    sid = client.submit(function_yaml(n, "restart"), "yaml")["id"]
-    env = cli_env(HYPERHIVE_URL=server.url, HYPERHIVE_TOKEN=token)
-    follower = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.cli", "follow", sid, "--interval", "0.1"],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    store = SQLiteStore(db)
-    try:
-        # the follower is connected first (its polls are the only GETs of the search): on a busy machine
-        # its start-up can take longer than the whole search, which would then end before the kill
-        deadline = time.monotonic() + 120
-        while f"GET /api/searches/{sid} 200" not in server.log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with WorkerThread(db, pause=0.03) as worker:
-            while store.get_search(sid).counts.done < 5:
-                worker.stop.wait(0.05)
-            server.kill()
-            during = worker.reported
-            worker.stop.wait(0.5)
-            assert worker.reported > during, "the worker stopped with the API server"
-            server.start()
-            out, err = follower.communicate(timeout=120)
-    finally:
-        store.close()
-        if follower.poll() is None:
-            follower.kill()
-        server.stop()
-    assert follower.returncode == 0, err
-    assert "completed" in out
-    server.start()
-    try:
-        s = Client(server.url, token).get_search(sid)
-        trials = Client(server.url, token).trials(sid, limit=1000)
-    finally:
-        server.stop()
-    assert s["status"] == "completed" and s["counts"]["done"] == n and s["counts"]["total"] == n
-    assert sorted(t["number"] for t in trials["items"]) == list(range(n))
-    assert all(t["state"] == "done" and t["value"] is not None for t in trials["items"])
-    assert s["best_value"] == pytest.approx(min(t["value"] for t in trials["items"]))
 
 
 def test_serve_no_auth_warns_loudly(tmp_path: Path) -> None:

@@ -42,8 +42,10 @@ def wait_up_file(home: Path, proc: subprocess.Popen[str], timeout: float = 30) -
     raise TimeoutError("up.json never appeared")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_up_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> None:
+def test_up_serves_and_stops_cleanly(tmp_path: Path) -> None:
+    """Stopped by SIGINT, then started again (reusing the store and the token) and stopped by SIGTERM. While
+    the first runs, a second `up` in the same folder is refused; the second start has its default port
+    taken and says so. (One test: each `up` start costs seconds of CI time.)"""
     proc = start_up(tmp_path, "--workers", "0")
     home = tmp_path / ".hyperhive"
     try:
@@ -69,25 +71,44 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, sig: signal.Signals) -> Non
             "status", cwd=tmp_path, env=cli_env(HYPERHIVE_URL=f"http://127.0.0.1:{free_port()}")
         )
         assert other.returncode == 1 and "cannot connect" in other.stderr
+        # a second `up` in the same folder is refused while this one runs
+        r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=90)
+        assert r.returncode == 1 and "already runs" in r.stderr and "Traceback" not in r.stderr
+        assert "hyperhive stopped" not in r.stderr  # it never started
+        assert json.loads((home / "up.json").read_text()) == up  # ...and left the running one's file alone
     finally:
-        proc.send_signal(sig)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=90)
     assert proc.returncode == 0, err
     assert up["url"] in out and token in out
     assert f"dashboard: {up['url']}/login?token={token}\n" in out  # one line, never wrapped
     assert "hyperhive stopped" in err and "Traceback" not in err
     assert not (home / "up.json").exists()
-    # a second `up` reuses the store and the token
-    proc = start_up(tmp_path, "--workers", "0")
+    # a second `up` reuses the store and the token; its default port is taken (walk-through: with 8000
+    # taken `up` served on another port without saying why), and SIGTERM stops it as cleanly as SIGINT
+    sock = bind_socket("127.0.0.1", 0, fallback=False)
+    sock.listen()
+    port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hyperhive.cli", "up", "--workers", "0"],
+        cwd=tmp_path, env=cli_env(HYPERHIVE_PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=default_signals,
+    )  # fmt: skip
     try:
         up2 = wait_up_file(home, proc)
         wait_ready(up2["url"], proc)
         assert token_file.read_text().strip() == token
         assert Client(up2["url"], token).get_search(sid)["name"] == "quad"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=90)
-    assert proc.returncode == 0
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=90)
+        sock.close()
+    assert proc.returncode == 0, err
+    assert not up2["url"].endswith(f":{port}") and f"port {port} is taken" in out and "hyperhive up" in out
+    assert up2["url"] in out and token in out
+    assert f"dashboard: {up2['url']}/login?token={token}\n" in out
+    assert "hyperhive stopped" in err and "Traceback" not in err
+    assert not (home / "up.json").exists()
 
 
 def test_up_with_a_taken_port(tmp_path: Path) -> None:
@@ -115,27 +136,6 @@ def test_up_with_a_taken_port(tmp_path: Path) -> None:
             Embedded(Settings(home=tmp_path / "h"), workers=0, port=port).start()  # type: ignore[call-arg]
     finally:
         sock.close()
-
-
-def test_up_says_when_the_default_port_was_taken(tmp_path: Path) -> None:
-    """Walk-through: with 8000 taken `up` served on another port without saying why."""
-    sock = bind_socket("127.0.0.1", 0, fallback=False)
-    sock.listen()
-    port = sock.getsockname()[1]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "hyperhive.cli", "up", "--workers", "0"],
-        cwd=tmp_path, env=cli_env(HYPERHIVE_PORT=str(port)), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=default_signals,
-    )  # fmt: skip
-    try:
-        up = wait_up_file(tmp_path / ".hyperhive", proc)
-        wait_ready(up["url"], proc)
-    finally:
-        proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=90)
-        sock.close()
-    assert proc.returncode == 0, err
-    assert not up["url"].endswith(f":{port}") and f"port {port} is taken" in out and "hyperhive up" in out
 
 
 FAKE_WORKER = """
@@ -193,19 +193,6 @@ def test_stop_sends_workers_sigterm_and_kills_stragglers(tmp_path: Path, mode: s
     else:
         assert codes == [-signal.SIGKILL] * 2 and 1.0 <= took < 5
     emb.stop()  # idempotent
-
-
-def test_a_second_up_in_the_same_folder_is_refused(tmp_path: Path) -> None:
-    proc = start_up(tmp_path, "--workers", "0")
-    try:
-        wait_up_file(tmp_path / ".hyperhive", proc)
-        r = hyperhive("up", "--workers", "0", cwd=tmp_path, timeout=90)
-        assert r.returncode == 1 and "already runs" in r.stderr and "Traceback" not in r.stderr
-        assert "hyperhive stopped" not in r.stderr  # it never started
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=90)
-    assert proc.returncode == 0
 
 
 def test_sigkill_of_up_makes_its_workers_exit(tmp_path: Path) -> None:

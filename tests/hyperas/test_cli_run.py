@@ -23,6 +23,6 @@ def test_run_a_script_end_to_end(tmp_path: Path) -> None:
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    assert "completed: 4/4 trials" in out.stdout  # max_trials from the script's optim.minimize(max_evals=4)
+    assert "completed: 2/2 trials" in out.stdout  # max_trials from the script's optim.minimize(max_evals=2)
     assert "config.params.b" in out.stdout
     assert sorted(p.name for p in tmp_path.iterdir()) == [".hyperhive", "tiny.py"]

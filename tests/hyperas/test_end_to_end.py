@@ -20,13 +20,13 @@ def test_readme_example_runs_as_a_search(api: TestClient, tokens: dict, store: S
         "/api/searches",
         content=README.encode(),
         headers={"Content-Type": "text/x-python", **tokens["coder"]},
-        params={"name": "readme", "max_trials": 2, "algorithm": "tpe", "seed": 1},
-    )
+        params={"name": "readme", "max_trials": 1, "algorithm": "tpe", "seed": 1},
+    )  # one trial (a TF child process, ~13 s); the lecture-CNN test below runs two, the second on cached data
     assert r.status_code == 201, r.text
     sid = r.json()["id"]
     Worker(store, WorkerOptions(burst=True, data_dir=tmp_path / "data", allow_code=True)).work()
     trials = store.list_trials(sid)
-    assert [t.state for t in trials] == [TrialState.DONE] * 2, [t.error for t in trials]
+    assert [t.state for t in trials] == [TrialState.DONE], [t.error for t in trials]
     for t in trials:
         m = t.metrics
         assert -1.0 <= m["loss"] < 0  # -validation accuracy, as the script returns it

@@ -239,25 +239,27 @@ def test_cli_errors_are_one_line_with_an_exit_code(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ping_and_export_refuse_a_sqlite_store_that_does_not_exist(tmp_path: Path) -> None:
+def test_ping_and_export_refuse_a_sqlite_store_that_does_not_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Walk-through: `hyperhive store ping --store sqlite:///typo.db` created an empty store and said `ok`.
-    ping and export now refuse a missing SQLite file (as token and worker do); import still starts one."""
-    import subprocess
-    import sys
+    ping and export now refuse a missing SQLite file (as token and worker do); import still starts one.
+    (In process, run from tmp_path: relative SQLite paths resolve against the working folder.)"""
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
 
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        cmd = [sys.executable, "-m", "hyperhive.cli", "store", *args]
-        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    def cli(*args: str) -> Any:
+        return runner.invoke(app, ["store", *args])
 
     for args in (["ping"], ["export", "--all", "-o", "out.jsonl"]):
         r = cli(*args, "--store", "sqlite:///typo.db")
-        assert r.returncode == 2 and f"no store at {tmp_path / 'typo.db'}" in r.stderr, r.stderr
-        assert "Traceback" not in r.stderr and not (tmp_path / "typo.db").exists()
+        assert r.exit_code == 2 and f"no store at {tmp_path / 'typo.db'}" in r.output, r.output
+        assert "Traceback" not in r.output and not (tmp_path / "typo.db").exists()
     source = SQLiteStore(tmp_path / "real.db")
     source.create_search(_spec("moved", 2))
     source.close()
-    assert cli("export", "--all", "-o", "out.jsonl", "--store", "sqlite:///real.db").returncode == 0
+    assert cli("export", "--all", "-o", "out.jsonl", "--store", "sqlite:///real.db").exit_code == 0
     r = cli("import", "out.jsonl", "--store", "sqlite:///new.db")
-    assert r.returncode == 0 and "imported 1 search" in r.stdout, r.stderr
+    assert r.exit_code == 0 and "imported 1 search" in r.output, r.output
     r = cli("ping", "--store", "sqlite:///new.db")
-    assert r.returncode == 0 and "(1 searches)" in r.stdout
+    assert r.exit_code == 0 and "(1 searches)" in r.output

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from extendkit import extend_in_process
 
 from hyperhive.errors import LimitExceeded
 from hyperhive.search_spaces import MAX_TRIALS_LIMIT, validate
@@ -108,26 +109,13 @@ def test_refused_extend_changes_nothing_and_a_fitting_one_still_works(store: Sto
         store.extend_search(store.create_search(validate(DOC)).id, 10, limit=10)
 
 
-def _extend_in_process(path: str, search_id: str, calls: int, out: Any) -> None:
-    store = SQLiteStore(path)
-    accepted = 0
-    for _ in range(calls):
-        try:
-            store.extend_search(search_id, STEP)
-            accepted += 1
-        except LimitExceeded:
-            pass
-    store.close()
-    out.put(accepted)
-
-
 def test_sqlite_processes_never_pass_the_limit(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "hh.db")
     search = store.create_search(validate(DOC), owner="mallory")
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_extend_in_process, args=(str(tmp_path / "hh.db"), search.id, 3, out))
+        ctx.Process(target=extend_in_process, args=(str(tmp_path / "hh.db"), search.id, 3, STEP, out))
         for _ in range(4)
     ]
     for p in procs:

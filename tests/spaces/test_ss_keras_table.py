@@ -40,19 +40,53 @@ def _differences(old: Any, new: Any, where: str = "") -> list[str]:
     return [] if old == new else [f"{where}: {old!r} -> {new!r}"]
 
 
-@pytest.mark.slow  # imports Keras (in a subprocess)
-@pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="Keras is not installed")
-def test_the_table_matches_the_installed_keras() -> None:
-    code = (
-        "import json, runpy, sys\n"
-        "ns = runpy.run_path('tools/gen_keras_table.py', run_name='gen')\n"
-        "sys.stdout.write('TABLE' + json.dumps(ns['build_table']()))\n"
-    )
+# What the installed Keras says, read in one subprocess for both tests below (a Keras import takes ~8 s): the
+# table tools/gen_keras_table.py builds, and each layer's, optimizer's and schedule's own argument defaults.
+KERAS_FACTS_CODE = (
+    "import inspect, json, runpy, sys, keras\n"
+    "from hyperhive.search_spaces.keras_names import LAYER_TYPES, OPTIMIZER_TYPES, LR_SCHEDULES\n"
+    "ns = runpy.run_path('tools/gen_keras_table.py', run_name='gen')\n"
+    "def plain(v):\n"
+    "    if isinstance(v, tuple | list):\n"
+    "        return [plain(x) for x in v]\n"
+    "    return v\n"
+    "def defaults(cls):\n"
+    "    out = {}\n"
+    "    for name, p in inspect.signature(cls.__init__).parameters.items():\n"
+    "        if p.default is not p.empty and name != 'self':\n"
+    "            try:\n"
+    "                out[name] = json.loads(json.dumps(plain(p.default)))\n"
+    "            except TypeError:\n"
+    "                pass\n"
+    "    return out\n"
+    "S = keras.optimizers.schedules\n"
+    "res = {\n"
+    "    'layers': {n: defaults(getattr(keras.layers, n)) for n in sorted(LAYER_TYPES)},\n"
+    "    'optimizers': {n: defaults(getattr(keras.optimizers, n)) for n in sorted(OPTIMIZER_TYPES)},\n"
+    "    'schedules': {n: defaults(getattr(S, n)) for n in sorted(LR_SCHEDULES)},\n"
+    "}\n"
+    "sys.stdout.write('FACTS' + json.dumps({'table': ns['build_table'](), 'defaults': res}))\n"
+)
+
+
+@pytest.fixture(scope="module")
+def keras_facts() -> dict[str, Any]:
     r = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-c", KERAS_FACTS_CODE],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    fresh = json.loads(r.stdout.split("TABLE", 1)[1])
+    return json.loads(r.stdout.split("FACTS", 1)[1])  # type: ignore[no-any-return]
+
+
+@pytest.mark.slow  # imports Keras (in a subprocess)
+@pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="Keras is not installed")
+def test_the_table_matches_the_installed_keras(keras_facts: dict[str, Any]) -> None:
+    fresh = keras_facts["table"]
     committed = _committed()
     diffs = _differences(committed, fresh)
     assert not diffs, (
@@ -90,38 +124,10 @@ PLACEHOLDERS = {
 
 @pytest.mark.slow  # imports Keras (in a subprocess)
 @pytest.mark.skipif(importlib.util.find_spec("keras") is None, reason="Keras is not installed")
-def test_keras_defaults_pass_the_checks() -> None:
+def test_keras_defaults_pass_the_checks(keras_facts: dict[str, Any]) -> None:
     """Every layer, optimizer and schedule written with Keras's own default for each argument validates:
     the kinds read from the signatures refuse nothing Keras itself would use."""
-    code = (
-        "import inspect, json, sys, keras\n"
-        "from hyperhive.search_spaces.keras_names import LAYER_TYPES, OPTIMIZER_TYPES, LR_SCHEDULES\n"
-        "def plain(v):\n"
-        "    if isinstance(v, tuple | list):\n"
-        "        return [plain(x) for x in v]\n"
-        "    return v\n"
-        "def defaults(cls):\n"
-        "    out = {}\n"
-        "    for name, p in inspect.signature(cls.__init__).parameters.items():\n"
-        "        if p.default is not p.empty and name != 'self':\n"
-        "            try:\n"
-        "                out[name] = json.loads(json.dumps(plain(p.default)))\n"
-        "            except TypeError:\n"
-        "                pass\n"
-        "    return out\n"
-        "S = keras.optimizers.schedules\n"
-        "res = {\n"
-        "    'layers': {n: defaults(getattr(keras.layers, n)) for n in sorted(LAYER_TYPES)},\n"
-        "    'optimizers': {n: defaults(getattr(keras.optimizers, n)) for n in sorted(OPTIMIZER_TYPES)},\n"
-        "    'schedules': {n: defaults(getattr(S, n)) for n in sorted(LR_SCHEDULES)},\n"
-        "}\n"
-        "sys.stdout.write('DEFAULTS' + json.dumps(res))\n"
-    )
-    r = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, check=False
-    )
-    assert r.returncode == 0, r.stderr[-3000:]
-    found = json.loads(r.stdout.split("DEFAULTS", 1)[1])
+    found = keras_facts["defaults"]
 
     def with_required(table: dict[str, Any], name: str, given: dict[str, Any]) -> dict[str, Any]:
         required = [k for k in table[name]["required"] if k not in AUTO_FILLED_SCHEDULE_ARGUMENTS]

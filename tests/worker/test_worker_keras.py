@@ -58,7 +58,7 @@ class RecordingStore(StoreProxy):
 
 def test_lecture_cnn_search_end_to_end_then_retrain(store: SQLiteStore, tmp_path: Path) -> None:
     doc = search_spaces.parse_text((EXAMPLES / "lecture-cnn.yaml").read_text())
-    doc.update(max_trials=3, seed=11)
+    doc.update(max_trials=2, seed=11)
     doc["training"]["epochs"] = 2
     search = create_search(store, doc)
     recording = RecordingStore(store)
@@ -66,9 +66,9 @@ def test_lecture_cnn_search_end_to_end_then_retrain(store: SQLiteStore, tmp_path
     worker.work()
 
     s = store.get_search(search.id)
-    assert (s.status, s.counts.done, s.counts.total) == ("completed", 3, 3)
-    assert recording.saved == [1, 2] * 3  # history saved at every epoch, while running
-    assert recording.sent == [1, 1] * 3  # each epoch sent once, not the whole history again
+    assert (s.status, s.counts.done, s.counts.total) == ("completed", 2, 2)
+    assert recording.saved == [1, 2] * 2  # history saved at every epoch, while running
+    assert recording.sent == [1, 1] * 2  # each epoch sent once, not the whole history again
     trials = store.list_trials(search.id)
     assert s.best_value == max(t.value for t in trials)
     hashes = {t.info["dataset_sha256"] for t in trials}
@@ -318,14 +318,15 @@ def test_augmentation_early_stopping_f1_objective_and_test_split(store: SQLiteSt
     assert np.array(t.metrics["test_confusion_matrix"]).sum() == 360 and "test_f1" in t.metrics
 
 
-def test_memory_stays_flat_over_20_trials(store: SQLiteStore, tmp_path: Path) -> None:
+def test_memory_stays_flat_over_8_trials(store: SQLiteStore, tmp_path: Path) -> None:
     tiny = [{"type": "Flatten"}, {"type": "Dense", "units": 16, "activation": "relu"}]
     training = {"epochs": 1, "batch_size": 128, "optimizer": {"type": "Adam"}}
-    search = create_search(store, keras_doc(layers=tiny, training=training, max_trials=20))
-    run_worker(store, tmp_path, burst=False, max_trials=5)  # warm-up: imports, dataset, first traces
+    search = create_search(store, keras_doc(layers=tiny, training=training, max_trials=8))
+    run_worker(store, tmp_path, burst=False, max_trials=2)  # warm-up: imports, dataset, first traces
     before = rss_mb()
-    run_worker(store, tmp_path, burst=False, max_trials=15)
+    run_worker(store, tmp_path, burst=False, max_trials=6)
     growth = rss_mb() - before
-    assert store.get_search(search.id).counts.done == 20
-    # without releasing TensorFlow's custom-gradient registry entries this grows by ~40 MB
-    assert growth < 15, f"RSS grew {growth:.1f} MB over 15 trials"
+    assert store.get_search(search.id).counts.done == 8
+    # Without releasing TensorFlow's custom-gradient registry entries each trial keeps ~4.5 MB (these 6
+    # grow by ~29 MB); with it they grow by ~3 MB, most of it in the first trial after the warm-up.
+    assert growth < 12, f"RSS grew {growth:.1f} MB over 6 trials"
