@@ -35,6 +35,7 @@ from hyperhive.models import (
 from hyperhive.policy import InFlightRule, Policy
 from hyperhive.private_files import create_private_file
 from hyperhive.quotas import TRIAL_BYTES_ESTIMATE, Usage
+from hyperhive.store import json_columns
 from hyperhive.store.base import (
     TRIAL_SORT_FIELDS,
     Outcome,
@@ -233,12 +234,12 @@ _STAMP = "(SELECT value FROM trial_seq) + 1"
 """A trial's next change-feed stamp, set by the statement that changes it (see the schema's triggers)."""
 
 
-def _dumps(v: Any) -> str:
-    return json.dumps(v, separators=(",", ":"), allow_nan=False)
+_dumps = json_columns.dumps
+_dumps_clean = json_columns.dumps_clean
 
 
 def _loads(s: str | None) -> Any:
-    return None if s is None else json.loads(s)
+    return None if s is None else json_columns.loads(s)
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -775,7 +776,7 @@ class SQLiteStore(Store):
             attempts=1,
             started_at=now,
         )
-        self._insert_trial_in(conn, trial)
+        self._insert_trial_in(conn, trial, suggested=True)
         if row["status"] == "running" and row["started_at"] is not None:
             # status left out when it stays: assigning it rewrites its index entries (owner, status) too
             conn.execute(
@@ -853,7 +854,10 @@ class SQLiteStore(Store):
     def _claimed_by(self, worker_id: str, trial: Trial) -> None:
         """Nothing: both claim transactions wrote the worker row (:meth:`_busy_in`)."""
 
-    def _insert_trial_in(self, conn: sqlite3.Connection, t: Trial) -> None:
+    def _insert_trial_in(self, conn: sqlite3.Connection, t: Trial, *, suggested: bool = False) -> None:
+        """Insert ``t`` (``suggested``: a claim's new trial, whose config and vals the policy made: written
+        by :func:`~hyperhive.store.json_columns.dumps_clean`)."""
+        dump = _dumps_clean if suggested else _dumps
         conn.execute(
             "INSERT INTO trials (id, search_id, number, state, config, vals, seed, created_at, updated_at,"
             " value, loss, metrics, history, error, worker_id, lease_token, lease_expires_at, attempts,"
@@ -861,8 +865,8 @@ class SQLiteStore(Store):
             f" VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,{_STAMP})",
             (
                 t.id, t.search_id, t.number, str(t.state),
-                None if t.config is None else _dumps(t.config),
-                None if t.vals is None else _dumps(t.vals),
+                None if t.config is None else dump(t.config),
+                None if t.vals is None else dump(t.vals),
                 t.seed, t.created_at, t.updated_at, t.value, t.loss,
                 _dumps(t.metrics) if t.metrics else "{}", _dumps(t.history) if t.history else "[]",
                 t.error, t.worker_id, t.lease_token, t.lease_expires_at, t.attempts, t.started_at,
@@ -937,8 +941,9 @@ class SQLiteStore(Store):
             " error = ?, info = ?, lease_token = NULL, lease_expires_at = NULL, finished_at = ?,"
             f" updated_at = ?, version = version + 1, seq = {_STAMP} WHERE id = ?",
             (
-                str(state), value, outcome.loss, _dumps(outcome.metrics),
-                None if history is None else _dumps(history), error, _dumps({**trial.info, **outcome.info}),
+                str(state), value, outcome.loss, _dumps_clean(outcome.metrics),
+                None if history is None else _dumps_clean(history), error,
+                _dumps_clean({**trial.info, **outcome.info}),
                 now, now, trial.id,
             ),
         )  # fmt: skip
