@@ -214,6 +214,11 @@ _SELECT_TRIALS = (
     " WHERE trial_history.trial_id = trials.id) AS appended FROM trials"
 )
 """Trials with their appended epochs, read in the same statement (one snapshot)."""
+_SELECT_TRIAL_AND_SEARCH = (
+    _SELECT_TRIALS.replace("AS appended FROM trials", "AS appended, searches.* FROM trials")
+    + " JOIN searches ON searches.id = trials.search_id WHERE trials.id = ?"
+)
+"""A trial (as :data:`_SELECT_TRIALS`) followed by its search's columns: a report's one read."""
 _BRIEF_COLUMNS = (
     "id, search_id, number, state, config, vals, seed, created_at, updated_at, value, loss, metrics, error,"
     " worker_id, lease_expires_at, attempts, started_at, finished_at, version"
@@ -402,7 +407,7 @@ class SQLiteStore(Store):
         return search_from_dict(d)
 
     @staticmethod
-    def _trial(row: sqlite3.Row) -> Trial:
+    def _trial(row: sqlite3.Row | dict[str, Any]) -> Trial:
         d = dict(row)
         appended = d.pop("appended", None)
         for key in _TRIAL_JSON_COLUMNS:
@@ -446,7 +451,7 @@ class SQLiteStore(Store):
             raise NotFound("search", search_id)
         return self._own_search(row) if own_use else self._search(row)
 
-    def _own_search(self, row: sqlite3.Row) -> Search:
+    def _own_search(self, row: sqlite3.Row | dict[str, Any]) -> Search:
         """The search of ``row`` for the store's own reading (a report's outcome and settlement, the
         policy's suggestion): its document decoded once per process and shared between such reads
         (a search's document never changes; callers of :meth:`get_search` get their own copy)."""
@@ -1001,12 +1006,18 @@ class SQLiteStore(Store):
     ) -> Trial:
         """:meth:`_report` inside a write transaction; the trial returned is built from what was read
         and written (:func:`~hyperhive.store.base.finished`), not read back."""
-        trial = self._get_trial_in(conn, trial_id)
+        cursor = conn.execute(_SELECT_TRIAL_AND_SEARCH, (trial_id,))
+        row = cursor.fetchone()
+        if row is None:
+            raise NotFound("trial", trial_id)
+        names = [d[0] for d in cursor.description]
+        n = names.index("appended") + 1  # the trial's columns, then its search's
+        trial = self._trial(dict(zip(names[:n], row[:n], strict=True)))
         if trial.state.is_final:
             return reported_again(trial, lease_token)
         if trial.state != TrialState.RUNNING or trial.lease_token != lease_token:
             raise LeaseLost(f"trial {trial_id} is not held by this lease (state {trial.state})")
-        search = self._get_search_in(conn, trial.search_id, own_use=True)
+        search = self._own_search(dict(zip(names[n:], row[n:], strict=True)))
         outcome = report_outcome(search, lease_token, result)
         self._finish_in(conn, trial, outcome, now, search)
         return finished(trial, outcome, now)
