@@ -643,8 +643,8 @@ class Store(abc.ABC):
         search; :class:`NotFound`; :class:`ValueError`) raises and claims nothing. A report repeated with
         the same token (its answer was lost) is counted once and the claim goes ahead, so the call may be
         retried whole after :class:`~hyperhive.errors.StoreUnavailable`. This default makes the two
-        calls; a backend may do both in one atomic step (SQLite: one write transaction when the next
-        suggestion does not read the search's history)."""
+        calls; a backend may do both in one atomic step (SQLite: one write transaction, the slot of a
+        search whose suggestion reads the history taken config-less and suggested for after it)."""
         reported = self.report(trial_id, lease_token, result)
         claimed = self.claim(worker_id, lease_seconds, search_id=search_id, allow_code=allow_code)
         return reported, claimed
