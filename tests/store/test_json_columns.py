@@ -17,7 +17,7 @@ VALUES: list[Any] = [
     {"params.x": [2.973654573327341], "params.z": [2], "params.off": []},
     [0.1, 0.30000000000000004, 1e16, 1e-300, 5e-324, -0.0, 3.0e-7, 1.7976931348623157e308],
     {"seed": 12345678901234567890123, "neg": -9223372036854775809, "u64": 18446744073709551615},
-    {"name": "caf\u00e9 \u2603 \U0001f600 \"quoted\" \\ back\nline", "empty": {}, "list": [], "none": None},
+    {"name": 'caf\u00e9 \u2603 \U0001f600 "quoted" \\ back\nline', "empty": {}, "list": [], "none": None},
     {"b": True, "a": False, "z": 0, "order": "kept"},
     "a plain string of 12345678901234567890 digits",
 ]
