@@ -252,7 +252,8 @@ class Engine:
 
         cache = self._search_cache(search)
         if cache.sampler is not None:  # reads no state: no lock
-            vals = cache.sampler.vals(trial.number, int(trial.seed), plain=True)
+            drawn = cache.sampler.vals(trial.number, int(trial.seed))
+            vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
             return vals, config_from_draw(cache.space, {k: v[0] for k, v in vals.items() if v})
         with cache.lock:
             if cache.tpe is not None:

@@ -49,15 +49,11 @@ class RandomSampler:
         self.draws: list[_Draw] | None = self._flat_draws(domain)
         """The direct path's draws in order, or None: every call runs the program."""
 
-    def vals(self, new_id: int, seed: int, *, plain: bool = False) -> dict[str, list[Any]]:
+    def vals(self, new_id: int, seed: int) -> dict[str, list[Any]]:
         """hyperopt's ``misc.vals`` of the trial that ``rand.suggest([new_id], domain, trials, seed)``
         suggests: ``{label: [value] | []}`` (its ``miscs_update_idxs_vals``: the last value drawn for
-        ``new_id``, none for a parameter the trial does not reach). ``plain``: Python numbers, not
-        numpy scalars."""
-        out = self._direct(seed) if self.draws is not None else self._run(new_id, seed)
-        if plain:
-            return {k: [x.item() if isinstance(x, np.generic) else x for x in v] for k, v in out.items()}
-        return out
+        ``new_id``, none for a parameter the trial does not reach)."""
+        return self._direct(seed) if self.draws is not None else self._run(new_id, seed)
 
     def _run(self, new_id: int, seed: int) -> dict[str, list[Any]]:
         rng = np.random.default_rng(seed)

@@ -130,7 +130,7 @@ CREATE INDEX IF NOT EXISTS trials_search_heads
 -- A change feed: every insert or version bump of a trial stamps it with the next value of one
 -- counter. Writes hold the database's write lock, so stamps are given in commit order and a reader
 -- that has seen stamp N has seen every change stamped <= N (see trials_changed_since). The hot
--- statements (a claim's insert, a claim of a queued trial, a report) stamp their row themselves
+-- statements (a claim's insert, a report) stamp their row themselves
 -- (seq = the counter + 1, :data:`_STAMP`), and a trigger moves the counter up to the stamp; a
 -- statement that does not is stamped by a trigger that updates the row again.
 CREATE TABLE IF NOT EXISTS trial_seq (value INTEGER NOT NULL);
@@ -445,11 +445,11 @@ class SQLiteStore(Store):
             raise NotFound("trial", trial_id)
         return self._trial(row)
 
-    def _get_search_in(self, conn: sqlite3.Connection, search_id: str, *, own_use: bool = False) -> Search:
+    def _get_search_in(self, conn: sqlite3.Connection, search_id: str) -> Search:
         row = conn.execute("SELECT * FROM searches WHERE id = ?", (search_id,)).fetchone()
         if row is None:
             raise NotFound("search", search_id)
-        return self._own_search(row) if own_use else self._search(row)
+        return self._search(row)
 
     def _own_search(self, row: sqlite3.Row | dict[str, Any]) -> Search:
         """The search of ``row`` for the store's own reading (a report's outcome and settlement, the
