@@ -7,7 +7,9 @@ graph once into a :class:`~hyperhive.pyll_program.Program` (the node functions c
 ``rand.suggest`` makes: the suggestions are the same, value for value, for a given seed
 (``tests/engine/test_rand_fast.py`` checks it against ``rand.suggest`` on every kind of parameter and
 on nested choices). A graph the program cannot replay (``switch`` nodes) is evaluated by
-``rec_eval``, as in ``rand.suggest``.
+``rec_eval``, as in ``rand.suggest``. The direct path below seeds its generator through
+:func:`~hyperhive.pcg64_seed.seeded_generator` (``default_rng(seed)``'s state, computed without numpy's
+``SeedSequence`` object).
 
 A space without conditional parameters (no distribution inside a choice's option) goes faster still:
 its graph is, per label, one sampling node with constant arguments and a ``size`` computed from the
@@ -29,6 +31,7 @@ from hyperopt.base import Domain
 from hyperopt.pyll import stochastic
 from hyperopt.pyll.base import Apply, Literal
 
+from hyperhive.pcg64_seed import seeded_generator
 from hyperhive.pyll_program import Program
 
 _Draw = tuple[str, Callable[..., Any], list[Any], dict[str, Any], str]
@@ -66,7 +69,7 @@ class RandomSampler:
 
     def _direct(self, seed: int) -> dict[str, list[Any]]:
         assert self._draw_calls is not None
-        rng = np.random.default_rng(seed)
+        rng = seeded_generator(seed)  # default_rng(seed)'s state, without its SeedSequence
         drawn = {label: draw(rng) for label, draw in self._draw_calls}
         return {label: [drawn[label]] for label in self._labels}  # the graph's label order
 

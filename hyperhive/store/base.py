@@ -235,6 +235,11 @@ def json_safe(v: Any) -> Any:
     return v
 
 
+_FLAT = frozenset({int, float, bool, str, type(None)})
+"""Types of metric values that :func:`~hyperhive.payloads.cap_metrics` keeps as they are once cut
+(strings are cut to their cap by the first pass, and json_safe leaves these types plain)."""
+
+
 def _capped(
     metrics: dict[str, Any], history: list[dict[str, Any]] | None, objective: str
 ) -> tuple[dict[str, Any], list[dict[str, Any]] | None]:
@@ -294,20 +299,22 @@ def check_reportable(result: TrialResult) -> None:
 def finished(trial: Trial, outcome: Outcome, now: float) -> Trial:
     """``trial`` (running, as read before the write) as a backend's finishing write leaves it: what
     :meth:`Store.report` returns without reading the trial back."""
-    return replace(
-        trial,
-        state=outcome.state,
-        value=outcome.value,
-        loss=outcome.loss,
-        metrics=outcome.metrics,
-        history=trial.history if outcome.history is None else outcome.history,
-        error=outcome.error,
-        info={**trial.info, **outcome.info},
-        lease_token=None,
-        lease_expires_at=None,
-        finished_at=now,
-        updated_at=now,
-        version=trial.version + 1,
+    return Trial(  # every field of Trial is an __init__ argument: its __dict__ and the changes
+        **{
+            **trial.__dict__,
+            "state": outcome.state,
+            "value": outcome.value,
+            "loss": outcome.loss,
+            "metrics": outcome.metrics,
+            "history": trial.history if outcome.history is None else outcome.history,
+            "error": outcome.error,
+            "info": {**trial.info, **outcome.info},
+            "lease_token": None,
+            "lease_expires_at": None,
+            "finished_at": now,
+            "updated_at": now,
+            "version": trial.version + 1,
+        }
     )
 
 
@@ -315,9 +322,13 @@ def report_outcome(search: Search, lease_token: str, result: TrialResult) -> Out
     """What a report writes (see "Reports" in the contract): metrics and history capped and made
     JSON-safe, the objective ``value`` and ``loss`` (a ``done`` result without a finite objective turns
     ``failed``), ``info`` with the hash of the reporting token."""
-    # capped twice: first by class counts (cheap on numpy arrays), then by size once plain
+    # capped twice: first by class counts (cheap on numpy arrays), then by size once plain (not needed
+    # when every value is a single number or a short string: the first pass kept them as they are)
     metrics = json_safe(cap_metrics(result.metrics, keep=search.objective_metric))
-    metrics, history = _capped(metrics, result.history, search.objective_metric)
+    if result.history is None and all(type(v) in _FLAT for v in metrics.values()):
+        history = None
+    else:
+        metrics, history = _capped(metrics, result.history, search.objective_metric)
     state, error = result.state, result.error
     value = loss = None
     if state == TrialState.DONE:

@@ -17,7 +17,7 @@ as counter deltas on the search document followed by conditional updates; see
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hyperhive.models import Search, SearchStatus, TrialCounts, TrialState, is_better
 
@@ -105,9 +105,10 @@ def becomes_best(finished: Finished, best_value: float | None, mode: str) -> boo
 
 def counters_after(before: Counters, finished: Finished, mode: str) -> Counters:
     """The search's counters once the running trial ``finished`` is final."""
-    counts = before.counts
+    moved = dict(before.counts.__dict__)  # its fields (one new TrialCounts, not one per change)
     for state, n in count_changes(finished.state).items():
-        counts = replace(counts, **{str(state): getattr(counts, str(state)) + n})
+        moved[str(state)] += n
+    counts = TrialCounts(**moved)
     change = consecutive_change(finished.state)
     consecutive = before.consecutive_failures
     consecutive = consecutive + 1 if change == 1 else 0 if change == 0 else consecutive

@@ -230,6 +230,9 @@ _DOCUMENTS_KEPT = 64
 """How many searches' decoded documents :meth:`SQLiteStore._own_search` keeps."""
 _EXPIRED = "SELECT id FROM trials WHERE state = 'running' AND lease_expires_at < ?"
 """Running trials whose lease expired before ``?``."""
+_ANY_QUEUED = "SELECT 1 FROM trials WHERE state = 'queued' LIMIT 1"
+"""Whether any trial is queued (through the trials_lease index): a claim runs the full queued-trial
+query only then."""
 _PROPOSALS = 3
 """How many suggestions one claim may make for slots that other claimers take first."""
 _CHEAP_PROPOSAL_SECONDS = 0.005
@@ -1046,7 +1049,9 @@ class SQLiteStore(Store):
         with self._write() as conn:
             reported = self._report_in(conn, trial_id, lease_token, result, now)
             self._requeue_expired_in(conn, now)
-            claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
+            claimed = None
+            if conn.execute(_ANY_QUEUED).fetchone() is not None:  # an index probe: most claims find none
+                claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
             if claimed is None:
                 claimed = self._take_slot_in(
                     conn, slot_sql, slot_args, worker_id, lease_seconds, now, None, suggest_here=True
