@@ -35,9 +35,10 @@ class SearchStatus(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self in (SearchStatus.COMPLETED, SearchStatus.CANCELLED, SearchStatus.FAILED)
+        return self in _FINAL_SEARCH_STATUSES
 
 
+_FINAL_SEARCH_STATUSES = frozenset({SearchStatus.COMPLETED, SearchStatus.CANCELLED, SearchStatus.FAILED})
 RUNNABLE_SEARCH_STATUSES = (SearchStatus.PENDING, SearchStatus.RUNNING)
 
 DEFAULT_LEASE_SECONDS = 60.0
@@ -62,9 +63,10 @@ class TrialState(enum.StrEnum):
 
     @property
     def is_final(self) -> bool:
-        return self not in (TrialState.QUEUED, TrialState.RUNNING)
+        return self not in _OPEN_TRIAL_STATES
 
 
+_OPEN_TRIAL_STATES = frozenset({TrialState.QUEUED, TrialState.RUNNING})
 REPORTABLE_TRIAL_STATES = (TrialState.DONE, TrialState.FAILED, TrialState.PRUNED)
 """The final states a worker's report may set (``cancelled`` is the store's own)."""
 

@@ -42,7 +42,15 @@ def _hash_constants(init: int, mult: int, n: int) -> list[tuple[int, int]]:
 # one entropy word: 4 hashmix steps fill the pool, 12 mix it (every ordered pair of pool words)
 _MIX_STEPS = _hash_constants(_INIT_A, _MULT_A, _POOL + _POOL * (_POOL - 1))
 _GENERATE_STEPS = _hash_constants(_INIT_B, _MULT_B, 8)  # 4 uint64 words = 8 uint32 words
-_PAIRS = [(src, dst) for src in range(_POOL) for dst in range(_POOL) if src != dst]
+_MIX_PLAN = [
+    (src, dst, *step)
+    for (src, dst), step in zip(
+        [(src, dst) for src in range(_POOL) for dst in range(_POOL) if src != dst],
+        _MIX_STEPS[_POOL:],
+        strict=True,
+    )
+]
+"""The mixing of the pool: every ordered pair of its words, each with its hash step's constants."""
 
 
 def _hashmix(value: int, step: tuple[int, int]) -> int:
@@ -59,8 +67,9 @@ def pcg64_state(seed: int) -> tuple[int, int]:
     if not 0 <= seed <= _M32:
         raise ValueError(f"pcg64_state takes a seed in [0, 2**32), not {seed}")
     pool = [_hashmix(seed, _MIX_STEPS[0]), *_ZERO_POOL]
-    for (src, dst), step in zip(_PAIRS, _MIX_STEPS[_POOL:], strict=True):
-        mixed = (_MIX_L * pool[dst] - _MIX_R * _hashmix(pool[src], step)) & _M32
+    for src, dst, xor, mult in _MIX_PLAN:  # mix(pool[dst], hashmix(pool[src])), inlined
+        hashed = ((pool[src] ^ xor) * mult) & _M32
+        mixed = (_MIX_L * pool[dst] - _MIX_R * (hashed ^ (hashed >> 16))) & _M32
         pool[dst] = mixed ^ (mixed >> 16)
     w = [_hashmix(pool[i % _POOL], step) for i, step in enumerate(_GENERATE_STEPS)]
     # uint32 pairs read as little-endian uint64: (w0, w1) -> w1 << 32 | w0; seed = u0:u1, inc = u2:u3

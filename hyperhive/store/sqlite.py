@@ -28,6 +28,7 @@ from hyperhive.models import (
     SearchStatus,
     TokenInfo,
     Trial,
+    TrialCounts,
     TrialResult,
     TrialState,
     WorkerInfo,
@@ -53,7 +54,7 @@ from hyperhive.store.base import (
     trial_seed,
     worker_lost,
 )
-from hyperhive.store.codec import dataset_from_dict, search_from_dict, trial_from_dict
+from hyperhive.store.codec import dataset_from_dict
 from hyperhive.store.rows import TrialHead, TrialRow
 from hyperhive.store.rules import Finished, search_error_message, settle
 from hyperhive.store.sqlite_checkpoint import AUTOCHECKPOINT_PAGES, Checkpointer
@@ -204,9 +205,7 @@ CREATE INDEX IF NOT EXISTS searches_owner ON searches(owner, status);
 CREATE INDEX IF NOT EXISTS datasets_owner ON datasets(owner);
 """
 
-_COUNT_COLUMNS = {s: f"n_{s.value}" for s in TrialState}
 _STATES = {s.value: s for s in TrialState}
-_TRIAL_JSON_COLUMNS = ("config", "vals", "metrics", "history", "info")
 _TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
 _RUNNABLE = "status IN ('pending', 'running')"
 _SELECT_TRIALS = (
@@ -248,6 +247,44 @@ _dumps_clean = json_columns.dumps_clean
 
 def _loads(s: str | None) -> Any:
     return None if s is None else json_columns.loads(s)
+
+
+_SEARCH_STATUSES = {s.value: s for s in SearchStatus}
+
+
+def _search_from_row(row: sqlite3.Row | dict[str, Any], document: dict[str, Any]) -> Search:
+    """The search of a ``searches`` row (or a dict of one) with its decoded ``document``: built from the
+    columns (SQLite gives their Python types: the schema's INTEGER and REAL affinities)."""
+    return Search(
+        id=row["id"],
+        name=row["name"],
+        owner=row["owner"],
+        status=_SEARCH_STATUSES[row["status"]],
+        document=document,
+        algorithm=row["algorithm"],
+        max_trials=row["max_trials"],
+        seed=row["seed"],
+        objective_metric=row["objective_metric"],
+        objective_mode=row["objective_mode"],
+        max_consecutive_failures=row["max_consecutive_failures"],
+        max_retries=row["max_retries"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        counts=TrialCounts(
+            queued=row["n_queued"],
+            running=row["n_running"],
+            done=row["n_done"],
+            failed=row["n_failed"],
+            pruned=row["n_pruned"],
+            cancelled=row["n_cancelled"],
+        ),
+        consecutive_failures=row["consecutive_failures"],
+        best_trial_id=row["best_trial_id"],
+        best_value=row["best_value"],
+        error=row["error"],
+    )
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
@@ -404,20 +441,42 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ row decoding
     @staticmethod
     def _search(row: sqlite3.Row) -> Search:
-        d = dict(row)
-        d["document"] = json.loads(d["document"])
-        d["counts"] = {s.value: d[col] for s, col in _COUNT_COLUMNS.items()}
-        return search_from_dict(d)
+        return _search_from_row(row, json.loads(row["document"]))
 
     @staticmethod
     def _trial(row: sqlite3.Row | dict[str, Any]) -> Trial:
-        d = dict(row)
-        appended = d.pop("appended", None)
-        for key in _TRIAL_JSON_COLUMNS:
-            d[key] = _loads(d[key])
+        """The trial of a :data:`_SELECT_TRIALS` row (or a dict of one), built from its columns."""
+        try:
+            appended = row["appended"]
+        except (IndexError, KeyError):  # a row without the appended epochs
+            appended = None
+        history = _loads(row["history"])
         if appended and appended != "[]":
-            d["history"] = [entry for _, entry in sorted(json.loads(appended), key=lambda p: p[0])]
-        return trial_from_dict(d)
+            history = [entry for _, entry in sorted(json.loads(appended), key=lambda p: p[0])]
+        return Trial(
+            id=row["id"],
+            search_id=row["search_id"],
+            number=row["number"],
+            state=_STATES[row["state"]],
+            config=_loads(row["config"]),
+            vals=_loads(row["vals"]),
+            seed=row["seed"],
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            value=row["value"],
+            loss=row["loss"],
+            metrics=_loads(row["metrics"]) or {},
+            history=history or [],
+            error=row["error"],
+            worker_id=row["worker_id"],
+            lease_token=row["lease_token"],
+            lease_expires_at=row["lease_expires_at"],
+            attempts=row["attempts"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            info=_loads(row["info"]) or {},
+            version=row["version"],
+        )
 
     @staticmethod
     def _append_epochs(conn: sqlite3.Connection, trial_id: str, k: int, new: list[dict[str, Any]]) -> None:
@@ -465,10 +524,7 @@ class SQLiteStore(Store):
             if len(self._documents) >= _DOCUMENTS_KEPT:
                 self._documents.pop(next(iter(self._documents)), None)
             cached = self._documents[key] = (raw, json.loads(raw))
-        d = dict(row)
-        d["document"] = cached[1]
-        d["counts"] = {s.value: d[col] for s, col in _COUNT_COLUMNS.items()}
-        return search_from_dict(d)
+        return _search_from_row(row, cached[1])
 
     # ------------------------------------------------------------------ searches
     def _insert_search(self, search: Search) -> None:
