@@ -163,13 +163,22 @@ def _last_drawn(
     fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], rng_arg: str
 ) -> Callable[[np.random.Generator], Any]:
     """A call of the generator that returns the last value ``fn(*args, **kwargs, rng_arg=rng)`` draws
-    (``size`` gives one here). hyperopt's ``randint`` of one value is numpy's scalar ``integers`` draw:
-    the same number from the same generator state, leaving the same state, a quarter of the cost of the
-    one-element array (checked against the program with the other draws in ``_flat_draws``)."""
+    (``size`` gives one here). ``uniform`` and ``loguniform`` run hyperopt's bodies (the same numpy calls
+    on the same shapes) without its call wrapper. hyperopt's ``randint`` of one value is numpy's scalar
+    ``integers`` draw: the same number from the same generator state, leaving the same state, a quarter
+    of the cost of the one-element array (checked against the program with the other draws in
+    ``_flat_draws``)."""
     if fn is stochastic.randint and kwargs.get("size") in ((1,), [1], 1) and rng_arg == "rng":
         bound = inspect.signature(stochastic.randint).bind(*args, **kwargs)
         low, high = bound.arguments["low"], bound.arguments.get("high")
         return lambda rng: rng.integers(low, high)
+    if fn in (stochastic.uniform, stochastic.loguniform) and rng_arg == "rng" and "size" in kwargs:
+        # hyperopt's own bodies (rng.uniform, then np.exp for loguniform) called without its wrapper
+        bound = inspect.signature(fn).bind(*args, **kwargs)
+        low, high, size = bound.arguments["low"], bound.arguments["high"], kwargs["size"]
+        if fn is stochastic.uniform:
+            return lambda rng: rng.uniform(low, high, size=size)[-1]
+        return lambda rng: np.exp(rng.uniform(low, high, size=size))[-1]
 
     def draw(rng: np.random.Generator) -> Any:
         return fn(*args, **{**kwargs, rng_arg: rng})[-1]

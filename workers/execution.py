@@ -81,23 +81,21 @@ class TrialControl:
     signal handler. The first reason given wins."""
 
     def __init__(self) -> None:
-        self._event = threading.Event()
         self._lock = threading.Lock()
-        self._reason: StopReason | None = None
+        self._reason: StopReason | None = None  # set once, under the lock; read without it
         self.in_function = False
 
     def stop(self, reason: StopReason | str) -> None:
         with self._lock:
             if self._reason is None:
                 self._reason = StopReason(reason)
-                self._event.set()
 
     @property
     def reason(self) -> StopReason | None:
         return self._reason
 
     def is_set(self) -> bool:
-        return self._event.is_set()
+        return self._reason is not None
 
 
 @dataclass
