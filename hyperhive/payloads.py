@@ -28,6 +28,7 @@ from typing import Any
 
 import bson
 import bson.errors
+import orjson
 
 MAX_MATRIX_CLASSES = 256
 MAX_PER_CLASS_CLASSES = 1000
@@ -49,6 +50,17 @@ def bson_size(value: Any) -> int:
         return len(bson.encode({"v": value})) - 8
     except (OverflowError, bson.errors.InvalidDocument, TypeError, ValueError):
         return 2 * len(json.dumps(value, default=str))
+
+
+def surely_within(value: Any, limit: int) -> bool:
+    """Whether ``value``'s :func:`bson_size` is surely at most ``limit`` without encoding it as BSON:
+    when 8 bytes for each character of its JSON text fit. BSON never takes that much per character:
+    at most 5 within such limits (an array element ``0,`` takes 2 characters and, at a 4-digit index,
+    10 bytes: type, index key, int32); a value orjson cannot write gets False."""
+    try:
+        return len(orjson.dumps(value)) * 8 <= limit
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return False
 
 
 def _scalar(v: Any) -> bool:
@@ -146,7 +158,7 @@ def cap_error(error: str | None) -> str | None:
 def cap_info(info: dict[str, Any]) -> dict[str, Any]:
     """``info`` under :data:`MAX_INFO_BYTES`: its largest values dropped first, ``truncated`` set."""
     out = {str(k)[:MAX_KEY_CHARS]: _short(v) for k, v in info.items()}
-    if bson_size(out) <= MAX_INFO_BYTES:
+    if surely_within(out, MAX_INFO_BYTES) or bson_size(out) <= MAX_INFO_BYTES:
         return out
     for key in sorted(out, key=lambda k: -bson_size(out[k])):
         del out[key]

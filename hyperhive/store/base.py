@@ -130,6 +130,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from hyperhive.errors import Conflict, LeaseLost, LimitExceeded, NotFound, StoreUnavailable
 from hyperhive.models import (
     DEFAULT_LEASE_SECONDS,
@@ -218,12 +220,25 @@ def extend_refused(search_id: str, current: int, n: int, limit: int) -> LimitExc
     )
 
 
+_STRICT_ORJSON = (
+    orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+)
+"""orjson refusing (TypeError) what :func:`json_safe` would not make plain itself: dataclasses, dates,
+subclasses of str/int/dict/list. What it takes is plain JSON (str keys, numbers, strings, lists, dicts;
+tuples become lists), and it writes a non-finite float as null, as json_safe does."""
+
+
 def json_safe(v: Any) -> Any:
     """``v`` with non-finite floats replaced by ``None`` and numpy scalars/arrays made plain, so that
     metrics and histories (a NaN loss from a diverged model, say) can be stored as JSON."""
     kind = type(v)
     if kind is str or kind is int or kind is bool or v is None:  # most leaves: nothing to do
         return v
+    if kind is dict:  # plain JSON values (a function objective's metrics, a worker's info): through orjson
+        try:
+            return orjson.loads(orjson.dumps(v, option=_STRICT_ORJSON))
+        except TypeError:  # numpy values, keys that are not strings, other objects: the walk below
+            pass
     if isinstance(v, dict):
         return {str(k): json_safe(x) for k, x in v.items()}
     if isinstance(v, list | tuple):
