@@ -90,7 +90,13 @@ CREATE TABLE IF NOT EXISTS searches (
     last_claim_at REAL NOT NULL DEFAULT 0,
     code INTEGER NOT NULL DEFAULT 0
 );
-CREATE INDEX IF NOT EXISTS searches_status ON searches(status, n_running, last_claim_at);
+-- The fairest runnable search (a claim's slot query) in index order, with no sort of whole rows: a
+-- partial index of the runnable searches in the query's ORDER BY (it replaced searches_status, an
+-- index on (status, n_running, last_claim_at) that left the query a sort of the rows it found).
+DROP INDEX IF EXISTS searches_status;
+CREATE INDEX IF NOT EXISTS searches_runnable ON searches(n_running, last_claim_at, created_at)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX IF NOT EXISTS searches_by_status ON searches(status);
 CREATE INDEX IF NOT EXISTS searches_created ON searches(created_at);
 CREATE TABLE IF NOT EXISTS trials (
     id TEXT PRIMARY KEY,
@@ -207,7 +213,7 @@ CREATE INDEX IF NOT EXISTS datasets_owner ON datasets(owner);
 
 _STATES = {s.value: s for s in TrialState}
 _TOTAL = "(n_queued + n_running + n_done + n_failed + n_pruned + n_cancelled)"
-_RUNNABLE = "status IN ('pending', 'running')"
+_RUNNABLE = "status IN ('pending', 'running')"  # the WHERE of the searches_runnable index, word for word
 _SELECT_TRIALS = (
     "SELECT trials.*, (SELECT json_group_array(json_array(epoch, json(data))) FROM trial_history"
     " WHERE trial_history.trial_id = trials.id) AS appended FROM trials"
@@ -764,8 +770,11 @@ class SQLiteStore(Store):
         only = " AND id = ?" if search_id else ""
         if not allow_code:
             only += " AND code = 0"
+        # one search: its row by id; else searches_runnable, which the planner would not pick without
+        # statistics (it took searches_by_status and sorted the rows)
+        indexed = "" if search_id else " INDEXED BY searches_runnable"
         sql = (
-            f"SELECT *, {_TOTAL} AS total FROM searches WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
+            f"SELECT *, {_TOTAL} AS total FROM searches{indexed} WHERE {_RUNNABLE} AND {_TOTAL} < max_trials"
             f"{only} ORDER BY n_running, last_claim_at, created_at LIMIT 1"
         )
         return sql, [search_id] if search_id else []
