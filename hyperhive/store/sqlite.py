@@ -1169,6 +1169,8 @@ class SQLiteStore(Store):
     def _requeue_expired_in(self, conn: sqlite3.Connection, now: float) -> int:
         """:meth:`requeue_expired` inside a write transaction."""
         changed = 0
+        if conn.execute(_EXPIRED + " LIMIT 1", (now,)).fetchone() is None:  # an index seek, no sorter
+            return 0
         for row in conn.execute(_EXPIRED + " ORDER BY lease_expires_at, number", (now,)).fetchall():
             trial = self._get_trial_in(conn, row["id"])
             if trial.state != TrialState.RUNNING:
