@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from hyperopt import Trials, anneal, rand, trials_from_docs
 from hyperopt.base import (
     JOB_STATE_DONE,
@@ -43,7 +42,7 @@ from hyperopt.base import (
 
 from hyperhive import tpe_parallel
 from hyperhive.models import Search, Trial, TrialState
-from hyperhive.rand_fast import RandomSampler
+from hyperhive.rand_fast import RandomSampler, plain
 from hyperhive.tpe_fast import FastTPE
 from hyperhive.tpe_history import History
 from hyperhive.tpe_parallel import ParallelTPE, near_duplicate
@@ -253,7 +252,7 @@ class Engine:
         cache = self._search_cache(search)
         if cache.sampler is not None:  # reads no state: no lock
             drawn = cache.sampler.vals(trial.number, int(trial.seed))
-            vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
+            vals = {k: [plain(x) for x in v] for k, v in drawn.items()}
             return vals, config_from_draw(cache.space, {k: v[0] for k, v in vals.items() if v})
         with cache.lock:
             if cache.tpe is not None:
@@ -265,14 +264,7 @@ class Engine:
                 self._refresh(cache, feed, search.id)
                 new_docs = cache.algorithm([trial.number], cache.domain, self._trials(cache), int(trial.seed))
                 drawn = new_docs[0]["misc"]["vals"]
-        vals = {k: [_plain(x) for x in v] for k, v in drawn.items()}
+        vals = {k: [plain(x) for x in v] for k, v in drawn.items()}
         point = {k: v[0] for k, v in vals.items() if v}
         config = config_from_vals(cache.space, point)
         return vals, config
-
-
-def _plain(x: Any) -> Any:
-    """numpy scalars to Python ones, so that vals are JSON-serialisable."""
-    if isinstance(x, np.generic):
-        return x.item()
-    return x

@@ -8,7 +8,7 @@ graph once into a :class:`~hyperhive.pyll_program.Program` (the node functions c
 (``tests/engine/test_rand_fast.py`` checks it against ``rand.suggest`` on every kind of parameter and
 on nested choices). A graph the program cannot replay (``switch`` nodes) is evaluated by
 ``rec_eval``, as in ``rand.suggest``. The direct path below seeds its generator through
-:func:`~hyperhive.pcg64_seed.seeded_generator` (``default_rng(seed)``'s state, computed without numpy's
+:func:`~hyperhive.pcg64.seeded_generator` (``default_rng(seed)``'s state, computed without numpy's
 ``SeedSequence`` object).
 
 A space without conditional parameters (no distribution inside a choice's option) goes faster still:
@@ -17,7 +17,11 @@ trial ids alone, and the rest of the graph only routes ids and values. For one t
 always give ``[new_id]`` and size 1, so :class:`RandomSampler` calls the sampling nodes' functions
 directly, in the program's order, on the same generator. It takes that path only when the graph has
 that shape and the routes give those values for two different ids, and checks once, on a few seeds,
-that it draws what the program draws.
+that it draws what the program draws. When every parameter is a uniform, a loguniform or a choice (a
+one-value ``randint``), it draws them from a :class:`~hyperhive.pcg64.PCG64Stream` (numpy's generator
+in Python: no numpy call per draw but loguniform's ``exp``), after checking on 38 seeds that the
+stream draws the program's values; the values are then Python numbers where numpy gives numpy scalars
+(the engine makes both plain).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from hyperopt.base import Domain
 from hyperopt.pyll import stochastic
 from hyperopt.pyll.base import Apply, Literal
 
-from hyperhive.pcg64_seed import seeded_generator
+from hyperhive.pcg64 import PCG64Stream, seeded_generator
 from hyperhive.pyll_program import Program
 
 _Draw = tuple[str, Callable[..., Any], list[Any], dict[str, Any], str]
@@ -49,6 +53,9 @@ class RandomSampler:
         self._labels: list[str] = []
         self._draw_calls: list[tuple[str, Callable[[np.random.Generator], Any]]] | None = None
         """The direct path's draws as calls of the generator returning the value drawn."""
+        self._stream_calls: list[tuple[str, Callable[[PCG64Stream], Any]]] | None = None
+        """The same draws on a :class:`~hyperhive.pcg64.PCG64Stream`, when it has them all and they
+        checked out against the program."""
         self.draws: list[_Draw] | None = self._flat_draws(domain)
         """The direct path's draws in order, or None: every call runs the program."""
 
@@ -68,9 +75,13 @@ class RandomSampler:
         return out
 
     def _direct(self, seed: int) -> dict[str, list[Any]]:
-        assert self._draw_calls is not None
-        rng = seeded_generator(seed)  # default_rng(seed)'s state, without its SeedSequence
-        drawn = {label: draw(rng) for label, draw in self._draw_calls}
+        if self._stream_calls is not None and 0 <= seed < 2**32:
+            stream = PCG64Stream(seed)  # default_rng(seed)'s generator, in Python
+            drawn = {label: draw(stream) for label, draw in self._stream_calls}
+        else:
+            assert self._draw_calls is not None
+            rng = seeded_generator(seed)  # default_rng(seed)'s state, without its SeedSequence
+            drawn = {label: draw(rng) for label, draw in self._draw_calls}
         return {label: [drawn[label]] for label in self._labels}  # the graph's label order
 
     def _flat_draws(self, domain: Domain) -> list[_Draw] | None:
@@ -124,7 +135,32 @@ class RandomSampler:
         except Exception:
             self._draw_calls = None
             return None
+        self._stream_calls = self._checked_stream_calls(draws)
         return draws
+
+    def _checked_stream_calls(
+        self, draws: list[_Draw]
+    ) -> list[tuple[str, Callable[[PCG64Stream], Any]]] | None:
+        """The draws on a :class:`~hyperhive.pcg64.PCG64Stream`, when the stream has every one of them and
+        draws the program's values (made plain) on :data:`_STREAM_CHECK_SEEDS`; else None."""
+        calls = []
+        for label, fn, args, kwargs, rng_arg in draws:
+            call = _stream_draw(fn, args, kwargs, rng_arg)
+            if call is None:
+                return None
+            calls.append((label, call))
+        numpy_calls, self._stream_calls = self._stream_calls, calls
+        try:
+            for seed in _STREAM_CHECK_SEEDS:
+                got = {k: [plain(x) for x in v] for k, v in self._direct(seed).items()}
+                want = {k: [plain(x) for x in v] for k, v in self._run(7, seed).items()}
+                if repr(got) != repr(want):
+                    return None
+        except Exception:
+            return None
+        finally:
+            self._stream_calls = numpy_calls
+        return calls
 
     def _reaches(self, node: Apply, target: Apply) -> bool:
         """Whether ``node``'s value depends on ``target``."""
@@ -157,6 +193,42 @@ class RandomSampler:
 
 
 _VARIES = object()
+_STREAM_CHECK_SEEDS = (0, 1, 2, 17, 12345, 2**31 - 2, *range(1000, 1032))
+
+
+def plain(x: Any) -> Any:
+    """numpy scalars to Python ones, so that vals are JSON-serialisable."""
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def _stream_draw(
+    fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], rng_arg: str
+) -> Callable[[PCG64Stream], Any] | None:
+    """The last value ``fn(*args, **kwargs, rng_arg=rng)`` draws (one here), drawn from a
+    :class:`~hyperhive.pcg64.PCG64Stream`: hyperopt's ``uniform``, ``loguniform`` (numpy's ``exp`` of the
+    uniform draw, as hyperopt's body) and ``randint`` of one value below 2**32; None for another."""
+    if rng_arg != "rng" or kwargs.get("size") not in ((1,), [1], 1):
+        return None
+    try:
+        bound = inspect.signature(fn).bind(*args, **kwargs).arguments
+    except TypeError:
+        return None
+    if fn is stochastic.randint:
+        first, second = bound["low"], bound.get("high")
+        start, stop = (0, first) if second is None else (first, second)
+        if not (isinstance(start, int) and isinstance(stop, int) and 1 <= stop - start < 2**32):
+            return None
+        i0: int = start
+        i1: int = stop
+        return lambda stream: stream.integers(i0, i1)
+    if fn in (stochastic.uniform, stochastic.loguniform):
+        low, high = float(bound["low"]), float(bound["high"])
+        if fn is stochastic.uniform:
+            return lambda stream: stream.uniform(low, high)
+        return lambda stream: np.exp(stream.uniform(low, high))
+    return None
 
 
 def _last_drawn(

@@ -3,16 +3,18 @@ search suggests the same configurations it suggested before the sampler replaced
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 import pytest
-from hyperopt import Trials, rand
+from hyperopt import Trials, hp, rand
 from hyperopt.base import Domain
 
 from hyperhive.engine import Engine
 from hyperhive.models import Search, SearchStatus, Trial, TrialState
-from hyperhive.rand_fast import RandomSampler
+from hyperhive.pcg64 import PCG64Stream
+from hyperhive.rand_fast import RandomSampler, plain
 from hyperhive.search_spaces import config_from_vals, validate
 from tests.engine.test_tpe_fast import SPACES
 
@@ -30,7 +32,13 @@ def assert_same_draws(domain: Domain, seeds: range) -> None:
         new_id = seed * 7 % 101
         ours, expected = sampler.vals(new_id, seed), theirs(domain, new_id, seed)
         assert list(ours) == list(expected)  # same labels, same order
-        assert repr(ours) == repr(expected), seed  # same values and types (numpy scalars included)
+        # same values, exactly (repr); the Python stream draws Python numbers where numpy gives numpy
+        # scalars, which the engine makes plain: compared as the engine stores them
+        assert repr(_plain_vals(ours)) == repr(_plain_vals(expected)), seed
+
+
+def _plain_vals(vals: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    return {k: [plain(x) for x in v] for k, v in vals.items()}
 
 
 @pytest.mark.parametrize("space", sorted(SPACES))
@@ -136,4 +144,37 @@ def test_spaces_without_conditional_parameters_take_the_direct_path(space: str, 
     sampler = RandomSampler(domain)
     assert (sampler.draws is not None) == direct
     for seed in range(200):
-        assert repr(sampler.vals(seed, seed)) == repr(theirs(domain, seed, seed))
+        assert repr(_plain_vals(sampler.vals(seed, seed))) == repr(_plain_vals(theirs(domain, seed, seed)))
+
+
+TOY = {"x": hp.uniform("x", -5, 5), "y": hp.loguniform("y", -6.9, 0), "z": hp.choice("z", [1, 2, 3])}
+
+
+@pytest.mark.parametrize(
+    ("space", "stream"),
+    [("toy", True), ("mixed5", False), ("flat", False), ("conditional", False)],
+)
+def test_uniform_loguniform_and_choice_spaces_draw_from_the_python_stream(space: str, stream: bool) -> None:
+    """A flat space of uniform, loguniform and choice parameters draws from a PCG64Stream (no numpy
+    call but loguniform's exp); one with any other distribution stays on numpy's generator. Both draw
+    rand.suggest's values, for seeds far beyond the ones the sampler checked itself on."""
+    spaces = {"toy": lambda: TOY, "flat": flat_space}
+    domain = Domain(lambda _: 0.0, spaces.get(space, SPACES.get(space))())
+    sampler = RandomSampler(domain)
+    assert (sampler._stream_calls is not None) == stream
+    for seed in [*range(0, 2**31 - 1, 2**31 // 300), 2**31 - 2]:
+        assert repr(_plain_vals(sampler.vals(3, seed))) == repr(_plain_vals(theirs(domain, 3, seed))), seed
+
+
+def test_a_stream_that_draws_otherwise_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sampler checks the stream against the program first: a stream drawing other values (here
+    one ulp off) leaves the sampler on numpy's generator, still drawing rand.suggest's values."""
+    real = PCG64Stream.uniform
+    monkeypatch.setattr(
+        PCG64Stream, "uniform", lambda self, low, high: math.nextafter(real(self, low, high), 9.0)
+    )
+    domain = Domain(lambda _: 0.0, TOY)
+    sampler = RandomSampler(domain)
+    assert sampler.draws is not None and sampler._stream_calls is None
+    for seed in range(50):
+        assert repr(_plain_vals(sampler.vals(3, seed))) == repr(_plain_vals(theirs(domain, 3, seed)))

@@ -1,4 +1,4 @@
-"""``np.random.default_rng(seed)`` for a 32-bit seed, without building a ``SeedSequence``.
+"""numpy's PCG64 as ``np.random.default_rng(seed)`` starts it, for a 32-bit seed, in plain Python.
 
 ``default_rng(seed)`` hashes the seed through numpy's ``SeedSequence`` (a Python-level class whose
 construction and ``generate_state`` allocate arrays, take locks and enter ``np.errstate``) and seeds a
@@ -6,11 +6,20 @@ new ``PCG64`` with the result: about a third of a random trial's suggestion. The
 arithmetic on 32-bit words (Melissa O'Neill's ``seed_seq`` as numpy implements it in
 ``numpy/random/bit_generator.pyx``), and PCG64's seeding two steps of its 128-bit LCG
 (``pcg_setseq_128_srandom_r``), so :func:`pcg64_state` computes the state ``default_rng(seed)`` starts
-from in plain Python, and :func:`seeded_generator` puts it into a generator kept per thread. Draws from
-it are numpy's own (the same functions, the same state, so the same values);
-``tests/engine/test_pcg64_seed.py`` checks the state against numpy's for thousands of seeds, and
-:func:`seeded_generator` checks itself once against ``default_rng`` and falls back to it on a numpy
-whose seeding differs.
+from in Python. Two ways to draw from it:
+
+- :func:`seeded_generator`: numpy's own ``Generator``, kept per thread and put in that state (every
+  distribution numpy has, the same values);
+- :class:`PCG64Stream`: the generator itself in Python (the XSL-RR output of numpy's ``pcg64.h``, the
+  32-bit half buffered as numpy buffers it), with the two draws a flat random search makes:
+  ``Generator.uniform``'s ``low + (high - low) * next_double`` and ``Generator.integers``'s Lemire
+  draw for a range below 2**32 (``buffered_bounded_lemire_uint32`` of ``distributions.c``). A draw
+  there costs a few integer operations instead of a numpy call.
+
+``tests/engine/test_pcg64.py`` checks both against numpy for thousands of seeds;
+:func:`seeded_generator` checks the state once against numpy and falls back to ``default_rng`` on a
+numpy whose seeding differs, and :class:`~hyperhive.rand_fast.RandomSampler` uses the stream only
+after checking its draws against hyperopt's on its own space.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ import threading
 import numpy as np
 
 _M32 = 0xFFFFFFFF
+_M64 = (1 << 64) - 1
 _M128 = (1 << 128) - 1
 _INIT_A, _MULT_A = 0x43B0D7E5, 0x931E8875  # SeedSequence's hashmix (entropy into the pool)
 _INIT_B, _MULT_B = 0x8B51F9DD, 0x58F38DED  # SeedSequence.generate_state
@@ -77,6 +87,53 @@ def pcg64_state(seed: int) -> tuple[int, int]:
     inc = (((w[5] << 96) | (w[4] << 64) | (w[7] << 32) | w[6]) << 1 | 1) & _M128
     # pcg_setseq_128_srandom_r: state = 0; step; state += init; step
     return ((inc + init) * _PCG_MULT + inc) & _M128, inc
+
+
+class PCG64Stream:
+    """numpy's ``PCG64`` from the state ``default_rng(seed)`` starts in (``0 <= seed < 2**32``), drawing
+    what a ``Generator`` on it draws with :meth:`uniform` and :meth:`integers` (see the module docstring)."""
+
+    __slots__ = ("has_uint32", "inc", "state", "uinteger")
+
+    def __init__(self, seed: int) -> None:
+        self.state, self.inc = pcg64_state(seed)
+        self.has_uint32 = False
+        self.uinteger = 0
+
+    def next_uint64(self) -> int:
+        """One step of the LCG, then the XSL-RR output of the new state (``pcg64_random_r``)."""
+        state = self.state = (self.state * _PCG_MULT + self.inc) & _M128
+        word = ((state >> 64) ^ state) & _M64
+        turn = state >> 122
+        return ((word >> turn) | (word << (64 - turn))) & _M64
+
+    def next_uint32(self) -> int:
+        """The low half of a 64-bit draw, its high half kept for the next call (``pcg64_next32``)."""
+        if self.has_uint32:
+            self.has_uint32 = False
+            return self.uinteger
+        word = self.next_uint64()
+        self.has_uint32, self.uinteger = True, word >> 32
+        return word & _M32
+
+    def uniform(self, low: float, high: float) -> float:
+        """``Generator.uniform(low, high)``: the top 53 bits of a 64-bit draw as a double in [0, 1)."""
+        return low + (high - low) * ((self.next_uint64() >> 11) * (1.0 / 9007199254740992.0))
+
+    def integers(self, low: int, high: int) -> int:
+        """``Generator.integers(low, high)`` (``high`` excluded) for ``1 <= high - low < 2**32``."""
+        span = high - 1 - low
+        if not 0 <= span < _M32:
+            raise ValueError(f"PCG64Stream.integers takes a range of 1 to 2**32 - 1 values, not {span + 1}")
+        if span == 0:
+            return low
+        n = span + 1
+        m = self.next_uint32() * n
+        if m & _M32 < n:  # Lemire's rejection: only the few leftovers below (2**32 - n) % n draw again
+            threshold = (_M32 - span) % n
+            while m & _M32 < threshold:
+                m = self.next_uint32() * n
+        return low + (m >> 32)
 
 
 class _PerThread(threading.local):

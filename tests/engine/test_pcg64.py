@@ -1,4 +1,4 @@
-"""hyperhive.pcg64_seed: default_rng(seed)'s starting state computed in Python, checked against numpy."""
+"""hyperhive.pcg64: default_rng(seed)'s starting state computed in Python, checked against numpy."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import threading
 import numpy as np
 import pytest
 
-from hyperhive import pcg64_seed
-from hyperhive.pcg64_seed import pcg64_state, seeded_generator
+from hyperhive import pcg64
+from hyperhive.pcg64 import PCG64Stream, pcg64_state, seeded_generator
 
 EDGES = [0, 1, 2, 17, 2**16, 2**31 - 2, 2**31 - 1, 2**32 - 1]
 
@@ -63,8 +63,39 @@ def test_each_thread_reseeds_a_generator_of_its_own() -> None:
 
 
 def test_a_numpy_that_seeds_differently_gets_default_rng(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(pcg64_seed, "_exact", None)
-    monkeypatch.setattr(pcg64_seed, "pcg64_state", lambda seed: (1, 1))  # wrong for every seed
+    monkeypatch.setattr(pcg64, "_exact", None)
+    monkeypatch.setattr(pcg64, "pcg64_state", lambda seed: (1, 1))  # wrong for every seed
     rng = seeded_generator(9)
-    assert rng is not pcg64_seed._local.generator
+    assert rng is not pcg64._local.generator
     assert _draws(rng) == _draws(np.random.default_rng(9))
+
+
+def test_the_stream_draws_what_numpys_generator_draws() -> None:
+    """uniform and integers interleaved (integers of small ranges use numpy's buffered 32-bit halves,
+    a range near 2**32 its rejection loop), raw 64-bit words included."""
+    rnd = random.Random(11)
+    seeds = EDGES + [rnd.getrandbits(32) for _ in range(1500)]
+    plan = [
+        ("u", -5.0, 5.0),
+        ("i", 0, 3),
+        ("u", -6.9, 0.0),
+        ("i", 0, 7),
+        ("i", 0, 3),
+        ("i", 5, 6),
+        ("i", 0, 2**32 - 1),
+    ]
+    for seed in seeds:
+        ours, numpys = PCG64Stream(seed), np.random.default_rng(seed)
+        for kind, low, high in plan:
+            got = ours.uniform(low, high) if kind == "u" else ours.integers(int(low), int(high))
+            want = numpys.uniform(low, high, size=(1,))[-1] if kind == "u" else numpys.integers(low, high)
+            assert got == want and type(got) is (float if kind == "u" else int), (seed, kind, low, high)
+        assert [PCG64Stream(seed).next_uint64() for _ in range(1)] == [
+            int(np.random.PCG64(seed).random_raw())
+        ]
+
+
+@pytest.mark.parametrize(("low", "high"), [(0, 0), (3, 1), (0, 2**32), (0, 2**40)])
+def test_the_stream_refuses_integer_ranges_it_does_not_draw_as_numpy(low: int, high: int) -> None:
+    with pytest.raises(ValueError, match="range"):
+        PCG64Stream(1).integers(low, high)
