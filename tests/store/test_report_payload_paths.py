@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hyperhive.models import Search, SearchStatus, TrialResult
+from hyperhive.models import Search, TrialResult
 from hyperhive.payloads import (
     MAX_INFO_BYTES,
     MAX_STRING_CHARS,
@@ -23,6 +23,7 @@ from hyperhive.payloads import (
 )
 from hyperhive.store import base
 from hyperhive.store.base import json_safe, report_outcome
+from tests.store.test_rules import search
 
 
 def _walk(v: Any) -> Any:
@@ -120,22 +121,7 @@ def test_cap_info_still_cuts_an_oversized_info() -> None:
 
 
 def _search() -> Search:
-    return Search(
-        id="s",
-        name="s",
-        owner=None,
-        status=SearchStatus.RUNNING,
-        document={},
-        algorithm="random",
-        max_trials=10,
-        seed=1,
-        objective_metric="loss",
-        objective_mode="min",
-        max_consecutive_failures=3,
-        max_retries=1,
-        created_at=0.0,
-        updated_at=0.0,
-    )
+    return search(objective_metric="loss", objective_mode="min")
 
 
 @pytest.mark.parametrize(
