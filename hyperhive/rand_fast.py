@@ -7,21 +7,20 @@ graph once into a :class:`~hyperhive.pyll_program.Program` (the node functions c
 ``rand.suggest`` makes: the suggestions are the same, value for value, for a given seed
 (``tests/engine/test_rand_fast.py`` checks it against ``rand.suggest`` on every kind of parameter and
 on nested choices). A graph the program cannot replay (``switch`` nodes) is evaluated by
-``rec_eval``, as in ``rand.suggest``. The direct path below seeds its generator through
-:func:`~hyperhive.pcg64.seeded_generator` (``default_rng(seed)``'s state, computed without numpy's
-``SeedSequence`` object).
+``rec_eval``, as in ``rand.suggest``.
 
 A space without conditional parameters (no distribution inside a choice's option) goes faster still:
 its graph is, per label, one sampling node with constant arguments and a ``size`` computed from the
 trial ids alone, and the rest of the graph only routes ids and values. For one trial those routes
 always give ``[new_id]`` and size 1, so :class:`RandomSampler` calls the sampling nodes' functions
-directly, in the program's order, on the same generator. It takes that path only when the graph has
-that shape and the routes give those values for two different ids, and checks once, on a few seeds,
-that it draws what the program draws. When every parameter is a uniform, a loguniform or a choice (a
-one-value ``randint``), it draws them from a :class:`~hyperhive.pcg64.PCG64Stream` (numpy's generator
-in Python: no numpy call per draw but loguniform's ``exp``), after checking on 38 seeds that the
-stream draws the program's values; the values are then Python numbers where numpy gives numpy scalars
-(the engine makes both plain).
+directly, in the program's order, on the same generator (``default_rng(seed)``'s state, put into a
+generator by :func:`~hyperhive.pcg64.seeded_generator` without numpy's ``SeedSequence`` object). It
+takes that path only when the graph has that shape and the routes give those values for two different
+ids, and checks once, on a few seeds, that it draws what the program draws. When every parameter is a
+uniform, a loguniform or a choice (a one-value ``randint``), it draws them from a
+:class:`~hyperhive.pcg64.PCG64Stream` (numpy's generator in Python: no numpy call per draw but
+loguniform's ``exp``), after checking on 38 seeds that the stream draws the program's values; the
+values are then Python numbers where numpy gives numpy scalars (the engine makes both plain).
 """
 
 from __future__ import annotations
@@ -203,13 +202,18 @@ def plain(x: Any) -> Any:
     return x
 
 
+def _one_value(kwargs: dict[str, Any], rng_arg: str) -> bool:
+    """Whether a sampling node's constant arguments draw one value from its ``rng`` argument."""
+    return rng_arg == "rng" and kwargs.get("size") in ((1,), [1], 1)
+
+
 def _stream_draw(
     fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], rng_arg: str
 ) -> Callable[[PCG64Stream], Any] | None:
     """The last value ``fn(*args, **kwargs, rng_arg=rng)`` draws (one here), drawn from a
     :class:`~hyperhive.pcg64.PCG64Stream`: hyperopt's ``uniform``, ``loguniform`` (numpy's ``exp`` of the
     uniform draw, as hyperopt's body) and ``randint`` of one value below 2**32; None for another."""
-    if rng_arg != "rng" or kwargs.get("size") not in ((1,), [1], 1):
+    if not _one_value(kwargs, rng_arg):
         return None
     try:
         bound = inspect.signature(fn).bind(*args, **kwargs).arguments
@@ -235,22 +239,13 @@ def _last_drawn(
     fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any], rng_arg: str
 ) -> Callable[[np.random.Generator], Any]:
     """A call of the generator that returns the last value ``fn(*args, **kwargs, rng_arg=rng)`` draws
-    (``size`` gives one here). ``uniform`` and ``loguniform`` run hyperopt's bodies (the same numpy calls
-    on the same shapes) without its call wrapper. hyperopt's ``randint`` of one value is numpy's scalar
-    ``integers`` draw: the same number from the same generator state, leaving the same state, a quarter
-    of the cost of the one-element array (checked against the program with the other draws in
-    ``_flat_draws``)."""
-    if fn is stochastic.randint and kwargs.get("size") in ((1,), [1], 1) and rng_arg == "rng":
+    (``size`` gives one here). hyperopt's ``randint`` of one value is numpy's scalar ``integers`` draw:
+    the same number from the same generator state, leaving the same state, a quarter of the cost of the
+    one-element array (checked against the program with the other draws in ``_flat_draws``)."""
+    if fn is stochastic.randint and _one_value(kwargs, rng_arg):
         bound = inspect.signature(stochastic.randint).bind(*args, **kwargs)
         low, high = bound.arguments["low"], bound.arguments.get("high")
         return lambda rng: rng.integers(low, high)
-    if fn in (stochastic.uniform, stochastic.loguniform) and rng_arg == "rng" and "size" in kwargs:
-        # hyperopt's own bodies (rng.uniform, then np.exp for loguniform) called without its wrapper
-        bound = inspect.signature(fn).bind(*args, **kwargs)
-        low, high, size = bound.arguments["low"], bound.arguments["high"], kwargs["size"]
-        if fn is stochastic.uniform:
-            return lambda rng: rng.uniform(low, high, size=size)[-1]
-        return lambda rng: np.exp(rng.uniform(low, high, size=size))[-1]
 
     def draw(rng: np.random.Generator) -> Any:
         return fn(*args, **{**kwargs, rng_arg: rng})[-1]

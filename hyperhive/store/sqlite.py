@@ -691,6 +691,8 @@ class SQLiteStore(Store):
         now: float,
     ) -> Trial | None:
         """The queued trial of ``sql`` (:meth:`_queued_query`) made ours, inside a write transaction."""
+        if conn.execute(_ANY_QUEUED).fetchone() is None:  # an index probe: most claims find none queued
+            return None
         row = conn.execute(sql, args).fetchone()
         if row is None:
             return None
@@ -1114,9 +1116,7 @@ class SQLiteStore(Store):
         with self._write() as conn:
             reported = self._report_in(conn, trial_id, lease_token, result, now)
             self._requeue_expired_in(conn, now)
-            claimed = None
-            if conn.execute(_ANY_QUEUED).fetchone() is not None:  # an index probe: most claims find none
-                claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
+            claimed = self._claim_queued_in(conn, queued_sql, queued_args, worker_id, lease_seconds, now)
             if claimed is None:
                 claimed = self._take_slot_in(
                     conn, slot_sql, slot_args, worker_id, lease_seconds, now, None, suggest_here=True
